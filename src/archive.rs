@@ -1,0 +1,213 @@
+//! Archiving: stream a result URL into the store, hashing SHA-256 on the way, and re-read stored
+//! objects to verify them.
+//!
+//! Bytes flow `HTTP body → hasher → multipart upload` in chunks; nothing holds a whole file. The
+//! upload is completed only when the body ended cleanly with the announced length, so no partial
+//! object ever appears under its final key (the local store writes a staging file and renames
+//! it; S3 completes a multipart upload atomically). An interrupted upload is aborted.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use object_store::path::Path as Key;
+use object_store::{ObjectStoreExt as _, PutPayload, WriteMultipart};
+use sha2::{Digest as _, Sha256};
+
+use crate::store::{Store, StoreError};
+
+/// Multipart part size: also the unit of memory per part in flight.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts uploading at once; peak buffered memory is about `PART_SIZE * (MAX_PARTS + 1)`.
+const MAX_PARTS: usize = 2;
+
+/// Lower-hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a download did not end in a stored object.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The URL answered 403/404/410: the result link has expired or is gone.
+    #[error("the result URL answered HTTP {0}: the link has expired or the file is gone")]
+    Gone(u16),
+    /// Another HTTP error status.
+    #[error("the result URL answered HTTP {0}")]
+    Status(u16),
+    /// The connection failed or was cut.
+    #[error("download failed: {0}")]
+    Network(String),
+    /// The body ended before the announced length.
+    #[error("download cut short: got {got} of {expected} bytes")]
+    Truncated {
+        /// Announced length.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ArchiveError {
+    /// A stable code for the catalogue.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ArchiveError::Gone(_) => "download-gone",
+            ArchiveError::Status(_) => "download-status",
+            ArchiveError::Network(_) => "download-network",
+            ArchiveError::Truncated { .. } => "download-truncated",
+            ArchiveError::Store(_) => "store-unavailable",
+        }
+    }
+}
+
+/// An object stored under its final key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Lower-hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Length.
+    pub bytes: u64,
+    /// MIME type.
+    pub content_type: String,
+}
+
+/// Downloads result files into the store.
+#[derive(Debug, Clone)]
+pub struct Archiver {
+    http: reqwest::Client,
+    store: Store,
+}
+
+impl Archiver {
+    /// An archiver writing into `store`. Downloads have no total timeout (files can be large)
+    /// but fail if no byte arrives for `read_timeout`.
+    pub fn new(store: Store, read_timeout: Duration) -> Result<Archiver, ArchiveError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(read_timeout)
+            .user_agent(concat!("vidkeep/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ArchiveError::Network(format!("cannot build HTTP client: {e}")))?;
+        Ok(Archiver { http, store })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Streams `url` into `key`, hashing on the way; the object exists under `key` only if this
+    /// returns `Ok`.
+    pub async fn fetch(&self, url: &str, key: &Key, default_type: &str) -> Result<Stored, ArchiveError> {
+        let response =
+            self.http.get(url).send().await.map_err(|e| ArchiveError::Network(e.without_url().to_string()))?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            403 | 404 | 410 => return Err(ArchiveError::Gone(status)),
+            _ => return Err(ArchiveError::Status(status)),
+        }
+        let expected = response.content_length();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+            .filter(|v| v.starts_with("video/") || v.starts_with("image/"))
+            .unwrap_or_else(|| default_type.to_owned());
+        let upload = self.store.backend().put_multipart(key).await.map_err(Store::err("start upload", key))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        match copy_hashing(response, &mut writer, key).await {
+            Ok((sha256, bytes)) => {
+                if let Some(expected) = expected.filter(|e| *e != bytes) {
+                    let _ = writer.abort().await;
+                    return Err(ArchiveError::Truncated { expected, got: bytes });
+                }
+                writer.finish().await.map_err(Store::err("complete upload", key))?;
+                Ok(Stored { sha256, bytes, content_type })
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(key = %key, error = %abort, "could not abort an interrupted upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes a small object (the sidecar) atomically.
+    pub async fn put_small(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.store.backend().put(key, PutPayload::from(bytes)).await.map_err(Store::err("write", key))?;
+        Ok(())
+    }
+}
+
+async fn copy_hashing(
+    response: reqwest::Response,
+    writer: &mut WriteMultipart,
+    key: &Key,
+) -> Result<(String, u64), ArchiveError> {
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ArchiveError::Network(e.without_url().to_string()))?;
+        hasher.update(&chunk);
+        bytes += chunk.len() as u64;
+        writer.wait_for_capacity(MAX_PARTS).await.map_err(Store::err("upload part", key))?;
+        writer.put(chunk);
+    }
+    Ok((hex(&hasher.finalize()), bytes))
+}
+
+/// What re-reading one stored object found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Hash and length match.
+    Ok,
+    /// The object is not in the store.
+    Missing,
+    /// The bytes differ from what was archived.
+    Mismatch {
+        /// SHA-256 of what is stored now.
+        sha256: String,
+        /// Length of what is stored now.
+        bytes: u64,
+    },
+}
+
+/// Streams the object at `key` back and compares it with the recorded hash and length.
+pub async fn verify_object(store: &Store, key: &Key, sha256: &str, bytes: u64) -> Result<Check, StoreError> {
+    let got = match store.backend().get(key).await {
+        Ok(got) => got,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Check::Missing),
+        Err(e) => return Err(Store::err("read", key)(e)),
+    };
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let mut stream = got.into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(Store::err("read", key))?;
+        hasher.update(&chunk);
+        len += chunk.len() as u64;
+    }
+    let found = hex(&hasher.finalize());
+    if found == sha256 && len == bytes { Ok(Check::Ok) } else { Ok(Check::Mismatch { sha256: found, bytes: len }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_known_input() {
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

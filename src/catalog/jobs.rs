@@ -1,0 +1,478 @@
+//! Job rows: insert, the one guarded transition, and the queries the engine, CLI and reports use.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Catalog, CatalogError, sql};
+use crate::jobs::{Change, JobError, JobState};
+use crate::spec::{JobSpec, SpecFormat};
+use crate::time::now_ms;
+
+/// Which inbox folder a job's spec file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecPlace {
+    /// Still where it was dropped (the move to `processing/` has not happened yet).
+    Inbox,
+    /// In `processing/` while the job runs.
+    Processing,
+    /// In `done/` with its report.
+    Done,
+    /// In `failed/` with its report.
+    Failed,
+}
+
+impl SpecPlace {
+    /// Name stored in the catalogue; also the folder name for all but `Inbox`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpecPlace::Inbox => "inbox",
+            SpecPlace::Processing => "processing",
+            SpecPlace::Done => "done",
+            SpecPlace::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<SpecPlace, CatalogError> {
+        match s {
+            "inbox" => Ok(SpecPlace::Inbox),
+            "processing" => Ok(SpecPlace::Processing),
+            "done" => Ok(SpecPlace::Done),
+            "failed" => Ok(SpecPlace::Failed),
+            other => Err(CatalogError::Corrupt(format!("spec place `{other}`"))),
+        }
+    }
+}
+
+/// What intake knows about a new job.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The new job's id.
+    pub id: String,
+    /// File name as dropped.
+    pub spec_name: String,
+    /// SHA-256 of the spec file.
+    pub spec_sha256: String,
+    /// Its format.
+    pub spec_format: SpecFormat,
+    /// The parsed spec.
+    pub spec: JobSpec,
+}
+
+impl NewJob {
+    /// SHA-256 of the request body as sent, with keys in sorted order: equal specs, equal fingerprints.
+    pub fn fingerprint(&self) -> String {
+        let canonical: BTreeMap<&String, &serde_json::Value> = self.spec.request.iter().collect();
+        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+        crate::archive::sha256_hex(&bytes)
+    }
+}
+
+/// A job as the catalogue holds it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobRecord {
+    /// Job id.
+    pub id: String,
+    /// File name as dropped.
+    pub spec_name: String,
+    /// Current file name in its folder.
+    pub spec_file: String,
+    /// Folder the spec file is in.
+    #[serde(skip)]
+    pub spec_place: SpecPlace,
+    /// Model code.
+    pub model: String,
+    /// Prompt, if any.
+    pub prompt: Option<String>,
+    /// Human name from the spec's `vidkeep` table.
+    pub name: Option<String>,
+    /// Project.
+    pub project: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Request as JSON, images shown as their source.
+    pub request_display: String,
+    /// Hash of the request as sent.
+    pub fingerprint: String,
+    /// List price of one submission in fen.
+    pub price_fen: i64,
+    /// Current state.
+    pub state: JobState,
+    /// Submissions started.
+    pub attempts: i64,
+    /// Earliest next submission (unix ms).
+    pub next_attempt_at: i64,
+    /// Latest request_id sent.
+    pub request_id: Option<String>,
+    /// Platform task id.
+    pub task_id: Option<String>,
+    /// Result video URL.
+    pub video_url: Option<String>,
+    /// Result cover URL.
+    pub cover_url: Option<String>,
+    /// Platform's final answer.
+    pub result_json: Option<String>,
+    /// Latest error.
+    pub error: Option<JobError>,
+    /// Created (unix ms).
+    pub created_at: i64,
+    /// Accepted by the platform (unix ms).
+    pub submitted_at: Option<i64>,
+    /// SUCCESS seen (unix ms).
+    pub result_at: Option<i64>,
+    /// Archived (unix ms).
+    pub archived_at: Option<i64>,
+    /// Reached a terminal state (unix ms).
+    pub finished_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, spec_name, spec_file, spec_place, model, prompt, name, project, tags, \
+    request_display, fingerprint, price_fen, state, attempts, next_attempt_at, request_id, task_id, \
+    video_url, cover_url, result_json, error_code, error_message, created_at, submitted_at, \
+    result_at, archived_at, finished_at";
+
+fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, String, String)> {
+    let code: Option<String> = r.get(20)?;
+    let message: Option<String> = r.get(21)?;
+    let record = JobRecord {
+        id: r.get(0)?,
+        spec_name: r.get(1)?,
+        spec_file: r.get(2)?,
+        spec_place: SpecPlace::Inbox,
+        model: r.get(4)?,
+        prompt: r.get(5)?,
+        name: r.get(6)?,
+        project: r.get(7)?,
+        tags: Vec::new(),
+        request_display: r.get(9)?,
+        fingerprint: r.get(10)?,
+        price_fen: r.get(11)?,
+        state: JobState::Queued,
+        attempts: r.get(13)?,
+        next_attempt_at: r.get(14)?,
+        request_id: r.get(15)?,
+        task_id: r.get(16)?,
+        video_url: r.get(17)?,
+        cover_url: r.get(18)?,
+        result_json: r.get(19)?,
+        error: code.map(|code| JobError::new(code, message.unwrap_or_default())),
+        created_at: r.get(22)?,
+        submitted_at: r.get(23)?,
+        result_at: r.get(24)?,
+        archived_at: r.get(25)?,
+        finished_at: r.get(26)?,
+    };
+    Ok((record, r.get(3)?, r.get(8)?, r.get(12)?))
+}
+
+fn finish_row(raw: (JobRecord, String, String, String)) -> Result<JobRecord, CatalogError> {
+    let (mut record, place, tags, state) = raw;
+    record.spec_place = SpecPlace::parse(&place)?;
+    record.tags = serde_json::from_str(&tags).map_err(|e| CatalogError::Corrupt(format!("tags: {e}")))?;
+    record.state = state.parse().map_err(|e: crate::jobs::UnknownState| CatalogError::Corrupt(e.to_string()))?;
+    Ok(record)
+}
+
+/// Filters for listing jobs (CLI `jobs`, `export`).
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this model.
+    pub model: Option<String>,
+}
+
+impl Catalog {
+    /// Records a new job in state `queued`, its exact request body, and the first event.
+    pub fn insert_job(&mut self, job: &NewJob) -> Result<(), CatalogError> {
+        let now = now_ms();
+        let price = job.spec.rules().map_or(0, |r| r.price_fen);
+        let tx = self.conn.transaction().map_err(sql("begin insert"))?;
+        tx.execute(
+            "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
+             model, prompt, name, project, tags, request_display, price_fen, state, created_at, updated_at) \
+             VALUES (?1, ?2, ?2, 'inbox', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13, ?13)",
+            params![
+                job.id,
+                job.spec_name,
+                job.spec_sha256,
+                format_name(job.spec_format),
+                job.fingerprint(),
+                job.spec.model,
+                job.spec.prompt,
+                job.spec.meta.name,
+                job.spec.meta.project,
+                serde_json::to_string(&job.spec.meta.tags).unwrap_or_else(|_| "[]".to_owned()),
+                serde_json::Value::Object(job.spec.display.clone()).to_string(),
+                price,
+                now,
+            ],
+        )
+        .map_err(sql("insert job"))?;
+        tx.execute(
+            "INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)",
+            params![job.id, serde_json::Value::Object(job.spec.request.clone()).to_string()],
+        )
+        .map_err(sql("insert request"))?;
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, NULL, 'queued', ?3)",
+            params![job.id, now, format!("accepted spec {}", job.spec_name)],
+        )
+        .map_err(sql("insert event"))?;
+        tx.commit().map_err(sql("commit insert"))
+    }
+
+    /// The job created from this exact spec file whose file has not left the inbox yet (a crash
+    /// between recording and moving it): intake finishes that move instead of making a second job.
+    pub fn job_for_unmoved_spec(&self, spec_name: &str, spec_sha256: &str) -> Result<Option<String>, CatalogError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM jobs WHERE spec_place = 'inbox' AND spec_name = ?1 AND spec_sha256 = ?2",
+                params![spec_name, spec_sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("find unmoved spec"))
+    }
+
+    /// Records where the job's spec file now is.
+    pub fn set_spec_place(&mut self, job_id: &str, place: SpecPlace, file: &str) -> Result<(), CatalogError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET spec_place = ?2, spec_file = ?3, updated_at = ?4 WHERE id = ?1",
+                params![job_id, place.as_str(), file, now_ms()],
+            )
+            .map_err(sql("set spec place"))?;
+        Ok(())
+    }
+
+    /// Applies `change` if the job is in state `from`: one transaction that checks the state
+    /// machine, compares and sets the state, writes the change's data and an event, and keeps the
+    /// submissions ledger in step.
+    pub fn transition(&mut self, job_id: &str, from: JobState, change: &Change) -> Result<(), CatalogError> {
+        let to = change.target();
+        if !from.can_become(to) {
+            return Err(CatalogError::Forbidden { job_id: job_id.to_owned(), from, to });
+        }
+        let now = now_ms();
+        let tx = self.conn.transaction().map_err(sql("begin transition"))?;
+        let found: Option<String> = tx
+            .query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
+            .optional()
+            .map_err(sql("read state"))?;
+        let found: JobState = found
+            .ok_or_else(|| CatalogError::NoJob(job_id.to_owned()))?
+            .parse()
+            .map_err(|e: crate::jobs::UnknownState| CatalogError::Corrupt(e.to_string()))?;
+        if found != from {
+            return Err(CatalogError::Conflict { job_id: job_id.to_owned(), expected: from, found });
+        }
+        let note = apply_change(&tx, job_id, change, now)?;
+        tx.execute(
+            "UPDATE jobs SET state = ?2, updated_at = ?3, \
+             finished_at = CASE WHEN ?2 IN ('archived', 'failed') THEN ?3 ELSE finished_at END \
+             WHERE id = ?1 AND state = ?4",
+            params![job_id, to.as_str(), now, from.as_str()],
+        )
+        .map_err(sql("set state"))?;
+        tx.execute(
+            "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![job_id, now, from.as_str(), to.as_str(), note],
+        )
+        .map_err(sql("insert event"))?;
+        tx.commit().map_err(sql("commit transition"))
+    }
+
+    /// The job `id`.
+    pub fn job(&self, id: &str) -> Result<JobRecord, CatalogError> {
+        let raw = self
+            .conn
+            .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), [id], read_row)
+            .optional()
+            .map_err(sql("read job"))?
+            .ok_or_else(|| CatalogError::NoJob(id.to_owned()))?;
+        finish_row(raw)
+    }
+
+    /// Jobs matching `filter`, oldest first.
+    pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR model = ?2) \
+                 ORDER BY created_at, id"
+            ))
+            .map_err(sql("list jobs"))?;
+        let rows = stmt
+            .query_map(params![filter.state.map(JobState::as_str), filter.model], read_row)
+            .map_err(sql("list jobs"))?;
+        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+    }
+
+    /// Jobs in `state`, oldest first.
+    pub fn jobs_in(&self, state: JobState) -> Result<Vec<JobRecord>, CatalogError> {
+        self.jobs(&JobFilter { state: Some(state), model: None })
+    }
+
+    /// Queued jobs whose retry time has come, oldest first.
+    pub fn due_queued(&self, now: i64, limit: usize) -> Result<Vec<JobRecord>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?1 \
+                 ORDER BY created_at, id LIMIT ?2"
+            ))
+            .map_err(sql("due jobs"))?;
+        let rows = stmt
+            .query_map(params![now, i64::try_from(limit).unwrap_or(i64::MAX)], read_row)
+            .map_err(sql("due jobs"))?;
+        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+    }
+
+    /// Jobs counting against the platform's limit, per model.
+    pub fn in_flight_by_model(&self) -> Result<BTreeMap<String, usize>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT model, COUNT(*) FROM jobs WHERE state IN ('submitting', 'submitted') GROUP BY model")
+            .map_err(sql("count in flight"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(sql("count in flight"))?;
+        rows.map(|r| r.map(|(m, n)| (m, usize::try_from(n).unwrap_or(0))).map_err(sql("count in flight"))).collect()
+    }
+
+    /// The exact request body recorded for `job_id`.
+    pub fn request_body(&self, job_id: &str) -> Result<serde_json::Map<String, serde_json::Value>, CatalogError> {
+        let text: String = self
+            .conn
+            .query_row("SELECT body FROM job_requests WHERE job_id = ?1", [job_id], |r| r.get(0))
+            .optional()
+            .map_err(sql("read request"))?
+            .ok_or_else(|| CatalogError::NoJob(job_id.to_owned()))?;
+        serde_json::from_str(&text).map_err(|e| CatalogError::Corrupt(format!("request body: {e}")))
+    }
+
+    /// Records the latest retryable error on a job without changing its state.
+    pub fn note_error(&mut self, job_id: &str, error: &JobError) -> Result<(), CatalogError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET error_code = ?2, error_message = ?3, updated_at = ?4 WHERE id = ?1",
+                params![job_id, error.code, error.message, now_ms()],
+            )
+            .map_err(sql("note error"))?;
+        Ok(())
+    }
+
+    /// Jobs in a terminal state (or uncertain) whose spec file is still in `processing/` or the inbox.
+    pub fn specs_to_settle(&self) -> Result<Vec<JobRecord>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE state IN ('archived', 'failed') \
+                 AND spec_place IN ('inbox', 'processing') ORDER BY created_at"
+            ))
+            .map_err(sql("specs to settle"))?;
+        let rows = stmt.query_map([], read_row).map_err(sql("specs to settle"))?;
+        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+    }
+}
+
+fn format_name(f: SpecFormat) -> &'static str {
+    match f {
+        SpecFormat::Json => "json",
+        SpecFormat::Toml => "toml",
+        SpecFormat::Text => "text",
+    }
+}
+
+/// Writes the data a change carries; returns the event note.
+fn apply_change(tx: &rusqlite::Transaction<'_>, id: &str, change: &Change, now: i64) -> Result<String, CatalogError> {
+    let exec =
+        |about: &'static str, q: &str, p: &[&dyn rusqlite::ToSql]| tx.execute(q, p).map(|_| ()).map_err(sql(about));
+    match change {
+        Change::Submitting { request_id } => {
+            exec(
+                "start submission",
+                "UPDATE jobs SET attempts = attempts + 1, request_id = ?2, error_code = NULL, error_message = NULL WHERE id = ?1",
+                &[&id, request_id],
+            )?;
+            exec(
+                "record submission",
+                "INSERT INTO submissions (job_id, request_id, started_at, outcome) VALUES (?1, ?2, ?3, 'pending')",
+                &[&id, request_id, &now],
+            )?;
+            Ok(format!("submitting with request_id {request_id}"))
+        }
+        Change::Submitted { task_id } => {
+            exec("accept", "UPDATE jobs SET task_id = ?2, submitted_at = ?3 WHERE id = ?1", &[&id, task_id, &now])?;
+            settle_submission(tx, id, "accepted", Some(task_id), None, now)?;
+            Ok(format!("accepted as task {task_id}"))
+        }
+        Change::Requeue { next_attempt_at, error } => {
+            exec(
+                "requeue",
+                "UPDATE jobs SET next_attempt_at = ?2, error_code = ?3, error_message = ?4 WHERE id = ?1",
+                &[&id, next_attempt_at, &error.code, &error.message],
+            )?;
+            settle_submission(tx, id, "refused", None, Some(&error.code), now)?;
+            Ok(format!("refused ({}): {}", error.code, error.message))
+        }
+        Change::Uncertain(error) => {
+            exec(
+                "mark uncertain",
+                "UPDATE jobs SET error_code = ?2, error_message = ?3 WHERE id = ?1",
+                &[&id, &error.code, &error.message],
+            )?;
+            settle_submission(tx, id, "uncertain", None, Some(&error.code), now)?;
+            Ok(error.message.clone())
+        }
+        Change::ResultReady { video_url, cover_url, result_json } => {
+            exec(
+                "record result",
+                "UPDATE jobs SET video_url = ?2, cover_url = ?3, result_json = ?4, result_at = ?5, \
+                 error_code = NULL, error_message = NULL WHERE id = ?1",
+                &[&id, video_url, cover_url, result_json, &now],
+            )?;
+            Ok("task succeeded; archiving results".to_owned())
+        }
+        Change::Archived => {
+            exec(
+                "archive",
+                "UPDATE jobs SET archived_at = ?2, error_code = NULL, error_message = NULL WHERE id = ?1",
+                &[&id, &now],
+            )?;
+            Ok("all assets stored".to_owned())
+        }
+        Change::Resubmit => {
+            exec("resubmit", "UPDATE jobs SET next_attempt_at = 0 WHERE id = ?1", &[&id])?;
+            Ok("a person chose to submit again (a second charge is possible)".to_owned())
+        }
+        Change::Failed(error) => {
+            exec(
+                "fail",
+                "UPDATE jobs SET error_code = ?2, error_message = ?3 WHERE id = ?1",
+                &[&id, &error.code, &error.message],
+            )?;
+            settle_submission(tx, id, "refused", None, Some(&error.code), now)?;
+            Ok(format!("failed ({}): {}", error.code, error.message))
+        }
+    }
+}
+
+/// Closes the job's pending ledger row, if there is one.
+fn settle_submission(
+    tx: &rusqlite::Transaction<'_>,
+    job_id: &str,
+    outcome: &str,
+    task_id: Option<&String>,
+    code: Option<&String>,
+    now: i64,
+) -> Result<(), CatalogError> {
+    tx.execute(
+        "UPDATE submissions SET outcome = ?2, task_id = ?3, error_code = ?4, finished_at = ?5 \
+         WHERE job_id = ?1 AND outcome = 'pending'",
+        params![job_id, outcome, task_id, code, now],
+    )
+    .map_err(sql("settle submission"))?;
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! Asset records, the event trail and rejected specs.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Catalog, CatalogError, sql};
+use crate::time::now_ms;
+
+/// Which result file an asset is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AssetKind {
+    /// The MP4.
+    Video,
+    /// The cover image.
+    Cover,
+}
+
+impl AssetKind {
+    /// Name stored in the catalogue.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssetKind::Video => "video",
+            AssetKind::Cover => "cover",
+        }
+    }
+}
+
+/// An archived object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Asset {
+    /// The job it belongs to.
+    #[serde(skip)]
+    pub job_id: String,
+    /// Video or cover.
+    pub kind: AssetKind,
+    /// Lower-hex SHA-256 of the stored bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Object path relative to the storage root.
+    pub key: String,
+    /// MIME type.
+    pub content_type: String,
+    /// The URL it was fetched from.
+    #[serde(skip)]
+    pub source_url: String,
+}
+
+/// One entry of a job's state history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// When (unix ms).
+    pub at: i64,
+    /// From state (none for creation).
+    pub from: Option<String>,
+    /// To state.
+    pub to: String,
+    /// What happened.
+    pub note: Option<String>,
+}
+
+/// A spec refused before it became a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejection {
+    /// File name.
+    pub spec_name: String,
+    /// SHA-256 of its bytes.
+    pub spec_sha256: String,
+    /// Stable code.
+    pub error_code: String,
+    /// Why, in words.
+    pub error_message: String,
+    /// When (unix ms).
+    pub at: i64,
+}
+
+impl Catalog {
+    /// Records an asset; called only after the object is stored under its final key.
+    pub fn record_asset(&mut self, asset: &Asset) -> Result<(), CatalogError> {
+        self.conn
+            .execute(
+                "INSERT INTO assets (job_id, kind, key, sha256, bytes, content_type, source_url, stored_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (job_id, kind) DO UPDATE SET key = excluded.key, sha256 = excluded.sha256, \
+                 bytes = excluded.bytes, content_type = excluded.content_type, \
+                 source_url = excluded.source_url, stored_at = excluded.stored_at",
+                params![
+                    asset.job_id,
+                    asset.kind.as_str(),
+                    asset.key,
+                    asset.sha256,
+                    i64::try_from(asset.bytes).unwrap_or(i64::MAX),
+                    asset.content_type,
+                    asset.source_url,
+                    now_ms()
+                ],
+            )
+            .map_err(sql("record asset"))?;
+        Ok(())
+    }
+
+    /// The assets of one job, video first.
+    pub fn assets(&self, job_id: &str) -> Result<Vec<Asset>, CatalogError> {
+        self.query_assets("WHERE job_id = ?1", Some(job_id))
+    }
+
+    /// Every asset in the catalogue.
+    pub fn all_assets(&self) -> Result<Vec<Asset>, CatalogError> {
+        self.query_assets("", None)
+    }
+
+    fn query_assets(&self, filter: &str, job_id: Option<&str>) -> Result<Vec<Asset>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT job_id, kind, key, sha256, bytes, content_type, source_url FROM assets {filter} \
+                 ORDER BY job_id, kind DESC"
+            ))
+            .map_err(sql("list assets"))?;
+        let read = |r: &rusqlite::Row<'_>| {
+            let kind: String = r.get(1)?;
+            let bytes: i64 = r.get(4)?;
+            Ok(Asset {
+                job_id: r.get(0)?,
+                kind: if kind == "cover" { AssetKind::Cover } else { AssetKind::Video },
+                key: r.get(2)?,
+                sha256: r.get(3)?,
+                bytes: u64::try_from(bytes).unwrap_or(0),
+                content_type: r.get(5)?,
+                source_url: r.get(6)?,
+            })
+        };
+        let rows = match job_id {
+            Some(id) => stmt.query_map([id], read),
+            None => stmt.query_map([], read),
+        }
+        .map_err(sql("list assets"))?;
+        rows.map(|r| r.map_err(sql("read asset"))).collect()
+    }
+
+    /// The state history of a job, oldest first.
+    pub fn events(&self, job_id: &str) -> Result<Vec<Event>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, from_state, to_state, note FROM job_events WHERE job_id = ?1 ORDER BY id")
+            .map_err(sql("list events"))?;
+        let rows = stmt
+            .query_map([job_id], |r| Ok(Event { at: r.get(0)?, from: r.get(1)?, to: r.get(2)?, note: r.get(3)? }))
+            .map_err(sql("list events"))?;
+        rows.map(|r| r.map_err(sql("read event"))).collect()
+    }
+
+    /// Records a refused spec.
+    pub fn record_rejection(&mut self, r: &Rejection) -> Result<(), CatalogError> {
+        self.conn
+            .execute(
+                "INSERT INTO rejections (spec_name, spec_sha256, error_code, error_message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.spec_name, r.spec_sha256, r.error_code, r.error_message, r.at],
+            )
+            .map_err(sql("record rejection"))?;
+        Ok(())
+    }
+
+    /// Every refused spec, oldest first.
+    pub fn rejections(&self) -> Result<Vec<Rejection>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections ORDER BY id")
+            .map_err(sql("list rejections"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Rejection {
+                    spec_name: r.get(0)?,
+                    spec_sha256: r.get(1)?,
+                    error_code: r.get(2)?,
+                    error_message: r.get(3)?,
+                    at: r.get(4)?,
+                })
+            })
+            .map_err(sql("list rejections"))?;
+        rows.map(|r| r.map_err(sql("read rejection"))).collect()
+    }
+
+    /// Submissions accepted per job (the ledger's view of what was paid for).
+    pub fn accepted_submissions(&self, job_id: &str) -> Result<u64, CatalogError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM submissions WHERE job_id = ?1 AND outcome = 'accepted'", [job_id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(sql("count submissions"))
+    }
+}

@@ -1,0 +1,230 @@
+//! `jobs`, `export`, `show` and `resolve`: reading (and for `resolve`, deciding) from the catalogue.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::catalog::{Asset, AssetKind, Catalog, JobFilter, JobRecord};
+use crate::config::Config;
+use crate::jobs::{Change, JobError, JobState};
+use crate::time::rfc3339;
+
+/// `export` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A JSON array of jobs.
+    Json,
+    /// CSV, one row per job.
+    Csv,
+}
+
+fn open(config: &Config) -> anyhow::Result<Catalog> {
+    Catalog::open(&config.catalog.path)
+        .with_context(|| format!("cannot open the catalogue {}", config.catalog.path.display()))
+}
+
+/// One job as `export` and `jobs --json` print it.
+pub fn job_json(job: &JobRecord, assets: &[Asset]) -> Value {
+    json!({
+        "job_id": job.id,
+        "spec": job.spec_name,
+        "state": job.state,
+        "model": job.model,
+        "prompt": job.prompt,
+        "name": job.name,
+        "project": job.project,
+        "tags": job.tags,
+        "task_id": job.task_id,
+        "request_id": job.request_id,
+        "submissions": job.attempts,
+        "created_at": rfc3339(job.created_at),
+        "submitted_at": job.submitted_at.map(rfc3339),
+        "archived_at": job.archived_at.map(rfc3339),
+        "error": job.error.as_ref().filter(|_| job.state == JobState::Failed).map(|e| e.message.clone()),
+        "error_code": job.error.as_ref().filter(|_| job.state == JobState::Failed).map(|e| e.code.clone()),
+        "attention": job.error.as_ref().filter(|_| job.state == JobState::Uncertain).map(|e| e.message.clone()),
+        "assets": assets,
+    })
+}
+
+fn load(config: &Config, filter: &JobFilter) -> anyhow::Result<Vec<(JobRecord, Vec<Asset>)>> {
+    let catalog = open(config)?;
+    let jobs = catalog.jobs(filter)?;
+    jobs.into_iter()
+        .map(|j| {
+            let assets = catalog.assets(&j.id)?;
+            Ok((j, assets))
+        })
+        .collect()
+}
+
+/// `vidkeep jobs`
+pub(super) fn jobs(
+    config: &Config,
+    state: Option<JobState>,
+    model: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let rows = load(config, &JobFilter { state, model })?;
+    if json {
+        let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        print!("{}", table(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An aligned table of jobs for people.
+pub fn table(rows: &[(JobRecord, Vec<Asset>)]) -> String {
+    let mut lines =
+        vec![["JOB".to_owned(), "STATE".into(), "MODEL".into(), "SPEC".into(), "VIDEO".into(), "NOTE".into()]];
+    for (job, assets) in rows {
+        let video = assets.iter().find(|a| a.kind == AssetKind::Video).map_or(String::new(), |a| a.key.clone());
+        let note = job.error.as_ref().map_or(String::new(), |e| e.code.clone());
+        lines.push([job.id.clone(), job.state.to_string(), job.model.clone(), job.spec_name.clone(), video, note]);
+    }
+    let widths: Vec<usize> = (0..6).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for line in &lines {
+        let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!("{} job(s)\n", rows.len()));
+    out
+}
+
+/// `vidkeep export`
+pub(super) fn export(
+    config: &Config,
+    format: ExportFormat,
+    state: Option<JobState>,
+    model: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let rows = load(config, &JobFilter { state, model })?;
+    match format {
+        ExportFormat::Json => {
+            let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        ExportFormat::Csv => print!("{}", csv(&rows)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
+    let mut out = String::from(
+        "job_id,spec,state,model,prompt,task_id,submitted_at,archived_at,error,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes\n",
+    );
+    for (job, assets) in rows {
+        let asset = |kind| assets.iter().find(|a: &&Asset| a.kind == kind);
+        let (v, c) = (asset(AssetKind::Video), asset(AssetKind::Cover));
+        let failed = job.error.as_ref().filter(|_| job.state == JobState::Failed);
+        let cells = [
+            job.id.clone(),
+            job.spec_name.clone(),
+            job.state.to_string(),
+            job.model.clone(),
+            job.prompt.clone().unwrap_or_default(),
+            job.task_id.clone().unwrap_or_default(),
+            job.submitted_at.map(rfc3339).unwrap_or_default(),
+            job.archived_at.map(rfc3339).unwrap_or_default(),
+            failed.map(|e| e.message.clone()).unwrap_or_default(),
+            v.map(|a| a.key.clone()).unwrap_or_default(),
+            v.map(|a| a.sha256.clone()).unwrap_or_default(),
+            v.map(|a| a.bytes.to_string()).unwrap_or_default(),
+            c.map(|a| a.key.clone()).unwrap_or_default(),
+            c.map(|a| a.sha256.clone()).unwrap_or_default(),
+            c.map(|a| a.bytes.to_string()).unwrap_or_default(),
+        ];
+        let escaped: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&escaped.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// RFC 4180 quoting; cells starting with a formula character are prefixed with `'` so a
+/// spreadsheet does not run a prompt as a formula.
+fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+fn find(catalog: &Catalog, prefix: &str) -> anyhow::Result<JobRecord> {
+    let matches: Vec<JobRecord> =
+        catalog.jobs(&JobFilter::default())?.into_iter().filter(|j| j.id.starts_with(prefix)).collect();
+    match matches.len() {
+        0 => bail!("no job matches `{prefix}`"),
+        1 => Ok(matches.into_iter().next().context("one match")?),
+        n => bail!("`{prefix}` matches {n} jobs; give more of the id"),
+    }
+}
+
+/// `vidkeep show`
+pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let catalog = open(config)?;
+    let job = find(&catalog, prefix)?;
+    let assets = catalog.assets(&job.id)?;
+    let events = catalog.events(&job.id)?;
+    if json {
+        let mut v = job_json(&job, &assets);
+        v["request"] = serde_json::from_str(&job.request_display).unwrap_or(Value::Null);
+        v["events"] = serde_json::to_value(&events)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("job       {}\nspec      {}\nstate     {}\nmodel     {}", job.id, job.spec_name, job.state, job.model);
+    println!("task      {}\nprompt    {}", job.task_id.as_deref().unwrap_or("-"), job.prompt.as_deref().unwrap_or("-"));
+    println!("request   {}", job.request_display);
+    println!("cost      {:.2} CNY per submission, {} submission(s)", job.price_fen as f64 / 100.0, job.attempts);
+    if let Some(e) = &job.error {
+        println!("error     {}: {}", e.code, e.message);
+    }
+    for a in &assets {
+        println!("{:<9} {} ({} bytes, sha256 {})", a.kind.as_str(), a.key, a.bytes, a.sha256);
+    }
+    println!("history");
+    for e in &events {
+        println!(
+            "  {}  {} -> {}  {}",
+            rfc3339(e.at),
+            e.from.as_deref().unwrap_or("-"),
+            e.to,
+            e.note.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vidkeep resolve`
+pub(super) fn resolve(config: &Config, prefix: &str, resubmit: bool) -> anyhow::Result<ExitCode> {
+    let mut catalog = open(config)?;
+    let job = find(&catalog, prefix)?;
+    if job.state != JobState::Uncertain {
+        eprintln!("job {} is {}, not uncertain: nothing to resolve", job.id, job.state);
+        return Ok(ExitCode::from(1));
+    }
+    let change = if resubmit {
+        Change::Resubmit
+    } else {
+        Change::Failed(JobError::new("abandoned", "a person abandoned this job after an uncertain submission"))
+    };
+    catalog.transition(&job.id, JobState::Uncertain, &change)?;
+    println!("job {} is now {}", job.id, change.target());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_defused() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a, \"b\""), "\"a, \"\"b\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
+}

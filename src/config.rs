@@ -1,0 +1,337 @@
+//! The configuration file: one serde tree with defaults in code, loaded from TOML, then
+//! validated once into values the rest of the daemon can trust.
+//!
+//! Unknown keys are an error naming the key and its line (`deny_unknown_fields`). Relative paths
+//! are resolved against the config file's folder, so a config and its folders can move together.
+//! Secrets are not in this file: the API key is read from the environment variable named by
+//! `api.api_key_env`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::secret::Secret;
+use crate::spec::models;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The platform API.
+    pub api: ApiConfig,
+    /// The inbox.
+    pub watch: WatchConfig,
+    /// Where results are archived.
+    pub storage: StorageConfig,
+    /// The SQLite catalogue.
+    pub catalog: CatalogConfig,
+    /// Retry and download behaviour.
+    pub jobs: JobsConfig,
+    /// Request fields applied to specs that do not set them (e.g. `model`, `style`).
+    pub defaults: Map<String, Value>,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Base URL of the platform API, without a trailing slash.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: String,
+    /// Most tasks submitted and not yet finished, across all models.
+    pub max_in_flight: usize,
+    /// Per-model limits on tasks in flight (e.g. `viduq1-text = 5`).
+    pub max_in_flight_per_model: BTreeMap<String, usize>,
+    /// How often a task in flight is polled.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Timeout of one API call (submit or poll), including connecting.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig {
+            base_url: "https://open.bigmodel.cn/api/paas/v4".to_owned(),
+            api_key_env: "ZHIPUAI_API_KEY".to_owned(),
+            max_in_flight: 30,
+            max_in_flight_per_model: BTreeMap::new(),
+            poll_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[watch]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// The inbox folder studios drop specs into.
+    pub dir: PathBuf,
+    /// A file not renamed into the inbox is taken once it has not changed for this long.
+    #[serde(with = "humantime_serde")]
+    pub quiet_period: Duration,
+    /// Full rescan interval, in case file-system events were lost.
+    #[serde(with = "humantime_serde")]
+    pub rescan_interval: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> WatchConfig {
+        WatchConfig {
+            dir: PathBuf::from("/var/lib/vidkeep/inbox"),
+            quiet_period: Duration::from_secs(3),
+            rescan_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Where assets go: `file:///abs/path` (or a plain path, relative to the config file).
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig { url: "file:///var/lib/vidkeep/archive".to_owned() }
+    }
+}
+
+/// `[catalog]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// The SQLite catalogue file.
+    pub path: PathBuf,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> CatalogConfig {
+        CatalogConfig { path: PathBuf::from("/var/lib/vidkeep/catalog.sqlite") }
+    }
+}
+
+/// `[jobs]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Result downloads running at once.
+    pub download_concurrency: usize,
+    /// First retry delay after a retryable error; doubles per attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How long submission pauses for the whole account after a balance (1113) or auth error.
+    #[serde(with = "humantime_serde")]
+    pub account_pause: Duration,
+    /// On stop, how long running downloads and submissions may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> JobsConfig {
+        JobsConfig {
+            download_concurrency: 4,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+            account_pause: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The config path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, a wrong type or an unknown key (the message names key and line).
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The config path.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config: `{key}` {message}")]
+    Invalid {
+        /// The dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The API key's environment variable is not set.
+    #[error("the API key is missing: set the environment variable {0} (the key is never read from the config file)")]
+    MissingKey(String),
+}
+
+impl Config {
+    /// Reads, parses and validates the config at `path`, resolving relative paths against its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        Config::from_toml(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text; relative paths are resolved against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string().trim().to_owned() })?;
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &Path| if p.is_absolute() { p.to_owned() } else { base.join(p) };
+        self.watch.dir = abs(&self.watch.dir);
+        self.catalog.path = abs(&self.catalog.path);
+        if !self.storage.url.contains("://") {
+            let dir = abs(Path::new(&self.storage.url));
+            self.storage.url = format!("file://{}", dir.display());
+        }
+    }
+
+    /// Checks every value once, so the daemon never meets a nonsensical one later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid { key: key.to_owned(), message };
+        let url = url::Url::parse(&self.api.base_url).map_err(|e| bad("api.base_url", format!("is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("api.base_url", "must be an http(s) URL".to_owned()));
+        }
+        if self.api.max_in_flight == 0 {
+            return Err(bad("api.max_in_flight", "must be at least 1".to_owned()));
+        }
+        for (model, limit) in &self.api.max_in_flight_per_model {
+            if models::rules(model).is_none() {
+                return Err(bad(&format!("api.max_in_flight_per_model.{model}"), "names an unknown model".to_owned()));
+            }
+            if *limit == 0 {
+                return Err(bad(&format!("api.max_in_flight_per_model.{model}"), "must be at least 1".to_owned()));
+            }
+        }
+        if self.api.poll_interval < Duration::from_millis(50) {
+            return Err(bad("api.poll_interval", "must be at least 50ms".to_owned()));
+        }
+        if self.jobs.download_concurrency == 0 {
+            return Err(bad("jobs.download_concurrency", "must be at least 1".to_owned()));
+        }
+        if !self.storage.url.starts_with("file:///") {
+            return Err(bad(
+                "storage.url",
+                format!("`{}` is not supported: use file:///absolute/path (S3 comes later)", self.storage.url),
+            ));
+        }
+        self.validate_defaults()
+    }
+
+    fn validate_defaults(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid { key: format!("defaults.{key}"), message };
+        if let Some(model) = self.defaults.get("model") {
+            if model.as_str().and_then(models::rules).is_none() {
+                return Err(bad("model", format!("{model} is not a known model")));
+            }
+        }
+        for key in self.defaults.keys() {
+            if key == "request_id" {
+                return Err(bad(key, "is set by vidkeep for each submission".to_owned()));
+            }
+            if !models::MODELS.iter().any(|m| m.accepts_field(key)) {
+                return Err(bad(key, "is not a request field of any model".to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The inbox's reserved subfolders.
+    pub fn inbox(&self) -> crate::watch::Inbox {
+        crate::watch::Inbox::new(self.watch.dir.clone())
+    }
+
+    /// The API key from the environment variable `api.api_key_env`.
+    pub fn api_key(&self) -> Result<Secret, ConfigError> {
+        match std::env::var(&self.api.api_key_env) {
+            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+            _ => Err(ConfigError::MissingKey(self.api.api_key_env.clone())),
+        }
+    }
+
+    /// The per-model in-flight limit for `model`, if one is set.
+    pub fn model_limit(&self, model: &str) -> Option<usize> {
+        self.api.max_in_flight_per_model.get(model).copied()
+    }
+
+    /// The resolved config as TOML, for `vidkeep config check`. Holds no secret: keys live in the environment.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::from_toml("[api]\nmax_in_flight = 3\nmax_inflight = 4\n", Path::new("/x"))
+            .expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("max_inflight") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let c = Config::from_toml(
+            "[watch]\ndir = \"inbox\"\n[storage]\nurl = \"archive\"\n[catalog]\npath = \"c.sqlite\"\n",
+            Path::new("/srv/vk"),
+        )
+        .expect("valid");
+        assert_eq!(c.watch.dir, Path::new("/srv/vk/inbox"));
+        assert_eq!(c.storage.url, "file:///srv/vk/archive");
+        assert_eq!(c.catalog.path, Path::new("/srv/vk/c.sqlite"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (text, key) in [
+            ("[api]\nmax_in_flight = 0\n", "api.max_in_flight"),
+            ("[api.max_in_flight_per_model]\nviduq9 = 2\n", "api.max_in_flight_per_model.viduq9"),
+            ("[api]\nbase_url = \"ftp://x\"\n", "api.base_url"),
+            ("[defaults]\nmodel = \"nope\"\n", "defaults.model"),
+            ("[defaults]\nstyel = \"anime\"\n", "defaults.styel"),
+            ("[storage]\nurl = \"s3://bucket\"\n", "storage.url"),
+        ] {
+            let err = Config::from_toml(text, Path::new("/x")).expect_err(text);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_are_humantime() {
+        let c = Config::from_toml("[api]\npoll_interval = \"1m 30s\"\n", Path::new("/x")).expect("valid");
+        assert_eq!(c.api.poll_interval, Duration::from_secs(90));
+    }
+}

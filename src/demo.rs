@@ -1,0 +1,150 @@
+//! `vidkeep demo` and `vidkeep simulate`: the whole product on one machine, no API key needed.
+//!
+//! The demo starts the platform simulator and the daemon in a fresh folder, drops the example
+//! specs (embedded in the binary, so it runs from anywhere), waits until every job has ended,
+//! and prints the catalogue. It writes a real config file into the folder, so every other
+//! command can be tried on the result (`vidkeep jobs --config <dir>/vidkeep.toml`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, JobFilter};
+use crate::config::Config;
+use crate::secret::Secret;
+use crate::sim::{self, SimConfig};
+
+/// The example specs and the images they use, as shipped in `examples/specs/`.
+pub const EXAMPLES: &[(&str, &[u8])] = &[
+    ("lantern-first.png", include_bytes!("../examples/specs/lantern-first.png")),
+    ("lantern-last.png", include_bytes!("../examples/specs/lantern-last.png")),
+    ("fox-in-snow.json", include_bytes!("../examples/specs/fox-in-snow.json")),
+    ("lantern-festival.toml", include_bytes!("../examples/specs/lantern-festival.toml")),
+    ("harbour-at-dawn.txt", include_bytes!("../examples/specs/harbour-at-dawn.txt")),
+    ("lantern-bloom.json", include_bytes!("../examples/specs/lantern-bloom.json")),
+    ("lantern-transition.toml", include_bytes!("../examples/specs/lantern-transition.toml")),
+    ("city-timelapse.json", include_bytes!("../examples/specs/city-timelapse.json")),
+];
+
+/// Longest the demo waits for the examples.
+const DEMO_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// `vidkeep simulate`: serves the simulator until Ctrl-C.
+pub async fn simulate(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let sim_config = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("simulator config {}", path.display()))?
+        }
+        None => SimConfig::default(),
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let handle = sim::start(sim_config, listener).await?;
+    println!("simulator listening: base_url = \"{}\"", handle.base_url());
+    println!("stats: http://{}/_sim/stats", handle.addr());
+    let cancel = CancellationToken::new();
+    crate::cli::stop_on_signal(cancel.clone()).await;
+    handle.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config the demo runs with, rooted at `dir`.
+pub fn demo_config(dir: &Path, base_url: &str) -> String {
+    format!(
+        "# Written by `vidkeep demo`: the simulator stands in for the platform.\n\
+         [api]\nbase_url = \"{base_url}\"\napi_key_env = \"VIDKEEP_DEMO_KEY\"\nmax_in_flight = 4\npoll_interval = \"500ms\"\n\n\
+         [watch]\ndir = \"{inbox}\"\nquiet_period = \"500ms\"\n\n\
+         [storage]\nurl = \"file://{archive}\"\n\n\
+         [catalog]\npath = \"{catalog}\"\n\n\
+         [defaults]\nmodel = \"viduq1-text\"\nmovement_amplitude = \"auto\"\n",
+        inbox = dir.join("inbox").display(),
+        archive = dir.join("archive").display(),
+        catalog = dir.join("catalog.sqlite").display(),
+    )
+}
+
+/// `vidkeep demo`
+pub async fn run(dir: Option<PathBuf>, serve: bool) -> anyhow::Result<ExitCode> {
+    let dir = match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            d.canonicalize()?
+        }
+        None => tempfile::Builder::new().prefix("vidkeep-demo-").tempdir()?.keep(),
+    };
+    println!("demo folder: {}", dir.display());
+    let sim_config = SimConfig { latency_min: Duration::from_secs(1), latency_max: Duration::from_secs(3), ..SimConfig::default() };
+    let key = Secret::new(sim_config.api_key.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let simulator = sim::start(sim_config, listener).await?;
+    let config_path = dir.join("vidkeep.toml");
+    std::fs::write(&config_path, demo_config(&dir, &simulator.base_url()))?;
+    let config = Config::load(&config_path)?;
+    let cancel = CancellationToken::new();
+    let daemon = tokio::spawn(crate::daemon::run(config.clone(), key, cancel.clone()));
+    drop_examples(&config.watch.dir)?;
+    let specs = EXAMPLES.iter().filter(|(n, _)| !n.ends_with(".png")).count();
+    let finished = wait_until_done(&config, specs, &cancel).await;
+    println!("\n{}", summary(&config)?);
+    if serve && finished.is_ok() {
+        println!("simulator: {}   config: {}\nCtrl-C to stop.", simulator.base_url(), config_path.display());
+        crate::cli::stop_on_signal(cancel.clone()).await;
+    }
+    cancel.cancel();
+    daemon.await.context("daemon task")??;
+    simulator.shutdown().await;
+    finished?;
+    println!("try: vidkeep jobs --config {}   |   vidkeep verify --config {}", config_path.display(), config_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Drops each example the way careful tools do: write `name.part`, then rename into place.
+fn drop_examples(inbox: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(inbox)?;
+    for (name, bytes) in EXAMPLES {
+        let part = inbox.join(format!("{name}.part"));
+        std::fs::write(&part, bytes)?;
+        std::fs::rename(&part, inbox.join(name))?;
+    }
+    Ok(())
+}
+
+async fn wait_until_done(config: &Config, specs: usize, cancel: &CancellationToken) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + DEMO_TIMEOUT;
+    loop {
+        let path = config.catalog.path.clone();
+        let (ended, total) = tokio::task::spawn_blocking(move || -> anyhow::Result<(usize, usize)> {
+            let jobs = Catalog::open(&path)?.jobs(&JobFilter::default())?;
+            let rejected = Catalog::open(&path)?.rejections()?.len();
+            Ok((jobs.iter().filter(|j| j.state.is_terminal()).count() + rejected, jobs.len() + rejected))
+        })
+        .await??;
+        if total >= specs && ended == total {
+            return Ok(());
+        }
+        if cancel.is_cancelled() {
+            bail!("stopped before the examples finished");
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the examples did not finish within {DEMO_TIMEOUT:?} ({ended} of {total} ended)");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn summary(config: &Config) -> anyhow::Result<String> {
+    let catalog = Catalog::open(&config.catalog.path)?;
+    let rows = catalog
+        .jobs(&JobFilter::default())?
+        .into_iter()
+        .map(|j| {
+            let assets = catalog.assets(&j.id)?;
+            Ok((j, assets))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(crate::cli::table(&rows))
+}

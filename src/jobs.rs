@@ -1,0 +1,40 @@
+//! Jobs: the state machine ([`state`]), the engine that drives it against the platform
+//! ([`engine`]), the in-flight limiter, and crash repair at start ([`reconcile`]).
+
+mod download;
+pub mod engine;
+mod limiter;
+pub mod reconcile;
+pub mod state;
+
+use std::time::Duration;
+
+pub use engine::{Engine, EngineError, EngineSettings};
+pub use limiter::Limiter;
+pub use reconcile::reconcile;
+pub use state::{Change, JobError, JobState, UnknownState};
+
+/// Delay before retry number `attempt` (1-based): `base · 2^(attempt-1)`, capped at `max`,
+/// with ±25 % jitter so many jobs refused together do not come back together.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let capped = exp.min(max);
+    let jitter: f64 = rand::random_range(0.75..1.25);
+    capped.mul_f64(jitter).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let b = Duration::from_secs(2);
+        let m = Duration::from_secs(60);
+        let first = backoff(b, m, 1);
+        assert!(first >= Duration::from_millis(1500) && first <= Duration::from_millis(2500), "{first:?}");
+        let fourth = backoff(b, m, 4);
+        assert!(fourth >= Duration::from_secs(12) && fourth <= Duration::from_secs(20), "{fourth:?}");
+        assert!(backoff(b, m, 30) <= m);
+    }
+}

@@ -1,0 +1,468 @@
+//! The engine: one loop that reads due work from the catalogue and runs it as tasks.
+//!
+//! The catalogue is the truth; the engine keeps only timing hints in memory (when to poll a task
+//! next, when to retry a download). Each step writes its state change before its side effect: a
+//! job becomes `submitting` (with a pending ledger row) *before* its POST task is spawned, so the
+//! in-flight count read from the catalogue can never be below what the platform holds, and a
+//! crash mid-POST is found as `submitting` and made `uncertain` rather than sent again.
+//!
+//! Errors from the platform or the network go to the job; an error writing the catalogue stops
+//! the engine, because nothing may happen that cannot be recorded.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::download::{self, DownloadError};
+use super::{Change, JobError, JobState, Limiter, backoff};
+use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus};
+use crate::archive::{ArchiveError, Archiver};
+use crate::catalog::{CatalogError, Db, JobRecord};
+use crate::report;
+use crate::time::{after, now_ms};
+use crate::watch::Inbox;
+
+/// Polls running at once.
+const MAX_POLLS: usize = 16;
+/// A result URL answering 403/404 this many times in a row is taken as expired.
+const GONE_LIMIT: u32 = 3;
+
+/// Timing and concurrency settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How often a task in flight is polled.
+    pub poll_interval: Duration,
+    /// Downloads at once.
+    pub download_concurrency: usize,
+    /// First retry delay.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Submission pause after a balance or auth error.
+    pub account_pause: Duration,
+    /// How long running steps may take to finish after a stop is asked for.
+    pub shutdown_grace: Duration,
+}
+
+/// Errors that stop the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The catalogue could not be written or read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// What a finished step tells the loop.
+#[derive(Debug)]
+enum Next {
+    /// Nothing to remember.
+    Idle,
+    /// Poll this task again at the given time.
+    PollAt(Instant),
+    /// Retry this download at the given time.
+    DownloadAt(Instant, bool),
+    /// The platform's concurrency limit was hit for a model.
+    RateLimited(String),
+    /// Stop submitting for the account for a while.
+    Pause(String),
+}
+
+/// Which kind of step finished.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Submit,
+    Poll,
+    Download,
+}
+
+struct Done {
+    job_id: String,
+    kind: Kind,
+    next: Result<Next, EngineError>,
+}
+
+/// Shared parts every step needs.
+#[derive(Clone)]
+struct Ctx {
+    db: Db,
+    api: ApiClient,
+    archiver: Archiver,
+    settings: Arc<EngineSettings>,
+}
+
+/// The engine and its in-memory timing state.
+pub struct Engine {
+    ctx: Ctx,
+    inbox: Inbox,
+    limiter: Limiter,
+    wake: Arc<Notify>,
+    next_poll: HashMap<String, Instant>,
+    download_retry: HashMap<String, (Instant, u32, u32)>,
+    busy: HashSet<String>,
+    polls: usize,
+    downloads: usize,
+    paused_until: Option<Instant>,
+    tasks: JoinSet<Done>,
+}
+
+impl Engine {
+    /// An engine over `db`, talking to `api`, archiving with `archiver`.
+    pub fn new(
+        db: Db,
+        api: ApiClient,
+        archiver: Archiver,
+        inbox: Inbox,
+        limiter: Limiter,
+        settings: EngineSettings,
+        wake: Arc<Notify>,
+    ) -> Engine {
+        Engine {
+            ctx: Ctx { db, api, archiver, settings: Arc::new(settings) },
+            inbox,
+            limiter,
+            wake,
+            next_poll: HashMap::new(),
+            download_retry: HashMap::new(),
+            busy: HashSet::new(),
+            polls: 0,
+            downloads: 0,
+            paused_until: None,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Runs until `cancel`, then lets running steps finish within the grace period.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), EngineError> {
+        let tick = (self.ctx.settings.poll_interval / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        while !cancel.is_cancelled() {
+            self.settle_specs().await?;
+            self.start_submissions().await?;
+            self.start_polls().await?;
+            self.start_downloads().await?;
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.wake.notified() => {}
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.finish(done).await?,
+                () = sleep(tick) => {}
+            }
+        }
+        self.drain().await
+    }
+
+    async fn drain(mut self) -> Result<(), EngineError> {
+        let grace = self.ctx.settings.shutdown_grace;
+        tracing::info!(running = self.tasks.len(), grace = ?grace, "stopping: letting running steps finish");
+        let deadline = Instant::now() + grace;
+        while !self.tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(done)) => self.finish(done).await?,
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        running = self.tasks.len(),
+                        "grace period over: interrupting; the next start resumes them"
+                    );
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        self.settle_specs().await
+    }
+
+    async fn finish(&mut self, joined: Result<Done, tokio::task::JoinError>) -> Result<(), EngineError> {
+        let done = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                // A panicked step leaves its job busy: it is retried after a restart, never twice at once.
+                tracing::error!(error = %e, "a job step panicked or was cancelled");
+                return Ok(());
+            }
+        };
+        self.busy.remove(&done.job_id);
+        match done.kind {
+            Kind::Submit => {}
+            Kind::Poll => self.polls = self.polls.saturating_sub(1),
+            Kind::Download => self.downloads = self.downloads.saturating_sub(1),
+        }
+        match done.next? {
+            Next::Idle => {
+                self.next_poll.remove(&done.job_id);
+                self.download_retry.remove(&done.job_id);
+            }
+            Next::PollAt(at) => {
+                self.next_poll.insert(done.job_id, at);
+            }
+            Next::DownloadAt(at, gone) => {
+                let entry = self.download_retry.entry(done.job_id).or_insert((at, 0, 0));
+                *entry = (at, entry.1 + 1, if gone { entry.2 + 1 } else { 0 });
+            }
+            Next::RateLimited(model) => {
+                let in_flight = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
+                self.limiter.rate_limited(&model, in_flight.get(&model).copied().unwrap_or(0), Instant::now());
+            }
+            Next::Pause(reason) => {
+                let until = Instant::now() + self.ctx.settings.account_pause;
+                tracing::error!(reason = %reason, pause = ?self.ctx.settings.account_pause, "submissions paused for the whole account; polling and archiving go on");
+                self.paused_until = Some(until);
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_submissions(&mut self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        if self.paused_until.is_some_and(|t| t > now) {
+            return Ok(());
+        }
+        let mut in_flight: BTreeMap<String, usize> = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
+        let mut total: usize = in_flight.values().sum();
+        let global = self.limiter.global();
+        if total >= global {
+            return Ok(());
+        }
+        let due = self.ctx.db.call(move |c| c.due_queued(now_ms(), 256)).await?;
+        for job in due {
+            if total >= global {
+                break;
+            }
+            let current = in_flight.get(&job.model).copied().unwrap_or(0);
+            if self.busy.contains(&job.id) || self.limiter.model_cap(&job.model, now).is_some_and(|cap| current >= cap)
+            {
+                continue;
+            }
+            let request_id = format!("vk-{}-{}", job.id, job.attempts + 1);
+            let Some(body) = self.begin_submission(&job, &request_id).await? else { continue };
+            *in_flight.entry(job.model.clone()).or_default() += 1;
+            total += 1;
+            self.busy.insert(job.id.clone());
+            let ctx = self.ctx.clone();
+            let span = tracing::info_span!("submit", job_id = %job.id);
+            self.tasks.spawn(
+                async move {
+                    let next = submit(&ctx, &job, &body, &request_id).await;
+                    Done { job_id: job.id, kind: Kind::Submit, next }
+                }
+                .instrument(span),
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads the request and records `submitting` in one catalogue call; `None` if the job moved on.
+    async fn begin_submission(
+        &self,
+        job: &JobRecord,
+        request_id: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, EngineError> {
+        let (id, change) = (job.id.clone(), Change::Submitting { request_id: request_id.to_owned() });
+        let result = self
+            .ctx
+            .db
+            .call(move |c| {
+                let body = c.request_body(&id)?;
+                c.transition(&id, JobState::Queued, &change)?;
+                Ok(body)
+            })
+            .await;
+        match result {
+            Ok(body) => Ok(Some(body)),
+            Err(CatalogError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn start_polls(&mut self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let submitted = self.ctx.db.call(|c| c.jobs_in(JobState::Submitted)).await?;
+        for job in submitted {
+            if self.polls >= MAX_POLLS {
+                break;
+            }
+            if self.busy.contains(&job.id) || self.next_poll.get(&job.id).is_some_and(|t| *t > now) {
+                continue;
+            }
+            self.busy.insert(job.id.clone());
+            self.next_poll.remove(&job.id);
+            self.polls += 1;
+            let ctx = self.ctx.clone();
+            let span = tracing::info_span!("poll", job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""));
+            self.tasks.spawn(
+                async move {
+                    let next = poll(&ctx, &job).await;
+                    Done { job_id: job.id, kind: Kind::Poll, next }
+                }
+                .instrument(span),
+            );
+        }
+        Ok(())
+    }
+
+    async fn start_downloads(&mut self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let downloading = self.ctx.db.call(|c| c.jobs_in(JobState::Downloading)).await?;
+        for job in downloading {
+            if self.downloads >= self.ctx.settings.download_concurrency {
+                break;
+            }
+            let retry = self.download_retry.get(&job.id).copied();
+            if self.busy.contains(&job.id) || retry.is_some_and(|(t, _, _)| t > now) {
+                continue;
+            }
+            let (attempts, gone) = retry.map_or((0, 0), |(_, a, g)| (a, g));
+            self.busy.insert(job.id.clone());
+            self.downloads += 1;
+            let ctx = self.ctx.clone();
+            let span = tracing::info_span!("archive", job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""));
+            self.tasks.spawn(
+                async move {
+                    let next = fetch(&ctx, &job, attempts, gone).await;
+                    Done { job_id: job.id, kind: Kind::Download, next }
+                }
+                .instrument(span),
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves the spec files of finished jobs to `done/` or `failed/` with their reports.
+    async fn settle_specs(&mut self) -> Result<(), EngineError> {
+        let inbox = self.inbox.clone();
+        self.ctx
+            .db
+            .call(move |c| {
+                for job in c.specs_to_settle()? {
+                    let assets = c.assets(&job.id)?;
+                    match report::settle(&inbox, &job, &assets) {
+                        Ok((place, file)) => c.set_spec_place(&job.id, place, &file)?,
+                        Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot write the report or move the spec; will retry"),
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+async fn submit(
+    ctx: &Ctx,
+    job: &JobRecord,
+    body: &serde_json::Map<String, serde_json::Value>,
+    request_id: &str,
+) -> Result<Next, EngineError> {
+    let result = ctx.api.submit(body, request_id).await;
+    let id = job.id.clone();
+    let (change, next) = match result {
+        Ok(accepted) => {
+            tracing::info!(job_id = %job.id, task_id = %accepted.task_id, "task accepted");
+            let next = Next::PollAt(Instant::now() + ctx.settings.poll_interval);
+            (Change::Submitted { task_id: accepted.task_id }, next)
+        }
+        Err(e) => refused(ctx, job, &e),
+    };
+    ctx.db.call(move |c| c.transition(&id, JobState::Submitting, &change)).await?;
+    Ok(next)
+}
+
+/// What a failed submission does to the job and the engine.
+fn refused(ctx: &Ctx, job: &JobRecord, e: &ApiError) -> (Change, Next) {
+    let s = &ctx.settings;
+    let error = JobError::new(e.code(), e.explain());
+    let retry_at = |delay: Duration| after(now_ms(), delay.max(e.retry_after().unwrap_or_default()));
+    let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
+    tracing::warn!(job_id = %job.id, code = %error.code, error = %e, "submission refused");
+    let requeue = |at| Change::Requeue { next_attempt_at: at, error: error.clone() };
+    match e.class(true) {
+        ErrorClass::Retry => (requeue(retry_at(backoff(s.retry_base, s.retry_max, attempt))), Next::Idle),
+        ErrorClass::RateLimited => {
+            (requeue(retry_at(backoff(s.retry_base, s.retry_max, attempt))), Next::RateLimited(job.model.clone()))
+        }
+        ErrorClass::AccountPaused | ErrorClass::Auth => (requeue(retry_at(s.account_pause)), Next::Pause(e.explain())),
+        ErrorClass::JobFatal | ErrorClass::TaskGone => (Change::Failed(error), Next::Idle),
+        ErrorClass::Uncertain => (
+            Change::Uncertain(JobError::new(
+                "submit-answer-lost",
+                format!(
+                    "the answer to this submission was lost ({e}); the platform may have accepted and charged it. \
+                     Check the platform console, then run `vidkeep resolve {} --resubmit` or `--abandon`",
+                    job.id
+                ),
+            )),
+            Next::Idle,
+        ),
+    }
+}
+
+async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
+    let Some(task_id) = job.task_id.clone() else { return Ok(Next::Idle) };
+    let later = Next::PollAt(Instant::now() + ctx.settings.poll_interval);
+    let change = match ctx.api.poll(&task_id).await {
+        Ok(report) => match report.status {
+            TaskStatus::Processing(_) => return Ok(later),
+            TaskStatus::Success { video_url, cover_url } => {
+                tracing::info!(job_id = %job.id, task_id = %task_id, "task succeeded");
+                Change::ResultReady { video_url, cover_url, result_json: report.raw }
+            }
+            TaskStatus::SuccessWithoutResult => Change::Failed(JobError::new(
+                "task-no-result",
+                "the platform reported SUCCESS but gave no video URL; drop the spec again to retry",
+            )),
+            TaskStatus::Fail => Change::Failed(JobError::new(
+                "task-failed",
+                "the platform reported the task as FAIL and gives no reason",
+            )),
+        },
+        Err(e) => match e.class(false) {
+            ErrorClass::TaskGone => Change::Failed(JobError::new("task-gone", e.explain())),
+            ErrorClass::Auth => {
+                tracing::error!(job_id = %job.id, task_id = %task_id, error = %e, "poll refused: API key not accepted");
+                return Ok(later);
+            }
+            _ => {
+                tracing::warn!(job_id = %job.id, task_id = %task_id, error = %e, "poll failed; will poll again");
+                return Ok(later);
+            }
+        },
+    };
+    let id = job.id.clone();
+    ctx.db.call(move |c| c.transition(&id, JobState::Submitted, &change)).await?;
+    Ok(Next::Idle)
+}
+
+async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) -> Result<Next, EngineError> {
+    let s = &ctx.settings;
+    match download::archive_job(&ctx.db, &ctx.archiver, job).await {
+        Ok(()) => Ok(Next::Idle),
+        Err(DownloadError::Catalog(e)) => Err(e.into()),
+        Err(DownloadError::Archive(e)) => {
+            let is_gone = matches!(e, ArchiveError::Gone(_));
+            let id = job.id.clone();
+            if is_gone && gone + 1 >= GONE_LIMIT {
+                let error = JobError::new(
+                    "expired",
+                    format!("the result could not be downloaded before its link expired: {e}"),
+                );
+                ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
+                return Ok(Next::Idle);
+            }
+            tracing::warn!(job_id = %job.id, error = %e, "download failed; will retry");
+            let error = JobError::new(e.code(), e.to_string());
+            ctx.db.call(move |c| c.note_error(&id, &error)).await?;
+            let delay = backoff(s.retry_base, s.retry_max, attempts + 1);
+            Ok(Next::DownloadAt(Instant::now() + delay, is_gone))
+        }
+    }
+}

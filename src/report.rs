@@ -1,0 +1,153 @@
+//! Reports a person can read, beside the spec file they describe: `done/<file>.report.json` for
+//! an archived job, `failed/<file>.report.json` for a failed job or a rejected spec. Writing the
+//! report and moving the spec are idempotent, so a crash in between is repaired by doing both again.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::catalog::{Asset, JobRecord, Rejection, SpecPlace};
+use crate::jobs::{JobError, JobState};
+use crate::time::rfc3339;
+use crate::watch::Inbox;
+
+/// The report of a job, as written beside its spec.
+#[derive(Debug, Serialize)]
+pub struct JobReport<'a> {
+    /// Spec file name as dropped.
+    pub spec: &'a str,
+    /// Final state.
+    pub state: JobState,
+    /// Job id.
+    pub job_id: &'a str,
+    /// Model.
+    pub model: &'a str,
+    /// Platform task id, if the platform accepted it.
+    pub task_id: Option<&'a str>,
+    /// Stored assets (keys relative to the storage root) and hashes.
+    pub assets: &'a [Asset],
+    /// The error, if the job failed.
+    pub error: Option<&'a JobError>,
+    /// What a person can do next.
+    pub next_step: String,
+    /// Submissions sent for this job (each may have been charged).
+    pub submissions: i64,
+    /// When the spec was accepted.
+    pub created_at: String,
+    /// When it was archived.
+    pub archived_at: Option<String>,
+}
+
+/// The report of a rejected spec.
+#[derive(Debug, Serialize)]
+struct RejectionReport<'a> {
+    spec: &'a str,
+    state: &'static str,
+    submitted: bool,
+    error: JobError,
+    next_step: &'static str,
+    at: String,
+}
+
+/// Moves `from` into `dir`, keeping its name unless taken (then `stem.<tag>.ext`); returns the new name.
+pub fn move_unique(from: &Path, dir: &Path, tag: &str) -> io::Result<String> {
+    let name = from
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let target = unique_name(dir, &name, tag);
+    std::fs::rename(from, dir.join(&target))?;
+    Ok(target)
+}
+
+fn unique_name(dir: &Path, name: &str, tag: &str) -> String {
+    if !dir.join(name).exists() {
+        return name.to_owned();
+    }
+    let short: String = tag.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+    match name.rsplit_once('.') {
+        Some((stem, ext)) => format!("{stem}.{short}.{ext}"),
+        None => format!("{name}.{short}"),
+    }
+}
+
+/// Writes `value` as pretty JSON to `path` atomically (temporary file, then rename).
+fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".report").suffix(".tmp").tempfile_in(dir)?;
+    serde_json::to_writer_pretty(&mut tmp, value)?;
+    io::Write::write_all(&mut tmp, b"\n")?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Moves a rejected spec to `failed/` and writes its report.
+pub fn reject(inbox: &Inbox, path: &Path, rejection: &Rejection) -> io::Result<PathBuf> {
+    let failed = inbox.folder(SpecPlace::Failed);
+    let name = unique_name(&failed, &rejection.spec_name, &rejection.spec_sha256);
+    let report = RejectionReport {
+        spec: &rejection.spec_name,
+        state: "rejected",
+        submitted: false,
+        error: JobError::new(rejection.error_code.clone(), rejection.error_message.clone()),
+        next_step: "nothing was sent to the platform and nothing was charged; fix the spec and drop it into the inbox again",
+        at: rfc3339(rejection.at),
+    };
+    write_json(&failed.join(format!("{name}.report.json")), &report)?;
+    std::fs::rename(path, failed.join(&name))?;
+    Ok(failed.join(name))
+}
+
+/// Writes a terminal job's report and moves its spec to `done/` or `failed/`; returns the place
+/// and the spec's file name there.
+pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset]) -> io::Result<(SpecPlace, String)> {
+    let place = if job.state == JobState::Archived { SpecPlace::Done } else { SpecPlace::Failed };
+    let dir = inbox.folder(place);
+    let source = inbox.folder(job.spec_place).join(&job.spec_file);
+    let name = if source.exists() { unique_name(&dir, &job.spec_file, &job.id) } else { job.spec_file.clone() };
+    let report = JobReport {
+        spec: &job.spec_name,
+        state: job.state,
+        job_id: &job.id,
+        model: &job.model,
+        task_id: job.task_id.as_deref(),
+        assets,
+        error: job.error.as_ref().filter(|_| job.state == JobState::Failed),
+        next_step: next_step(job),
+        submissions: job.attempts,
+        created_at: rfc3339(job.created_at),
+        archived_at: job.archived_at.map(rfc3339),
+    };
+    write_json(&dir.join(format!("{name}.report.json")), &report)?;
+    if source.exists() {
+        std::fs::rename(&source, dir.join(&name))?;
+    }
+    Ok((place, name))
+}
+
+fn next_step(job: &JobRecord) -> String {
+    match (job.state, job.error.as_ref().map(|e| e.code.as_str())) {
+        (JobState::Archived, _) => "nothing: the video and its cover are archived; `vidkeep verify` re-checks them".to_owned(),
+        (_, Some("task-failed")) => "the platform could not make this video (it may have been charged); drop the spec again to retry, perhaps with a changed prompt".to_owned(),
+        (_, Some("abandoned")) => "a person abandoned this job".to_owned(),
+        (_, Some(code)) if code.starts_with("platform-") => {
+            "the platform refused the request; fix the spec as the error says and drop it again".to_owned()
+        }
+        _ => "see the error; drop the spec again to retry".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clashing_names_get_a_tag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(unique_name(dir.path(), "fox.json", "0190abcd-1234"), "fox.json");
+        std::fs::write(dir.path().join("fox.json"), "{}").expect("write");
+        assert_eq!(unique_name(dir.path(), "fox.json", "0190abcd-12345678"), "fox.12345678.json");
+    }
+}

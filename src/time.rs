@@ -1,0 +1,45 @@
+//! Wall-clock timestamps as the catalogue stores them: Unix milliseconds, shown as RFC 3339 UTC.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// `ms` plus `d`, saturating.
+pub fn after(ms: i64, d: Duration) -> i64 {
+    ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T08:00:00.123Z`.
+pub fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The UTC date of `ms` as `YYYY/MM/DD`, for storage key layout.
+pub fn date_path(ms: i64) -> String {
+    let s = rfc3339(ms);
+    format!("{}/{}/{}", &s[0..4], &s[5..7], &s[8..10])
+}
+
+/// Parses an RFC 3339 timestamp or a plain `YYYY-MM-DD` date (midnight UTC) into Unix ms.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let full = if s.len() == 10 { format!("{s}T00:00:00Z") } else { s.to_owned() };
+    let t = humantime::parse_rfc3339_weak(&full).ok()?;
+    t.duration_since(UNIX_EPOCH).ok().map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(date_path(1_764_000_000_000), "2025/11/24");
+        assert_eq!(parse_date("2025-11-24"), Some(1_763_942_400_000));
+        assert_eq!(parse_date("nonsense"), None);
+    }
+}

@@ -1,0 +1,100 @@
+//! The command line as scripts use it: exact field names, exit codes.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::Env;
+
+fn vidkeep(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vidkeep")).args(args).output().expect("run vidkeep")
+}
+
+#[test]
+fn check_accepts_the_examples_and_shows_images_by_source() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/specs");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let mut args = vec!["check".to_owned(), "--config".to_owned(), config.display().to_string()];
+    for entry in std::fs::read_dir(&dir).expect("examples") {
+        let path = entry.expect("entry").path();
+        if !path.extension().is_some_and(|e| e == "png") {
+            args.push(path.display().to_string());
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = vidkeep(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("\"lantern-first.png\""), "image shown by its source: {stdout}");
+    assert!(!stdout.contains("base64,"), "no base64 printed");
+}
+
+#[test]
+fn check_fails_on_an_invalid_spec_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, json!({"model":"viduq1-text","prompt":"x","duration":8}).to_string()).expect("write");
+    let out = vidkeep(&["check", bad.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("INVALID") && stdout.contains("duration"), "{stdout}");
+}
+
+#[test]
+fn a_config_with_an_unknown_key_is_refused_with_its_name_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[api]\nmax_in_flight = 3\npoll_intervall = \"5s\"\n").expect("write");
+    let out = vidkeep(&["config", "check", "--config", path.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("poll_intervall") && stderr.contains("line 3"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_jobs_print_what_scripts_rely_on() {
+    let mut env = Env::default().await;
+    env.start();
+    env.drop_spec("fox.json", &json!({"model":"viduq1-text","prompt":"a fox, \"quoted\"","vidkeep":{"project":"p1","tags":["a"]}}).to_string());
+    env.wait_all_ended(1).await;
+    env.stop().await;
+
+    let out = env.cli(&["export", "--format", "json"]);
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON array");
+    let job = &list[0];
+    for field in ["job_id", "spec", "state", "model", "prompt", "task_id", "submitted_at", "archived_at", "error", "assets"] {
+        assert!(job.get(field).is_some(), "missing {field}: {job}");
+    }
+    assert_eq!(job["state"], "archived");
+    assert_eq!(job["spec"], "fox.json");
+    assert!(job["error"].is_null());
+    assert_eq!(job["project"], "p1");
+    let assets = job["assets"].as_array().expect("assets");
+    assert_eq!(assets.len(), 2);
+    for asset in assets {
+        for field in ["kind", "sha256", "bytes", "key", "content_type"] {
+            assert!(asset.get(field).is_some(), "missing asset {field}: {asset}");
+        }
+        let key = asset["key"].as_str().expect("key");
+        assert!(!key.starts_with('/') && env.archive_dir().join(key).exists(), "key relative to the store: {key}");
+    }
+    assert_eq!(assets[0]["kind"], "video");
+    assert_eq!(assets[0]["content_type"], "video/mp4");
+
+    let csv = env.cli(&["export", "--format", "csv"]);
+    let text = String::from_utf8_lossy(&csv.stdout);
+    assert!(text.starts_with("job_id,spec,state,model,prompt"), "{text}");
+    assert!(text.contains("\"a fox, \"\"quoted\"\"\""), "quoted prompt: {text}");
+
+    let jobs = env.cli(&["jobs", "--json", "--state", "archived"]);
+    let parsed: serde_json::Value = serde_json::from_slice(&jobs.stdout).expect("json");
+    assert_eq!(parsed.as_array().map(Vec::len), Some(1));
+    let table = String::from_utf8_lossy(&env.cli(&["jobs"]).stdout).into_owned();
+    assert!(table.contains("archived") && table.contains("fox.json"), "{table}");
+    let none = env.cli(&["jobs", "--json", "--state", "failed"]);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&none.stdout).expect("json"), json!([]));
+    let bad_state = env.cli(&["jobs", "--state", "done"]);
+    assert_eq!(bad_state.status.code(), Some(2));
+}

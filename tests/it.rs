@@ -1,0 +1,12 @@
+//! Integration tests, compiled as one binary: the real daemon against the platform simulator over
+//! real HTTP, with a real SQLite catalogue and a real local store in a temp folder.
+
+mod support;
+
+mod cli;
+mod config_example;
+mod e2e;
+mod faults;
+mod intake;
+mod limits;
+mod recovery;

@@ -1,0 +1,67 @@
+//! The account's in-flight limits hold, as counted by the platform itself.
+
+use serde_json::json;
+use vidkeep::sim::SimConfig;
+
+use crate::support::{Env, assert_archived_as_served, fast_sim};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_in_flight_is_never_exceeded_globally_or_per_model() {
+    let sim = SimConfig { model_limit: 20, ..fast_sim() };
+    let mut env = Env::new(sim, "max_in_flight = 3\n[api.max_in_flight_per_model]\nviduq1-text = 1\n", "").await;
+    env.start();
+    for i in 0..5 {
+        env.drop_spec(&format!("text-{i}.json"), &json!({"model":"viduq1-text","prompt":format!("fox {i}")}).to_string());
+        env.drop_spec(&format!("cog-{i}.json"), &json!({"model":"cogvideox-3","prompt":format!("city {i}")}).to_string());
+    }
+    let jobs = env.wait_all_ended(10).await;
+    assert_archived_as_served(&env, &jobs);
+    let stats = env.sim.stats();
+    assert_eq!(stats.accepted, 10);
+    assert!(stats.max_in_flight <= 3, "global limit: {stats:?}");
+    assert!(stats.max_in_flight >= 2, "the limit was actually used: {stats:?}");
+    assert_eq!(stats.max_in_flight_by_model.get("viduq1-text"), Some(&1), "per-model limit: {stats:?}");
+    assert!(stats.refused.is_empty(), "never ran into the platform's own limit: {:?}", stats.refused);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platforms_1302_lowers_the_limit_and_every_job_still_finishes_once() {
+    // The account really allows 2 per model; vidkeep is configured for 6 and learns from 1302.
+    let sim = SimConfig { model_limit: 2, ..fast_sim() };
+    let mut env = Env::new(sim, "max_in_flight = 6\n", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    env.start();
+    for i in 0..6 {
+        env.drop_spec(&format!("p{i}.txt"), &format!("prompt number {i}"));
+    }
+    let jobs = env.wait_all_ended(6).await;
+    assert_archived_as_served(&env, &jobs);
+    let stats = env.sim.stats();
+    assert_eq!(stats.accepted, 6, "each job accepted once: {stats:?}");
+    assert!(stats.refused.get("1302").copied().unwrap_or(0) >= 1, "the limit was hit: {stats:?}");
+    assert!(stats.accepted_by_request_id.values().all(|n| *n == 1));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_balance_stops_submission_and_says_why() {
+    // 2.5 RMB per Vidu Q1 call: a balance of 5 RMB pays for two.
+    let sim = SimConfig { balance_fen: Some(500), ..fast_sim() };
+    let mut env = Env::new(sim, "max_in_flight = 1\n", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    env.start();
+    for i in 0..3 {
+        env.drop_spec(&format!("p{i}.txt"), &format!("prompt number {i}"));
+    }
+    let jobs = env
+        .wait_until("two archived and one refused for balance", |jobs| {
+            jobs.len() == 3
+                && jobs.iter().filter(|j| j.state == vidkeep::jobs::JobState::Archived).count() == 2
+                && jobs.iter().any(|j| j.error.as_ref().is_some_and(|e| e.code == "platform-1113"))
+        })
+        .await;
+    let waiting = jobs.iter().find(|j| j.state == vidkeep::jobs::JobState::Queued).expect("one waits");
+    let message = &waiting.error.as_ref().expect("error").message;
+    assert!(message.contains("top it up"), "{message}");
+    assert_eq!(env.sim.stats().accepted, 2);
+    env.stop().await;
+}
