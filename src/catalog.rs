@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::jobs::JobState;
 
@@ -72,6 +72,20 @@ pub enum CatalogError {
     Join(String),
 }
 
+/// How long a catalogue call waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl CatalogError {
+    /// Whether SQLite refused because another connection held a lock.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            CatalogError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. }
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
 pub(crate) fn sql(about: &'static str) -> impl FnOnce(rusqlite::Error) -> CatalogError {
     move |source| CatalogError::Sqlite { about, source }
 }
@@ -91,10 +105,38 @@ impl Catalog {
                 let _ = std::fs::create_dir_all(dir);
             }
         }
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Catalog::open_once(path) {
+                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One try at opening. Switching a new file to WAL takes an exclusive lock that SQLite does
+    /// not always wait for, so two processes creating the catalogue at once may see `BUSY` here;
+    /// [`Catalog::open`] tries again.
+    fn open_once(path: &Path) -> Result<Catalog, CatalogError> {
         let conn = Connection::open(path).map_err(sql("open"))?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(sql("set busy timeout"))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(sql("set pragmas"))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("set busy timeout"))?;
+        // The pragma does not fail when it cannot switch (another connection holds the file): it
+        // answers the mode still in force. Running on in rollback mode would let readers block
+        // the daemon's writes, so anything but `wal` is a busy file to try again.
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql("set journal mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(CatalogError::Sqlite {
+                about: "set journal mode",
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some(format!("journal mode is still `{mode}`")),
+                ),
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(sql("set pragmas"))?;
         let mut catalog = Catalog { conn, path: path.to_owned() };
         catalog.migrate()?;
         Ok(catalog)
@@ -110,20 +152,34 @@ impl Catalog {
         self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("read schema version"))
     }
 
+    /// Applies the migrations this file lacks. Each step reads the version inside an `IMMEDIATE`
+    /// transaction, so two processes opening a new catalogue at once (the daemon and a CLI
+    /// reader) serialise on SQLite's write lock and the second sees the first's work.
     fn migrate(&mut self) -> Result<(), CatalogError> {
         let known = MIGRATIONS.len() as i64;
-        let found = self.schema_version()?;
-        if found > known {
-            return Err(CatalogError::TooNew { found, known });
+        // Most opens (every CLI command, every reader) find the schema current: they take no
+        // write lock at all.
+        let current = self.schema_version()?;
+        if current > known {
+            return Err(CatalogError::TooNew { found: current, known });
         }
-        for (i, script) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
-            let tx = self.conn.transaction().map_err(sql("begin migration"))?;
+        if current == known {
+            return Ok(());
+        }
+        loop {
+            let tx =
+                self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin migration"))?;
+            let found: i64 =
+                tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("read schema version"))?;
+            if found > known {
+                return Err(CatalogError::TooNew { found, known });
+            }
+            let Some(script) = MIGRATIONS.get(usize::try_from(found).unwrap_or(0)) else { return Ok(()) };
             tx.execute_batch(script).map_err(sql("apply migration"))?;
-            tx.pragma_update(None, "user_version", i as i64 + 1).map_err(sql("record schema version"))?;
+            tx.pragma_update(None, "user_version", found + 1).map_err(sql("record schema version"))?;
             tx.commit().map_err(sql("commit migration"))?;
-            tracing::info!(version = i + 1, "catalogue migrated");
+            tracing::info!(version = found + 1, "catalogue migrated");
         }
-        Ok(())
     }
 }
 
@@ -177,6 +233,75 @@ mod tests {
         assert_eq!(sync, 2, "synchronous=FULL");
         drop(c);
         Catalog::open(&path).expect("reopen is a no-op migration");
+    }
+
+    fn new_job(c: &mut Catalog) -> String {
+        let defaults = serde_json::Map::new();
+        let dir = std::env::temp_dir();
+        let ctx = crate::spec::SpecContext { defaults: &defaults, spec_dir: &dir, inbox: &dir };
+        let spec = crate::spec::parse("a.json", br#"{"model":"viduq1-text","prompt":"x"}"#, &ctx).expect("valid");
+        let job = NewJob {
+            id: uuid::Uuid::now_v7().to_string(),
+            spec_name: "a.json".into(),
+            spec_sha256: "00".into(),
+            spec_format: crate::spec::SpecFormat::Json,
+            spec,
+        };
+        c.insert_job(&job).expect("insert");
+        job.id
+    }
+
+    #[test]
+    fn transitions_are_compare_and_set_and_keep_the_ledger() {
+        use crate::jobs::{Change, JobError};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        let id = new_job(&mut c);
+        let submitting = Change::Submitting { request_id: "r1".into() };
+        c.transition(&id, JobState::Queued, &submitting).expect("queued -> submitting");
+        assert!(matches!(
+            c.transition(&id, JobState::Queued, &submitting),
+            Err(CatalogError::Conflict { found: JobState::Submitting, .. })
+        ));
+        assert!(matches!(
+            c.transition(&id, JobState::Submitting, &Change::Archived),
+            Err(CatalogError::Forbidden { .. })
+        ));
+        c.transition(&id, JobState::Submitting, &Change::Submitted { task_id: "t1".into() }).expect("accepted");
+        assert_eq!(c.accepted_submissions(&id).expect("ledger"), 1);
+        assert_eq!(c.in_flight_by_model().expect("count").get("viduq1-text"), Some(&1));
+        let job = c.job(&id).expect("job");
+        assert_eq!((job.state, job.attempts, job.task_id.as_deref()), (JobState::Submitted, 1, Some("t1")));
+        c.transition(&id, JobState::Submitted, &Change::Failed(JobError::new("task-failed", "FAIL"))).expect("fail");
+        let events = c.events(&id).expect("events");
+        let path: Vec<&str> = events.iter().map(|e| e.to.as_str()).collect();
+        assert_eq!(path, ["queued", "submitting", "submitted", "failed"]);
+        assert!(c.job(&id).expect("job").finished_at.is_some());
+    }
+
+    #[test]
+    fn the_schema_refuses_impossible_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        let id = new_job(&mut c);
+        let err = c.conn.execute("UPDATE jobs SET state = 'archived' WHERE id = ?1", [&id]);
+        assert!(err.is_err(), "an archived job needs a task id, a video URL and a time");
+    }
+
+    #[test]
+    fn concurrent_first_opens_migrate_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Catalog::open(&path).map(|c| c.schema_version()))
+            })
+            .collect();
+        for opener in openers {
+            let version = opener.join().expect("thread").expect("open").expect("version");
+            assert_eq!(version, MIGRATIONS.len() as i64);
+        }
     }
 
     #[test]

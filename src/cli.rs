@@ -183,8 +183,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(verify::run(&config))
         }
         Command::Resolve { config, job, resubmit, abandon: _ } => list::resolve(&config.load()?, &job, resubmit),
-        Command::Simulate { .. } => todo!(),
-        Command::Demo { .. } => todo!(),
+        Command::Simulate { listen, config } => runtime()?.block_on(crate::demo::simulate(listen, config)),
+        Command::Demo { dir, serve } => runtime()?.block_on(crate::demo::run(dir, serve)),
         Command::Config(ConfigCommand::Check(c)) => {
             let config = c.load()?;
             println!("# {} is valid", c.config.display());

@@ -188,8 +188,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        // `vidkeep run --config vk.toml` from the config's own folder: resolve against the
+        // absolute folder, so the daemon does not depend on its working directory later.
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let base = absolute.parent().unwrap_or(Path::new("/"));
         Config::from_toml(&text, base).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
             other => other,
@@ -211,7 +213,10 @@ impl Config {
         self.catalog.path = abs(&self.catalog.path);
         if !self.storage.url.contains("://") {
             let dir = abs(Path::new(&self.storage.url));
-            self.storage.url = format!("file://{}", dir.display());
+            // Url::from_file_path percent-encodes spaces and the like; a plain format! would not.
+            self.storage.url = url::Url::from_file_path(&dir)
+                .map(String::from)
+                .unwrap_or_else(|()| format!("file://{}", dir.display()));
         }
     }
 

@@ -77,7 +77,8 @@ pub async fn run(dir: Option<PathBuf>, serve: bool) -> anyhow::Result<ExitCode> 
         None => tempfile::Builder::new().prefix("vidkeep-demo-").tempdir()?.keep(),
     };
     println!("demo folder: {}", dir.display());
-    let sim_config = SimConfig { latency_min: Duration::from_secs(1), latency_max: Duration::from_secs(3), ..SimConfig::default() };
+    let sim_config =
+        SimConfig { latency_min: Duration::from_secs(1), latency_max: Duration::from_secs(3), ..SimConfig::default() };
     let key = Secret::new(sim_config.api_key.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let simulator = sim::start(sim_config, listener).await?;
@@ -98,7 +99,11 @@ pub async fn run(dir: Option<PathBuf>, serve: bool) -> anyhow::Result<ExitCode> 
     daemon.await.context("daemon task")??;
     simulator.shutdown().await;
     finished?;
-    println!("try: vidkeep jobs --config {}   |   vidkeep verify --config {}", config_path.display(), config_path.display());
+    println!(
+        "try: vidkeep jobs --config {}   |   vidkeep verify --config {}",
+        config_path.display(),
+        config_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

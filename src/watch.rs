@@ -94,12 +94,13 @@ pub struct Stability {
     quiet: Duration,
     renamed_in: HashSet<PathBuf>,
     seen: HashMap<PathBuf, (u64, SystemTime)>,
+    noted: HashSet<PathBuf>,
 }
 
 impl Stability {
     /// A rule with the given quiet period.
     pub fn new(quiet: Duration) -> Stability {
-        Stability { quiet, renamed_in: HashSet::new(), seen: HashMap::new() }
+        Stability { quiet, renamed_in: HashSet::new(), seen: HashMap::new(), noted: HashSet::new() }
     }
 
     /// Notes that `path` was renamed into the inbox: complete as of now.
@@ -130,6 +131,18 @@ impl Stability {
     /// Whether any file is waiting to become complete.
     pub fn has_pending(&self) -> bool {
         !self.seen.is_empty()
+    }
+
+    /// Keeps memory only of files still present after a scan.
+    pub fn retain_present(&mut self, present: &HashSet<PathBuf>) {
+        self.seen.retain(|p, _| present.contains(p));
+        self.renamed_in.retain(|p| present.contains(p));
+        self.noted.retain(|p| present.contains(p));
+    }
+
+    /// True the first time a file that is not a spec is seen, so it is logged once.
+    pub fn first_notice(&mut self, path: &Path) -> bool {
+        self.noted.insert(path.to_owned())
     }
 }
 

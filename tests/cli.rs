@@ -18,7 +18,7 @@ fn check_accepts_the_examples_and_shows_images_by_source() {
     let mut args = vec!["check".to_owned(), "--config".to_owned(), config.display().to_string()];
     for entry in std::fs::read_dir(&dir).expect("examples") {
         let path = entry.expect("entry").path();
-        if !path.extension().is_some_and(|e| e == "png") {
+        if path.extension().is_none_or(|e| e != "png") {
             args.push(path.display().to_string());
         }
     }
@@ -56,7 +56,11 @@ fn a_config_with_an_unknown_key_is_refused_with_its_name_and_line() {
 async fn export_and_jobs_print_what_scripts_rely_on() {
     let mut env = Env::default().await;
     env.start();
-    env.drop_spec("fox.json", &json!({"model":"viduq1-text","prompt":"a fox, \"quoted\"","vidkeep":{"project":"p1","tags":["a"]}}).to_string());
+    env.drop_spec(
+        "fox.json",
+        &json!({"model":"viduq1-text","prompt":"a fox, \"quoted\"","vidkeep":{"project":"p1","tags":["a"]}})
+            .to_string(),
+    );
     env.wait_all_ended(1).await;
     env.stop().await;
 
@@ -64,7 +68,9 @@ async fn export_and_jobs_print_what_scripts_rely_on() {
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON array");
     let job = &list[0];
-    for field in ["job_id", "spec", "state", "model", "prompt", "task_id", "submitted_at", "archived_at", "error", "assets"] {
+    for field in
+        ["job_id", "spec", "state", "model", "prompt", "task_id", "submitted_at", "archived_at", "error", "assets"]
+    {
         assert!(job.get(field).is_some(), "missing {field}: {job}");
     }
     assert_eq!(job["state"], "archived");
@@ -97,4 +103,21 @@ async fn export_and_jobs_print_what_scripts_rely_on() {
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&none.stdout).expect("json"), json!([]));
     let bad_state = env.cli(&["jobs", "--state", "done"]);
     assert_eq!(bad_state.status.code(), Some(2));
+}
+
+#[test]
+fn a_relative_config_path_resolves_against_the_config_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("vk.toml"), "[watch]\ndir = \"in box\"\n[storage]\nurl = \"my archive\"\n")
+        .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["config", "check", "--config", "vk.toml"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run vidkeep");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let root = dir.path().canonicalize().expect("canonical");
+    assert!(stdout.contains(&format!("{}", root.join("in box").display())), "{stdout}");
+    assert!(stdout.contains("my%20archive"), "storage URL is a proper file URL: {stdout}");
 }

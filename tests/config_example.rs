@@ -41,10 +41,17 @@ fn the_example_documents_every_key_with_its_default() {
     assert!(missing.is_empty(), "keys not in config.example.toml: {missing:?}");
     // Every value the example sets (outside [defaults]) is the default in code.
     let parsed: Config = toml::from_str(&text).expect("parse");
-    let (a, b) = (toml::Value::try_from(&parsed.api).expect("api"), toml::Value::try_from(Config::default().api).expect("api"));
+    let (a, b) =
+        (toml::Value::try_from(&parsed.api).expect("api"), toml::Value::try_from(Config::default().api).expect("api"));
     assert_eq!(a, b, "[api] in the example shows the defaults");
-    let (a, b) = (toml::Value::try_from(&parsed.jobs).expect("jobs"), toml::Value::try_from(Config::default().jobs).expect("jobs"));
+    let (a, b) = (
+        toml::Value::try_from(&parsed.jobs).expect("jobs"),
+        toml::Value::try_from(Config::default().jobs).expect("jobs"),
+    );
     assert_eq!(a, b, "[jobs] in the example shows the defaults");
-    let (a, b) = (toml::Value::try_from(&parsed.watch).expect("watch"), toml::Value::try_from(Config::default().watch).expect("watch"));
+    let (a, b) = (
+        toml::Value::try_from(&parsed.watch).expect("watch"),
+        toml::Value::try_from(Config::default().watch).expect("watch"),
+    );
     assert_eq!(a, b, "[watch] in the example shows the defaults");
 }

@@ -12,12 +12,28 @@ async fn every_model_kind_is_archived_with_the_served_bytes() {
     env.copy_example("lantern-first.png");
     env.copy_example("lantern-last.png");
     env.start();
-    env.drop_spec("text.json", &json!({"model":"viduq1-text","prompt":"a red fox in snow","style":"anime","aspect_ratio":"16:9"}).to_string());
-    env.drop_spec("image-remote.json", &json!({"model":"viduq1-image","image_url":"https://example.com/first.png","prompt":"it glows"}).to_string());
+    env.drop_spec(
+        "text.json",
+        &json!({"model":"viduq1-text","prompt":"a red fox in snow","style":"anime","aspect_ratio":"16:9"}).to_string(),
+    );
+    env.drop_spec(
+        "image-remote.json",
+        &json!({"model":"viduq1-image","image_url":"https://example.com/first.png","prompt":"it glows"}).to_string(),
+    );
     env.drop_spec("image-local.toml", "model = \"viduq1-image\"\nimage_url = \"lantern-first.png\"\n");
-    env.drop_spec("start-end.json", &json!({"model":"viduq1-start-end","image_url":["lantern-first.png","lantern-last.png"]}).to_string());
-    env.drop_spec("vidu2.json", &json!({"model":"vidu2-image","image_url":"https://example.com/a.jpg","duration":4,"size":"1280x720"}).to_string());
-    env.drop_spec("cog.json", &json!({"model":"cogvideox-3","prompt":"city at night","quality":"speed","fps":30,"duration":5}).to_string());
+    env.drop_spec(
+        "start-end.json",
+        &json!({"model":"viduq1-start-end","image_url":["lantern-first.png","lantern-last.png"]}).to_string(),
+    );
+    env.drop_spec(
+        "vidu2.json",
+        &json!({"model":"vidu2-image","image_url":"https://example.com/a.jpg","duration":4,"size":"1280x720"})
+            .to_string(),
+    );
+    env.drop_spec(
+        "cog.json",
+        &json!({"model":"cogvideox-3","prompt":"city at night","quality":"speed","fps":30,"duration":5}).to_string(),
+    );
     env.drop_spec("bare.txt", "a lantern festival over a river\n");
     let jobs = env.wait_all_ended(7).await;
     assert_archived_as_served(&env, &jobs);
@@ -25,7 +41,8 @@ async fn every_model_kind_is_archived_with_the_served_bytes() {
     assert_eq!(stats.accepted, 7, "one submission per spec");
 
     // What went on the wire: local images as data URIs of the file's bytes, remote URLs verbatim.
-    let sent = |spec: &str| env.sim.task(env.job_by_spec(spec).task_id.as_deref().unwrap_or_default()).expect("task").request;
+    let sent =
+        |spec: &str| env.sim.task(env.job_by_spec(spec).task_id.as_deref().unwrap_or_default()).expect("task").request;
     let local = sent("image-local.toml");
     let uri = local["image_url"].as_str().expect("string image");
     let b64 = uri.strip_prefix("data:image/png;base64,").expect("png data uri");
@@ -47,7 +64,8 @@ async fn every_model_kind_is_archived_with_the_served_bytes() {
         assert!(env.inbox().join("done").join(&job.spec_name).exists());
         let sidecar_key = video.key.replace("video.mp4", "vidkeep.json");
         let sidecar: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(env.archive_dir().join(sidecar_key)).expect("sidecar")).expect("json");
+            serde_json::from_slice(&std::fs::read(env.archive_dir().join(sidecar_key)).expect("sidecar"))
+                .expect("json");
         assert_eq!(sidecar["task_id"], job.task_id.as_deref().unwrap_or_default());
         assert!(!sidecar.to_string().contains(&vidkeep::sim::SimConfig::default().api_key), "no secret in the sidecar");
     }

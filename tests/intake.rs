@@ -47,12 +47,12 @@ async fn bad_specs_land_in_failed_with_reports_and_are_never_submitted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_growing_file_is_not_taken_until_it_is_quiet() {
-    let mut env =
-        Env::with_quiet(crate::support::fast_sim(), "", "[defaults]\nmodel = \"viduq1-text\"\n", "1s").await;
+    let mut env = Env::with_quiet(crate::support::fast_sim(), "", "[defaults]\nmodel = \"viduq1-text\"\n", "1s").await;
     env.start();
     let path = env.inbox().join("slow.json");
     let mut file = std::fs::File::create(&path).expect("create");
-    let body = json!({"model":"viduq1-text","prompt":"a slowly written prompt about a lighthouse in a storm"}).to_string();
+    let body =
+        json!({"model":"viduq1-text","prompt":"a slowly written prompt about a lighthouse in a storm"}).to_string();
     // Written a few bytes at a time for ~2.4 s, much longer than the 1 s quiet period, with
     // pauses well below it: the file is invalid JSON until the last byte.
     let chunks: Vec<&[u8]> = body.as_bytes().chunks(body.len() / 12 + 1).collect();
@@ -82,7 +82,8 @@ async fn ignored_names_and_images_are_left_alone() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(env.jobs().len(), 1);
     assert!(env.rejections().is_empty());
-    for name in [".hidden.json", "draft.json.tmp", "upload.json.part", "backup.json~", "notes.md", "lantern-first.png"] {
+    for name in [".hidden.json", "draft.json.tmp", "upload.json.part", "backup.json~", "notes.md", "lantern-first.png"]
+    {
         assert!(env.inbox().join(name).exists(), "{name} left in place");
     }
     env.stop().await;

@@ -1,6 +1,8 @@
 //! Integration tests, compiled as one binary: the real daemon against the platform simulator over
 //! real HTTP, with a real SQLite catalogue and a real local store in a temp folder.
 
+#![allow(unreachable_pub, missing_docs)]
+
 mod support;
 
 mod cli;

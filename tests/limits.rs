@@ -11,8 +11,14 @@ async fn max_in_flight_is_never_exceeded_globally_or_per_model() {
     let mut env = Env::new(sim, "max_in_flight = 3\n[api.max_in_flight_per_model]\nviduq1-text = 1\n", "").await;
     env.start();
     for i in 0..5 {
-        env.drop_spec(&format!("text-{i}.json"), &json!({"model":"viduq1-text","prompt":format!("fox {i}")}).to_string());
-        env.drop_spec(&format!("cog-{i}.json"), &json!({"model":"cogvideox-3","prompt":format!("city {i}")}).to_string());
+        env.drop_spec(
+            &format!("text-{i}.json"),
+            &json!({"model":"viduq1-text","prompt":format!("fox {i}")}).to_string(),
+        );
+        env.drop_spec(
+            &format!("cog-{i}.json"),
+            &json!({"model":"cogvideox-3","prompt":format!("city {i}")}).to_string(),
+        );
     }
     let jobs = env.wait_all_ended(10).await;
     assert_archived_as_served(&env, &jobs);

@@ -21,10 +21,8 @@ async fn a_crash_with_tasks_in_flight_resumes_without_paying_twice() {
     for i in 0..4 {
         env.drop_spec(&format!("p{i}.txt"), &format!("a prompt {i}"));
     }
-    env.wait_until("all four submitted", |jobs| {
-        jobs.len() == 4 && jobs.iter().all(|j| j.state == JobState::Submitted)
-    })
-    .await;
+    env.wait_until("all four submitted", |jobs| jobs.len() == 4 && jobs.iter().all(|j| j.state == JobState::Submitted))
+        .await;
     env.crash().await;
     assert_eq!(env.sim.stats().accepted, 4);
 

@@ -6,6 +6,7 @@
 //! never left the inbox is found again by name and hash ([`Catalog::job_for_unmoved_spec`]), so a
 //! crash in between finishes the move instead of creating a second job.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -49,14 +50,16 @@ impl Intake {
             }
         };
         let now = SystemTime::now();
+        let present: HashSet<PathBuf> = entries.iter().map(|(p, _, _)| p.clone()).collect();
+        stability.retain_present(&present);
         let mut taken = 0;
         for (path, size, mtime) in entries {
             let name = file_name(&path);
             match classify(&name) {
                 FileKind::Spec(_) => {}
                 FileKind::Unknown => {
-                    if stability.is_complete(&path, size, mtime, now) {
-                        tracing::debug!(file = %name, "not a spec (.json, .toml, .txt); left alone");
+                    if stability.first_notice(&path) {
+                        tracing::info!(file = %name, "not a spec (.json, .toml or .txt); left alone");
                     }
                     continue;
                 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vidkeep::catalog::{Asset, Catalog, JobFilter, JobRecord, Rejection};
+use vidkeep::catalog::{Asset, Catalog, JobFilter, JobRecord, Rejection, SpecPlace};
 use vidkeep::config::Config;
 use vidkeep::daemon::DaemonError;
 use vidkeep::jobs::JobState;
@@ -46,6 +46,7 @@ impl Env {
 
     /// As [`Env::new`], with the inbox's quiet period.
     pub async fn with_quiet(sim_config: SimConfig, api_extra: &str, extra: &str, quiet: &str) -> Env {
+        init_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let sim = sim::start(sim_config, listener).await.expect("simulator");
@@ -100,6 +101,14 @@ impl Env {
         let _ = handle.await;
     }
 
+    /// Fails the test at once, with the daemon's error, if the daemon stopped by itself.
+    pub async fn assert_daemon_alive(&mut self) {
+        if self.daemon.as_ref().is_some_and(|(_, handle)| handle.is_finished()) {
+            let (_, handle) = self.daemon.take().expect("daemon");
+            panic!("the daemon stopped by itself: {:?}", handle.await);
+        }
+    }
+
     /// Drops a spec the careful way: write `name.part`, then rename into place.
     pub fn drop_spec(&self, name: &str, contents: &str) {
         let part = self.inbox().join(format!("{name}.part"));
@@ -134,40 +143,44 @@ impl Env {
     }
 
     /// Waits until `done` holds for the catalogue's jobs; panics with the jobs after [`WAIT`].
-    pub async fn wait_until(&self, what: &str, done: impl Fn(&[JobRecord]) -> bool) -> Vec<JobRecord> {
+    pub async fn wait_until(&mut self, what: &str, done: impl Fn(&[JobRecord]) -> bool) -> Vec<JobRecord> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let jobs = self.jobs();
             if done(&jobs) {
                 return jobs;
             }
+            self.assert_daemon_alive().await;
             if tokio::time::Instant::now() > deadline {
-                let states: Vec<String> = jobs
-                    .iter()
-                    .map(|j| format!("{} {} {:?}", j.spec_name, j.state, j.error))
-                    .collect();
+                let states: Vec<String> =
+                    jobs.iter().map(|j| format!("{} {} {:?}", j.spec_name, j.state, j.error)).collect();
                 panic!("timed out waiting for {what}; jobs: {states:#?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Waits until `n` jobs exist and all are terminal.
-    pub async fn wait_all_ended(&self, n: usize) -> Vec<JobRecord> {
+    /// Waits until `n` jobs exist, all terminal, with their spec files settled in `done/` or
+    /// `failed/` next to their reports.
+    pub async fn wait_all_ended(&mut self, n: usize) -> Vec<JobRecord> {
         self.wait_until(&format!("{n} jobs to end"), |jobs| {
-            jobs.len() == n && jobs.iter().all(|j| j.state.is_terminal())
+            jobs.len() == n
+                && jobs
+                    .iter()
+                    .all(|j| j.state.is_terminal() && matches!(j.spec_place, SpecPlace::Done | SpecPlace::Failed))
         })
         .await
     }
 
     /// Waits until the catalogue holds `n` rejections.
-    pub async fn wait_rejections(&self, n: usize) -> Vec<Rejection> {
+    pub async fn wait_rejections(&mut self, n: usize) -> Vec<Rejection> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let r = self.rejections();
             if r.len() >= n {
                 return r;
             }
+            self.assert_daemon_alive().await;
             assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {n} rejections: {r:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -189,6 +202,14 @@ impl Env {
             .output()
             .expect("run vidkeep")
     }
+}
+
+/// Sends the daemon's logs to the test's captured output (shown for failing tests);
+/// `RUST_LOG` picks the level, `info` by default.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 /// Lower-hex SHA-256 of a file.

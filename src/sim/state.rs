@@ -1,0 +1,270 @@
+//! The simulator's books: tasks, counters and the seeded RNG, behind one mutex. Every decision
+//! (accept or refuse, which fault hits, what a poll sees) is made here, under the lock, so
+//! concurrent clients see one consistent platform.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::media::{Media, MediaKind};
+use super::task::{self, Snapshot, Status, Task};
+use super::wire::{ApiError, PollAnswer, SubmitAnswer};
+use super::{SimConfig, SimStats, SimTask};
+use crate::spec::models::ModelRules;
+
+/// The shared simulator state.
+#[derive(Debug)]
+pub(super) struct Sim {
+    config: SimConfig,
+    /// Scheme, host and port of result URLs, without a trailing slash.
+    origin: String,
+    books: Mutex<Books>,
+}
+
+#[derive(Debug)]
+struct Books {
+    rng: StdRng,
+    /// In submission order, hence in order of `submitted`.
+    tasks: Vec<Task>,
+    by_id: HashMap<String, usize>,
+    /// File key (the uuid in the result URLs) to task index.
+    by_key: HashMap<String, usize>,
+    /// Counters; `in_flight` is computed when read.
+    stats: SimStats,
+}
+
+/// A task just created by a submit.
+#[derive(Debug)]
+pub(super) struct Accepted {
+    /// What the submit answers.
+    pub(super) answer: SubmitAnswer,
+    /// The `submit_lost` fault hit: the answer must not reach the client.
+    pub(super) lost: bool,
+}
+
+/// A result file to serve.
+#[derive(Debug)]
+pub(super) struct Download {
+    /// The file.
+    pub(super) media: Arc<Media>,
+    /// Video or cover.
+    pub(super) kind: MediaKind,
+}
+
+impl Sim {
+    /// A simulator with no tasks; result URLs start with `origin`.
+    pub(super) fn new(config: SimConfig, origin: String) -> Sim {
+        let books = Books {
+            rng: StdRng::seed_from_u64(config.seed),
+            tasks: Vec::new(),
+            by_id: HashMap::new(),
+            by_key: HashMap::new(),
+            stats: SimStats::default(),
+        };
+        Sim { config, origin, books: Mutex::new(books) }
+    }
+
+    /// The configuration.
+    pub(super) fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Books> {
+        // The books stay consistent even if a holder panicked: every update is a few plain writes.
+        self.books.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a submit refused with business code `code`.
+    pub(super) fn count_refused(&self, code: &str) {
+        *self.lock().stats.refused.entry(code.to_owned()).or_default() += 1;
+    }
+
+    /// Decides a valid submission: faults, duplicate `request_id`, concurrency, balance; then
+    /// creates the task. Refusals are returned, not counted (the caller counts every refusal).
+    pub(super) fn submit(
+        &self,
+        rules: &'static ModelRules,
+        request_id: Option<String>,
+        request: Value,
+    ) -> Result<Accepted, ApiError> {
+        let faults = &self.config.faults;
+        let mut books = self.lock();
+        let now = Instant::now();
+        if books.chance(faults.submit_5xx) {
+            return Err(ApiError::internal());
+        }
+        if books.chance(faults.submit_1305) {
+            return Err(ApiError::overloaded());
+        }
+        if let Some(rid) = &request_id {
+            if books.in_flight(now, self.config.latency_max).any(|t| &t.request_id == rid) {
+                return Err(ApiError::duplicate_request(rid));
+            }
+        }
+        let running = books.in_flight(now, self.config.latency_max).filter(|t| t.model == rules.name).count();
+        if running >= self.config.limit_for(rules.name) {
+            return Err(ApiError::concurrency());
+        }
+        let price = u64::from(rules.price_fen);
+        if let Some(balance) = self.config.balance_fen {
+            if books.stats.spent_fen.saturating_add(price) > balance {
+                return Err(ApiError::balance());
+            }
+        }
+        let task = books.create(&self.config, now, rules, request_id, request);
+        let answer = SubmitAnswer::processing(task.model, &task.id, &task.request_id);
+        books.insert(task);
+        books.record_accepted(now, self.config.latency_max, rules.name, price, &answer.request_id);
+        let lost = books.chance(faults.submit_lost);
+        tracing::debug!(id = %answer.id, model = rules.name, lost, "simulator accepted a task");
+        Ok(Accepted { answer, lost })
+    }
+
+    /// Answers a poll of task `id`.
+    pub(super) fn poll(&self, id: &str) -> Result<PollAnswer, ApiError> {
+        let faults = &self.config.faults;
+        let mut books = self.lock();
+        let now = Instant::now();
+        books.stats.polls += 1;
+        if books.chance(faults.poll_5xx) {
+            return Err(ApiError::internal());
+        }
+        let index = *books.by_id.get(id).ok_or_else(|| ApiError::no_such_task(id))?;
+        let shows_unknown_status = books.chance(faults.unknown_status);
+        let task = books.tasks.get(index).ok_or_else(|| ApiError::no_such_task(id))?;
+        let status = task.status(now);
+        let mut answer = PollAnswer::new(&task.id, &task.request_id, task.model, status, task.created);
+        match status {
+            Status::Processing if shows_unknown_status => answer.task_status = "SUBMITTED",
+            Status::Success => {
+                answer.succeeded(task.url(&self.origin, MediaKind::Video), task.url(&self.origin, MediaKind::Cover));
+            }
+            Status::Processing | Status::Fail => {}
+        }
+        Ok(answer)
+    }
+
+    /// The file named `name` (`{key}_0.mp4` or `{key}_cover_0.jpeg`), if it is served now.
+    pub(super) fn file(&self, name: &str) -> Option<Download> {
+        let (key, kind) = task::parse_file_name(name)?;
+        let books = self.lock();
+        let task = books.tasks.get(*books.by_key.get(key)?)?;
+        task.serves_files(Instant::now(), self.config.url_ttl).then(|| Download { media: task.media(kind), kind })
+    }
+
+    /// Counts a download answered 200/206 and decides whether the `download_reset` fault cuts it.
+    pub(super) fn start_download(&self) -> bool {
+        let mut books = self.lock();
+        books.stats.downloads += 1;
+        books.chance(self.config.faults.download_reset)
+    }
+
+    /// The counters as of now.
+    pub(super) fn stats(&self) -> SimStats {
+        let books = self.lock();
+        let mut stats = books.stats.clone();
+        stats.in_flight = books.in_flight(Instant::now(), self.config.latency_max).count();
+        stats
+    }
+
+    /// The task with this id. Hashes its files outside the lock the first time.
+    pub(super) fn task(&self, id: &str) -> Option<SimTask> {
+        let snapshot = {
+            let books = self.lock();
+            books.tasks.get(*books.by_id.get(id)?)?.snapshot(&self.origin, Instant::now())
+        };
+        Some(snapshot.finish())
+    }
+
+    /// All tasks in submission order. Hashes files outside the lock the first time.
+    pub(super) fn tasks(&self) -> Vec<SimTask> {
+        let snapshots: Vec<Snapshot> = {
+            let books = self.lock();
+            let now = Instant::now();
+            books.tasks.iter().map(|t| t.snapshot(&self.origin, now)).collect()
+        };
+        snapshots.into_iter().map(Snapshot::finish).collect()
+    }
+}
+
+impl Books {
+    /// Draws a fault with probability `p`; a zero probability draws nothing, so faults that are
+    /// off leave the random sequence of the others unchanged.
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random::<f64>() < p
+    }
+
+    /// Tasks `PROCESSING` at `now`. Tasks are in submission order and none runs longer than
+    /// `latency_max`, so only the recent tail is scanned.
+    fn in_flight(&self, now: Instant, latency_max: Duration) -> impl Iterator<Item = &Task> {
+        self.tasks
+            .iter()
+            .rev()
+            .take_while(move |t| now.saturating_duration_since(t.submitted) < latency_max)
+            .filter(move |t| t.status(now) == Status::Processing)
+    }
+
+    /// A new task (not yet in the books), drawing its id, latency, fate and file key.
+    fn create(
+        &mut self,
+        config: &SimConfig,
+        now: Instant,
+        rules: &'static ModelRules,
+        request_id: Option<String>,
+        request: Value,
+    ) -> Task {
+        let id = self.unused(|rng| task::mint_id(rng, request_id.is_some()), |b, id| b.by_id.contains_key(id));
+        let key = self.unused(task::mint_key, |b, key| b.by_key.contains_key(key));
+        Task {
+            video: Arc::new(Media::video(&id, config.video_bytes)),
+            cover: Arc::new(Media::cover(&id)),
+            request_id: request_id.unwrap_or_else(|| id.clone()),
+            id,
+            model: rules.name,
+            request,
+            created: task::unix_seconds(SystemTime::now()),
+            submitted: now,
+            latency: self.draw_latency(config.latency_min, config.latency_max),
+            fails: self.chance(config.faults.fail),
+            key,
+        }
+    }
+
+    /// The first value `mint` makes that `taken` does not report as in use.
+    fn unused(&mut self, mut mint: impl FnMut(&mut StdRng) -> String, taken: impl Fn(&Books, &str) -> bool) -> String {
+        loop {
+            let value = mint(&mut self.rng);
+            if !taken(self, &value) {
+                return value;
+            }
+        }
+    }
+
+    fn insert(&mut self, task: Task) {
+        let index = self.tasks.len();
+        self.by_id.insert(task.id.clone(), index);
+        self.by_key.insert(task.key.clone(), index);
+        self.tasks.push(task);
+    }
+
+    fn record_accepted(&mut self, now: Instant, latency_max: Duration, model: &str, price: u64, request_id: &str) {
+        let total = self.in_flight(now, latency_max).count();
+        let for_model = self.in_flight(now, latency_max).filter(|t| t.model == model).count();
+        let stats = &mut self.stats;
+        stats.accepted += 1;
+        *stats.accepted_by_request_id.entry(request_id.to_owned()).or_default() += 1;
+        stats.spent_fen = stats.spent_fen.saturating_add(price);
+        stats.max_in_flight = stats.max_in_flight.max(total);
+        let max = stats.max_in_flight_by_model.entry(model.to_owned()).or_default();
+        *max = (*max).max(for_model);
+    }
+
+    fn draw_latency(&mut self, min: Duration, max: Duration) -> Duration {
+        if min >= max { min } else { self.rng.random_range(min..=max) }
+    }
+}
