@@ -15,6 +15,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::store::{Store, StoreError};
 
+mod resume;
+
+use resume::ResumingBody;
+
 /// Multipart part size: also the unit of memory per part in flight.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploading at once; peak buffered memory is about `PART_SIZE * (MAX_PARTS + 1)`.
@@ -114,7 +118,6 @@ impl Archiver {
             403 | 404 | 410 => return Err(ArchiveError::Gone(status)),
             _ => return Err(ArchiveError::Status(status)),
         }
-        let expected = response.content_length();
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -122,10 +125,15 @@ impl Archiver {
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
             .filter(|v| v.starts_with("video/") || v.starts_with("image/"))
             .unwrap_or_else(|| default_type.to_owned());
+        let mut body = ResumingBody::new(self.http.clone(), url, response);
+        let expected = body.expected();
         let upload = self.store.backend().put_multipart(key).await.map_err(Store::err("start upload", key))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        match copy_hashing(response, &mut writer, key).await {
+        match copy_hashing(&mut body, &mut writer, key).await {
             Ok((sha256, bytes)) => {
+                if body.resumes() > 0 {
+                    tracing::info!(key = %key, resumes = body.resumes(), "download completed after resuming");
+                }
                 if let Some(expected) = expected.filter(|e| *e != bytes) {
                     let _ = writer.abort().await;
                     return Err(ArchiveError::Truncated { expected, got: bytes });
@@ -150,15 +158,13 @@ impl Archiver {
 }
 
 async fn copy_hashing(
-    response: reqwest::Response,
+    body: &mut ResumingBody,
     writer: &mut WriteMultipart,
     key: &Key,
 ) -> Result<(String, u64), ArchiveError> {
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ArchiveError::Network(e.without_url().to_string()))?;
+    while let Some(chunk) = body.next().await? {
         hasher.update(&chunk);
         bytes += chunk.len() as u64;
         writer.wait_for_capacity(MAX_PARTS).await.map_err(Store::err("upload part", key))?;

@@ -114,6 +114,10 @@ pub struct SimConfig {
     /// Pad each video to at least this many bytes (inside a top-level MP4 `free` box). Files are
     /// generated as they are sent, so even gigabytes cost no memory.
     pub video_bytes: Option<u64>,
+    /// Give each answer that carries result links a fresh query string (`?v=<n>`), as hosts with
+    /// signed URLs do, so a client that asks again after a link failed gets a new one. Off by
+    /// default: the platform's observed links are plain paths.
+    pub fresh_links: bool,
     /// Seed for all randomness: latencies, faults and ids.
     pub seed: u64,
     /// Fault injection.
@@ -133,6 +137,7 @@ impl Default for SimConfig {
             reject_unknown_fields: false,
             balance_fen: None,
             video_bytes: None,
+            fresh_links: false,
             seed: 0,
             faults: Faults::default(),
         }
@@ -183,10 +188,18 @@ pub struct Faults {
     pub download_reset: f64,
     /// A poll of a `PROCESSING` task answers `task_status: "SUBMITTED"` instead.
     pub unknown_status: f64,
+    /// A submit answers HTTP 429 `1302` although the model is under its limit, as when the
+    /// account's real limit is lower than the client believes. No task is created.
+    pub submit_1302: f64,
+    /// A result download announces the full `Content-Length`, sends about half of the body and
+    /// ends it cleanly: a truncated body that only the length check can catch.
+    pub download_truncate: f64,
+    /// A result download answers 404 as if the link had expired; the next request may work.
+    pub download_gone: f64,
 }
 
 impl Faults {
-    fn probabilities(&self) -> [(&'static str, f64); 7] {
+    fn probabilities(&self) -> [(&'static str, f64); 10] {
         [
             ("submit_5xx", self.submit_5xx),
             ("submit_1305", self.submit_1305),
@@ -195,6 +208,9 @@ impl Faults {
             ("fail", self.fail),
             ("download_reset", self.download_reset),
             ("unknown_status", self.unknown_status),
+            ("submit_1302", self.submit_1302),
+            ("download_truncate", self.download_truncate),
+            ("download_gone", self.download_gone),
         ]
     }
 }
@@ -218,6 +234,8 @@ pub struct SimStats {
     pub max_in_flight_by_model: BTreeMap<String, usize>,
     /// Result-file requests answered 200 or 206 (`HEAD` excluded).
     pub downloads: u64,
+    /// Of those, the ones answered 206 to a `Range` request.
+    pub ranged_downloads: u64,
     /// Fen charged for accepted submissions.
     pub spent_fen: u64,
 }

@@ -363,6 +363,36 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records fresh result URLs for a job still `downloading` (its old links had expired).
+    /// Returns whether the job was still downloading.
+    pub fn refresh_result(
+        &mut self,
+        job_id: &str,
+        video_url: &str,
+        cover_url: Option<&str>,
+        result_json: &str,
+    ) -> Result<bool, CatalogError> {
+        let tx = self.conn.transaction().map_err(sql("begin refresh"))?;
+        let now = now_ms();
+        let changed = tx
+            .execute(
+                "UPDATE jobs SET video_url = ?2, cover_url = ?3, result_json = ?4, updated_at = ?5 \
+                 WHERE id = ?1 AND state = 'downloading'",
+                params![job_id, video_url, cover_url, result_json, now],
+            )
+            .map_err(sql("refresh result URLs"))?;
+        if changed == 1 {
+            tx.execute(
+                "INSERT INTO job_events (job_id, at, from_state, to_state, note) \
+                 VALUES (?1, ?2, 'downloading', 'downloading', 'the result links had expired; the platform gave fresh ones')",
+                params![job_id, now],
+            )
+            .map_err(sql("record refresh"))?;
+        }
+        tx.commit().map_err(sql("commit refresh"))?;
+        Ok(changed == 1)
+    }
+
     /// Jobs in a terminal state (or uncertain) whose spec file is still in `processing/` or the inbox.
     pub fn specs_to_settle(&self) -> Result<Vec<JobRecord>, CatalogError> {
         let mut stmt = self

@@ -30,8 +30,11 @@ use crate::watch::Inbox;
 
 /// Polls running at once.
 const MAX_POLLS: usize = 16;
-/// A result URL answering 403/404 this many times in a row is taken as expired.
+/// A result URL answering 403/404 this many times in a row (the platform giving no fresh one)
+/// is taken as expired.
 const GONE_LIMIT: u32 = 3;
+/// How long the platform keeps result links: "valid for one day" (reference §7).
+const URL_VALIDITY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Timing and concurrency settings.
 #[derive(Debug, Clone)]
@@ -444,25 +447,79 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
 
 async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) -> Result<Next, EngineError> {
     let s = &ctx.settings;
-    match download::archive_job(&ctx.db, &ctx.archiver, job).await {
-        Ok(()) => Ok(Next::Idle),
-        Err(DownloadError::Catalog(e)) => Err(e.into()),
-        Err(DownloadError::Archive(e)) => {
-            let is_gone = matches!(e, ArchiveError::Gone(_));
-            let id = job.id.clone();
-            if is_gone && gone + 1 >= GONE_LIMIT {
-                let error = JobError::new(
-                    "expired",
-                    format!("the result could not be downloaded before its link expired: {e}"),
-                );
-                ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
-                return Ok(Next::Idle);
+    let e = match download::archive_job(&ctx.db, &ctx.archiver, job).await {
+        Ok(()) => return Ok(Next::Idle),
+        Err(DownloadError::Catalog(e)) => return Err(e.into()),
+        Err(DownloadError::Archive(e)) => e,
+    };
+    let id = job.id.clone();
+    let mut gone_now = 0;
+    if matches!(e, ArchiveError::Gone(_)) {
+        if job.result_at.is_some_and(|at| now_ms() > at.saturating_add(URL_VALIDITY_MS)) {
+            return expire(ctx, job, &format!("{e}, more than a day after the task succeeded")).await;
+        }
+        match refresh_links(ctx, job).await? {
+            Refresh::Fresh => {
+                // New links: try them at once, the gone count starts over.
+                return Ok(Next::DownloadAt(Instant::now(), false));
             }
-            tracing::warn!(job_id = %job.id, error = %e, "download failed; will retry");
-            let error = JobError::new(e.code(), e.to_string());
-            ctx.db.call(move |c| c.note_error(&id, &error)).await?;
-            let delay = backoff(s.retry_base, s.retry_max, attempts + 1);
-            Ok(Next::DownloadAt(Instant::now() + delay, is_gone))
+            Refresh::TaskGone(why) => return expire(ctx, job, &format!("{e}; {why}")).await,
+            Refresh::Same => gone_now = gone + 1,
+        }
+        if gone_now >= GONE_LIMIT {
+            return expire(ctx, job, &e.to_string()).await;
         }
     }
+    tracing::warn!(job_id = %job.id, error = %e, "download failed; will retry");
+    let error = JobError::new(e.code(), e.to_string());
+    ctx.db.call(move |c| c.note_error(&id, &error)).await?;
+    let delay = backoff(s.retry_base, s.retry_max, attempts + 1);
+    Ok(Next::DownloadAt(Instant::now() + delay, gone_now > 0))
+}
+
+/// What asking the platform again about a task whose links answered "gone" found.
+enum Refresh {
+    /// The platform gave other links; they were recorded.
+    Fresh,
+    /// The same links (or no answer): count the failure.
+    Same,
+    /// The platform no longer knows the task: nothing can be fetched any more.
+    TaskGone(String),
+}
+
+/// Result links expire (a day on the real platform); before counting a link as gone, ask
+/// `async-result` again, which may hand out fresh ones.
+async fn refresh_links(ctx: &Ctx, job: &JobRecord) -> Result<Refresh, EngineError> {
+    let Some(task_id) = job.task_id.as_deref() else { return Ok(Refresh::Same) };
+    let report = match ctx.api.poll(task_id).await {
+        Ok(report) => report,
+        Err(e) if e.class(false) == ErrorClass::TaskGone => return Ok(Refresh::TaskGone(e.explain())),
+        Err(e) => {
+            tracing::warn!(job_id = %job.id, task_id, error = %e, "could not ask for fresh result links");
+            return Ok(Refresh::Same);
+        }
+    };
+    let TaskStatus::Success { video_url, cover_url } = report.status else { return Ok(Refresh::Same) };
+    if Some(&video_url) == job.video_url.as_ref() && cover_url == job.cover_url {
+        return Ok(Refresh::Same);
+    }
+    tracing::info!(job_id = %job.id, task_id, "the result links had expired; the platform gave fresh ones");
+    let id = job.id.clone();
+    ctx.db.call(move |c| c.refresh_result(&id, &video_url, cover_url.as_deref(), &report.raw)).await?;
+    Ok(Refresh::Fresh)
+}
+
+/// Fails a job whose result can no longer be fetched, with the reason `expired`.
+async fn expire(ctx: &Ctx, job: &JobRecord, detail: &str) -> Result<Next, EngineError> {
+    let error = JobError::new(
+        "expired",
+        format!(
+            "the result could not be downloaded before its link expired ({detail}). The task was paid for; \
+             drop the spec again to make the video anew"
+        ),
+    );
+    tracing::error!(job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""), "result link expired; job failed");
+    let id = job.id.clone();
+    ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
+    Ok(Next::Idle)
 }

@@ -17,7 +17,7 @@ use futures::{Stream, StreamExt as _};
 use serde_json::{Map, Value};
 
 use super::range::{self, RangeRequest};
-use super::state::{Download, Sim};
+use super::state::{Download, DownloadFate, Sim};
 use super::wire::ApiError;
 use crate::spec::models::{ModelRules, rules, validate_request};
 
@@ -92,6 +92,12 @@ fn break_off(kind: io::ErrorKind, what: &'static str) -> impl Stream<Item = io::
     })
 }
 
+/// A clean end of a body that comes a moment late, so what came before has reached the client
+/// (hyper drops an answer whose body ends short of its length before it was flushed).
+fn end_after_delay() -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+    futures::stream::once(tokio::time::sleep(BREAK_OFF_DELAY)).filter_map(|()| futures::future::ready(None))
+}
+
 async fn poll(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let answer = authorize(&sim, &headers).and_then(|()| sim.poll(&id));
     match answer {
@@ -130,6 +136,11 @@ async fn download(
         RangeRequest::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
         RangeRequest::Unsatisfiable => return unsatisfiable(len),
     };
+    let ranged = status == StatusCode::PARTIAL_CONTENT;
+    let fate = if method == Method::HEAD { DownloadFate::Whole } else { sim.start_download(ranged) };
+    if fate == DownloadFate::Gone {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    }
     let mut response = Response::new(Body::empty());
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -141,12 +152,14 @@ async fn download(
     }
     if method != Method::HEAD {
         let body = media.body();
-        *response.body_mut() = if sim.start_download() {
-            let half = start + (end - start) / 2;
-            let cut = break_off(io::ErrorKind::ConnectionReset, "simulated connection reset");
-            Body::from_stream(body.stream(start..half).chain(cut))
-        } else {
-            Body::from_stream(body.stream(start..end))
+        let half = start + (end - start) / 2;
+        *response.body_mut() = match fate {
+            DownloadFate::Reset => {
+                let cut = break_off(io::ErrorKind::ConnectionReset, "simulated connection reset");
+                Body::from_stream(body.stream(start..half).chain(cut))
+            }
+            DownloadFate::Truncated => Body::from_stream(body.stream(start..half).chain(end_after_delay())),
+            DownloadFate::Whole | DownloadFate::Gone => Body::from_stream(body.stream(start..end)),
         };
     }
     response

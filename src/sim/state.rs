@@ -47,6 +47,19 @@ pub(super) struct Accepted {
     pub(super) lost: bool,
 }
 
+/// What one result-file request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DownloadFate {
+    /// The asked bytes, whole.
+    Whole,
+    /// About half, then the connection is reset.
+    Reset,
+    /// About half, then a clean end short of the announced length.
+    Truncated,
+    /// 404, as if the link had expired.
+    Gone,
+}
+
 /// A result file to serve.
 #[derive(Debug)]
 pub(super) struct Download {
@@ -101,6 +114,9 @@ impl Sim {
         if books.chance(faults.submit_1305) {
             return Err(ApiError::overloaded());
         }
+        if books.chance(faults.submit_1302) {
+            return Err(ApiError::concurrency());
+        }
         if let Some(rid) = &request_id {
             if books.in_flight(now, self.config.latency_max).any(|t| &t.request_id == rid) {
                 return Err(ApiError::duplicate_request(rid));
@@ -142,7 +158,14 @@ impl Sim {
         match status {
             Status::Processing if shows_unknown_status => answer.task_status = "SUBMITTED",
             Status::Success => {
-                answer.succeeded(task.url(&self.origin, MediaKind::Video), task.url(&self.origin, MediaKind::Cover));
+                let mut video = task.url(&self.origin, MediaKind::Video);
+                let mut cover = task.url(&self.origin, MediaKind::Cover);
+                if self.config.fresh_links {
+                    let version = books.stats.polls;
+                    video.push_str(&format!("?v={version}"));
+                    cover.push_str(&format!("?v={version}"));
+                }
+                answer.succeeded(video, cover);
             }
             Status::Processing | Status::Fail => {}
         }
@@ -157,11 +180,23 @@ impl Sim {
         task.serves_files(Instant::now(), self.config.url_ttl).then(|| Download { media: task.media(kind), kind })
     }
 
-    /// Counts a download answered 200/206 and decides whether the `download_reset` fault cuts it.
-    pub(super) fn start_download(&self) -> bool {
+    /// Decides what a download request gets: answered whole, cut by one of the download faults,
+    /// or refused as gone. Counts the downloads answered 200/206.
+    pub(super) fn start_download(&self, ranged: bool) -> DownloadFate {
+        let faults = &self.config.faults;
         let mut books = self.lock();
+        if books.chance(faults.download_gone) {
+            return DownloadFate::Gone;
+        }
         books.stats.downloads += 1;
-        books.chance(self.config.faults.download_reset)
+        books.stats.ranged_downloads += u64::from(ranged);
+        if books.chance(faults.download_reset) {
+            DownloadFate::Reset
+        } else if books.chance(faults.download_truncate) {
+            DownloadFate::Truncated
+        } else {
+            DownloadFate::Whole
+        }
     }
 
     /// The counters as of now.

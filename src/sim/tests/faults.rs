@@ -85,6 +85,36 @@ async fn download_reset_cuts_the_body_halfway() {
 }
 
 #[tokio::test]
+async fn submit_1302_creates_no_task() {
+    let f = with_faults(Faults { submit_1302: 1.0, ..Faults::default() }).await;
+    let (status, answer) = f.submit(&text_request()).await;
+    assert_eq!((status, code(&answer)), (StatusCode::TOO_MANY_REQUESTS, "1302"));
+    assert_eq!(f.sim.stats().accepted, 0);
+}
+
+#[tokio::test]
+async fn download_truncate_ends_cleanly_short_of_the_announced_length() {
+    let f = with_faults(Faults { download_truncate: 1.0, ..Faults::default() }).await;
+    let (id, video_url, _) = f.finished_task().await;
+    let task = f.sim.task(&id).expect("task");
+    let mut response = f.get(&video_url, None).await;
+    assert_eq!(response.headers()[CONTENT_LENGTH], task.video_bytes.to_string().as_str());
+    let mut received = 0;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        received += chunk.len() as u64;
+    }
+    assert!(received > 0 && received < task.video_bytes, "short of the announced length: {received}");
+}
+
+#[tokio::test]
+async fn download_gone_answers_404_and_counts_no_download() {
+    let f = with_faults(Faults { download_gone: 1.0, ..Faults::default() }).await;
+    let (_, video_url, _) = f.finished_task().await;
+    assert_eq!(f.get(&video_url, None).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(f.sim.stats().downloads, 0);
+}
+
+#[tokio::test]
 async fn unknown_status_shows_while_processing() {
     let f = with_faults(Faults { unknown_status: 1.0, ..Faults::default() }).await;
     let id = f.submit_ok(&text_request()).await;
