@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::jobs::JobState;
 
@@ -114,6 +114,25 @@ impl Catalog {
                 other => return other,
             }
         }
+    }
+
+    /// Opens an existing, current catalogue for reading only: no pragma, no migration, no
+    /// lock that could hold up the daemon's writes. For readers that run beside the daemon.
+    pub fn open_read_only(path: &Path) -> Result<Catalog, CatalogError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(sql("open read-only"))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("set busy timeout"))?;
+        let catalog = Catalog { conn, path: path.to_owned() };
+        let (found, known) = (catalog.schema_version()?, MIGRATIONS.len() as i64);
+        if found > known {
+            return Err(CatalogError::TooNew { found, known });
+        }
+        if found < known {
+            return Err(CatalogError::Corrupt(format!(
+                "schema version {found} is older than this vidkeep's {known}; start the daemon once to migrate it"
+            )));
+        }
+        Ok(catalog)
     }
 
     /// One try at opening. Switching a new file to WAL takes an exclusive lock that SQLite does
@@ -302,6 +321,19 @@ mod tests {
             let version = opener.join().expect("thread").expect("open").expect("version");
             assert_eq!(version, MIGRATIONS.len() as i64);
         }
+    }
+
+    #[test]
+    fn read_only_opens_cannot_write_and_need_a_current_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        assert!(Catalog::open_read_only(&path).is_err(), "no file, nothing to read");
+        drop(Catalog::open(&path).expect("create"));
+        let reader = Catalog::open_read_only(&path).expect("read-only");
+        assert!(reader.conn.execute("DELETE FROM jobs", []).is_err(), "a reader cannot write");
+        let writer = Catalog::open(&path).expect("writer");
+        writer.conn.pragma_update(None, "user_version", 0).expect("pretend an old schema");
+        assert!(Catalog::open_read_only(&path).is_err(), "an old schema needs the daemon to migrate it");
     }
 
     #[test]

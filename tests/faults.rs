@@ -73,7 +73,7 @@ async fn expired_links_are_refreshed_from_the_platform_then_archived() {
     }
     let jobs = env.wait_all_ended(3).await;
     assert_archived_as_served(&env, &jobs);
-    let catalog = vidkeep::catalog::Catalog::open(&env.config.catalog.path).expect("catalogue");
+    let catalog = vidkeep::catalog::Catalog::open_read_only(&env.config.catalog.path).expect("catalogue");
     let refreshed = jobs
         .iter()
         .flat_map(|j| catalog.events(&j.id).expect("events"))

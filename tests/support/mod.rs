@@ -122,20 +122,32 @@ impl Env {
         std::fs::copy(src, self.inbox().join(name)).expect("copy example");
     }
 
-    fn catalog(&self) -> Catalog {
-        Catalog::open(&self.config.catalog.path).expect("open catalogue")
+    /// Reads the catalogue as a script beside the daemon would: a read-only connection, on a
+    /// thread that may block. The daemon and the simulator run on this test's async workers, so
+    /// a SQLite wait on a worker would stall them too (tokio's LIFO slot cannot be stolen).
+    fn read<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
+        let path = &self.config.catalog.path;
+        tokio::task::block_in_place(|| {
+            let reader = Catalog::open_read_only(path).or_else(|_| {
+                // Not created or not migrated yet: the writer's open waits for the daemon's
+                // migration (or does it), then a reader can start.
+                drop(Catalog::open(path).expect("create catalogue"));
+                Catalog::open_read_only(path)
+            });
+            f(&reader.expect("open catalogue read-only"))
+        })
     }
 
     pub fn jobs(&self) -> Vec<JobRecord> {
-        self.catalog().jobs(&JobFilter::default()).expect("jobs")
+        self.read(|c| c.jobs(&JobFilter::default()).expect("jobs"))
     }
 
     pub fn rejections(&self) -> Vec<Rejection> {
-        self.catalog().rejections().expect("rejections")
+        self.read(|c| c.rejections().expect("rejections"))
     }
 
     pub fn assets(&self, job_id: &str) -> Vec<Asset> {
-        self.catalog().assets(job_id).expect("assets")
+        self.read(|c| c.assets(job_id).expect("assets"))
     }
 
     pub fn job_by_spec(&self, spec: &str) -> JobRecord {
