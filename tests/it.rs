@@ -5,6 +5,7 @@
 
 mod support;
 
+mod chaos;
 mod cli;
 mod config_example;
 mod e2e;
