@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use crate::store::{Store, StoreError};
 
 mod resume;
+pub mod scrub;
 
 use resume::ResumingBody;
 

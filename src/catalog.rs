@@ -17,10 +17,11 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::jobs::JobState;
 
 pub use jobs::{JobFilter, JobRecord, NewJob, SpecPlace};
-pub use records::{Asset, AssetKind, Event, Rejection};
+pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
 
 /// Embedded migrations, applied in order; index + 1 is the schema version they lead to.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_asset_checks.sql")];
 
 /// Errors from the catalogue.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,14 @@ pub enum CatalogError {
     /// A stored value could not be read back.
     #[error("catalogue holds a value this vidkeep cannot read: {0}")]
     Corrupt(String),
+    /// A file operation around the catalogue failed.
+    #[error("catalogue {about}: {source}")]
+    Io {
+        /// What was being done.
+        about: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The blocking task running the call panicked or was cancelled.
     #[error("catalogue call did not complete: {0}")]
     Join(String),
@@ -133,6 +142,34 @@ impl Catalog {
             )));
         }
         Ok(catalog)
+    }
+
+    /// Writes a consistent copy of this catalogue to `dest` with SQLite's online backup, while
+    /// the daemon may go on writing. The copy is made beside `dest` and renamed into place, so
+    /// `dest` is either the old file or a whole new one; it is checked before the rename.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), CatalogError> {
+        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "catalog".into());
+        let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
+        let result = (|| {
+            let mut copy = Connection::open(&partial).map_err(sql("create backup file"))?;
+            {
+                let backup = rusqlite::backup::Backup::new(&self.conn, &mut copy).map_err(sql("start backup"))?;
+                backup.run_to_completion(256, Duration::from_millis(5), None).map_err(sql("copy pages"))?;
+            }
+            let check: String =
+                copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(sql("check backup"))?;
+            if check != "ok" {
+                return Err(CatalogError::Corrupt(format!("the backup copy failed its integrity check: {check}")));
+            }
+            copy.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql("make backup self-contained"))?;
+            drop(copy);
+            std::fs::rename(&partial, dest).map_err(|e| CatalogError::Io { about: "move backup into place", source: e })
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
     }
 
     /// One try at opening. Switching a new file to WAL takes an exclusive lock that SQLite does

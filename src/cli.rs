@@ -100,8 +100,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-read every stored asset and compare its SHA-256 with the catalogue.
-    Verify(ConfigArg),
+    /// Re-read stored assets, compare their SHA-256 with the catalogue, record each check.
+    Verify {
+        /// The config.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Check only this percentage of the assets, least recently checked first.
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        sample: Option<f64>,
+        /// Check only assets stored since this date (YYYY-MM-DD or RFC 3339).
+        #[arg(long, value_name = "DATE", value_parser = parse_since)]
+        since: Option<i64>,
+    },
+    /// Copy the live catalogue consistently (SQLite online backup) to DEST.
+    Backup {
+        /// The config.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Where the copy goes (replaced whole, never half-written).
+        dest: PathBuf,
+    },
     /// Decide what happens to an `uncertain` job.
     Resolve {
         /// The config.
@@ -178,9 +196,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Jobs { config, state, model, json } => list::jobs(&config.load()?, state, model, json),
         Command::Export { config, format, state, model } => list::export(&config.load()?, format, state, model),
         Command::Show { config, job, json } => list::show(&config.load()?, &job, json),
-        Command::Verify(c) => {
-            let config = c.load()?;
-            runtime()?.block_on(verify::run(&config))
+        Command::Verify { config, sample, since } => {
+            let config = config.load()?;
+            let selection = crate::catalog::CheckSelection { stored_since: since, sample_percent: sample };
+            runtime()?.block_on(verify::run(&config, selection))
+        }
+        Command::Backup { config, dest } => {
+            let config = config.load()?;
+            let path = &config.catalog.path;
+            let catalog = crate::catalog::Catalog::open_read_only(path)
+                .with_context(|| format!("cannot open the catalogue {}", path.display()))?;
+            catalog.backup_to(&dest).with_context(|| format!("cannot back up to {}", dest.display()))?;
+            println!("backed up {} to {}", path.display(), dest.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Resolve { config, job, resubmit, abandon: _ } => list::resolve(&config.load()?, &job, resubmit),
         Command::Simulate { listen, config } => runtime()?.block_on(crate::demo::simulate(listen, config)),
@@ -192,6 +220,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err(format!("`{s}` is not a percentage above 0 and at most 100")),
+    }
+}
+
+fn parse_since(s: &str) -> Result<i64, String> {
+    crate::time::parse_date(s).ok_or_else(|| format!("`{s}` is not a date: use YYYY-MM-DD or RFC 3339"))
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM: the one place signals become shutdown.

@@ -30,8 +30,27 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// Retry and download behaviour.
     pub jobs: JobsConfig,
+    /// Scheduled re-reading of stored assets.
+    pub verify: VerifyConfig,
     /// Request fields applied to specs that do not set them (e.g. `model`, `style`).
     pub defaults: Map<String, Value>,
+}
+
+/// `[verify]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Re-read and re-hash stored assets this often while the daemon runs; off when unset.
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub every: Option<Duration>,
+    /// Percentage of the assets each scheduled run reads, least recently checked first.
+    pub sample: f64,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> VerifyConfig {
+        VerifyConfig { every: None, sample: 100.0 }
+    }
 }
 
 /// `[api]`
@@ -248,6 +267,15 @@ impl Config {
             return Err(bad(
                 "storage.url",
                 format!("`{}` is not supported: use file:///absolute/path (S3 comes later)", self.storage.url),
+            ));
+        }
+        if !(self.verify.sample > 0.0 && self.verify.sample <= 100.0) {
+            return Err(bad("verify.sample", "must be a percentage above 0 and at most 100".to_owned()));
+        }
+        if self.verify.every.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(bad(
+                "verify.every",
+                "must be at least 1s (leave it out to turn scheduled checks off)".to_owned(),
             ));
         }
         self.validate_defaults()

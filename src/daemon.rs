@@ -13,8 +13,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiClient, ApiError};
+use crate::archive::scrub::scrub;
 use crate::archive::{ArchiveError, Archiver};
-use crate::catalog::{Catalog, CatalogError, Db};
+use crate::catalog::{Catalog, CatalogError, CheckSelection, Db};
 use crate::config::Config;
 use crate::jobs::{Engine, EngineError, EngineSettings, Limiter, reconcile};
 use crate::secret::Secret;
@@ -80,13 +81,38 @@ pub async fn run(config: Config, key: Secret, cancel: CancellationToken) -> Resu
         account_pause: config.jobs.account_pause,
         shutdown_grace: config.jobs.shutdown_grace,
     };
+    let scrubber = (db.clone(), archiver.store().clone());
     let engine = Engine::new(db, api, archiver, inbox, limiter, settings, wake);
-    supervise(engine, intake, &config, cancel).await
+    supervise(engine, intake, scrubber, &config, cancel).await
+}
+
+/// Re-reads a `sample` percent of the stored assets every `every` until `cancel`. A scrub that
+/// cannot read the catalogue stops the daemon, like any catalogue failure; problems with stored
+/// objects are logged and recorded, and the daemon goes on.
+async fn scrub_every(
+    (db, store): (Db, Store),
+    every: Duration,
+    sample: f64,
+    cancel: CancellationToken,
+) -> Result<(), DaemonError> {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            () = tokio::time::sleep(every) => {}
+        }
+        let selection = CheckSelection { stored_since: None, sample_percent: Some(sample) };
+        let report = tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            report = scrub(&db, &store, selection) => report?,
+        };
+        tracing::info!(checked = report.checked, problems = report.problems.len(), "scheduled verification done");
+    }
 }
 
 async fn supervise(
     engine: Engine,
     intake: Intake,
+    scrubber: (Db, Store),
     config: &Config,
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
@@ -96,6 +122,10 @@ async fn supervise(
     workers.spawn(async move { ("intake", watch::run(intake, quiet, rescan, token).await.map_err(Into::into)) });
     let token = cancel.clone();
     workers.spawn(async move { ("engine", engine.run(token).await.map_err(Into::into)) });
+    if let Some(every) = config.verify.every {
+        let (token, sample) = (cancel.clone(), config.verify.sample);
+        workers.spawn(async move { ("scrubber", scrub_every(scrubber, every, sample, token).await) });
+    }
     let mut first_error = None;
     while let Some(joined) = workers.join_next().await {
         let (name, result) = joined.unwrap_or_else(|e| ("worker", Err(DaemonError::Panic("worker", e.to_string()))));

@@ -13,3 +13,4 @@ mod faults;
 mod intake;
 mod limits;
 mod recovery;
+mod safety;

@@ -47,6 +47,41 @@ pub struct Asset {
     pub source_url: String,
 }
 
+/// What re-reading a stored asset found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckResult {
+    /// Hash and length match the record.
+    Ok,
+    /// No object under the key.
+    Missing,
+    /// The bytes differ from what was archived.
+    Mismatch,
+    /// The store could not be read.
+    Unreadable,
+}
+
+impl CheckResult {
+    /// Name stored in the catalogue.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckResult::Ok => "ok",
+            CheckResult::Missing => "missing",
+            CheckResult::Mismatch => "mismatch",
+            CheckResult::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// Which assets a verification run reads.
+#[derive(Debug, Clone, Default)]
+pub struct CheckSelection {
+    /// Only assets stored at or after this time (unix ms).
+    pub stored_since: Option<i64>,
+    /// Read only this share of them (0 < p ≤ 100), least recently checked first.
+    pub sample_percent: Option<f64>,
+}
+
 /// One entry of a job's state history.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
@@ -110,13 +145,67 @@ impl Catalog {
         self.query_assets("", None)
     }
 
-    fn query_assets(&self, filter: &str, job_id: Option<&str>) -> Result<Vec<Asset>, CatalogError> {
+    /// The assets a verification run should read: those stored since the selection's time,
+    /// least recently checked first (never-checked first of all); a sample keeps the head of
+    /// that order, at least one asset. Repeated sampled runs so rotate through the archive.
+    pub fn assets_to_check(&self, selection: &CheckSelection) -> Result<Vec<Asset>, CatalogError> {
+        let since = selection.stored_since.unwrap_or(i64::MIN);
+        let mut assets = self.select_assets(
+            "WHERE stored_at >= ?1 ORDER BY checked_at IS NOT NULL, checked_at, stored_at, key",
+            &[&since],
+        )?;
+        if let Some(p) = selection.sample_percent {
+            let want = ((assets.len() as f64) * p / 100.0).ceil() as usize;
+            assets.truncate(want.clamp(usize::from(!assets.is_empty()), assets.len()));
+        }
+        Ok(assets)
+    }
+
+    /// Records one check of an asset: in the history and as the asset's latest.
+    pub fn record_check(
+        &mut self,
+        asset: &Asset,
+        result: CheckResult,
+        detail: Option<&str>,
+    ) -> Result<(), CatalogError> {
+        let tx = self.conn.transaction().map_err(sql("begin check record"))?;
+        let at = now_ms();
+        tx.execute(
+            "INSERT INTO asset_checks (job_id, key, at, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![asset.job_id, asset.key, at, result.as_str(), detail],
+        )
+        .map_err(sql("record check"))?;
+        tx.execute(
+            "UPDATE assets SET checked_at = ?2, check_result = ?3 WHERE key = ?1",
+            params![asset.key, at, result.as_str()],
+        )
+        .map_err(sql("record check"))?;
+        tx.commit().map_err(sql("commit check record"))
+    }
+
+    /// The recorded checks of the asset under `key`, oldest first: `(at, result)`.
+    pub fn checks(&self, key: &str) -> Result<Vec<(i64, String)>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare(&format!(
-                "SELECT job_id, kind, key, sha256, bytes, content_type, source_url FROM assets {filter} \
-                 ORDER BY job_id, kind DESC"
-            ))
+            .prepare("SELECT at, result FROM asset_checks WHERE key = ?1 ORDER BY id")
+            .map_err(sql("list checks"))?;
+        let rows = stmt.query_map([key], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("list checks"))?;
+        rows.collect::<Result<_, _>>().map_err(sql("list checks"))
+    }
+
+    fn query_assets(&self, filter: &str, job_id: Option<&str>) -> Result<Vec<Asset>, CatalogError> {
+        let tail = format!("{filter} ORDER BY job_id, kind DESC");
+        match job_id {
+            Some(id) => self.select_assets(&tail, &[&id]),
+            None => self.select_assets(&tail, &[]),
+        }
+    }
+
+    /// Assets by a `WHERE … ORDER BY …` tail and its parameters.
+    fn select_assets(&self, tail: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<Asset>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT job_id, kind, key, sha256, bytes, content_type, source_url FROM assets {tail}"))
             .map_err(sql("list assets"))?;
         let read = |r: &rusqlite::Row<'_>| {
             let kind: String = r.get(1)?;
@@ -131,11 +220,7 @@ impl Catalog {
                 source_url: r.get(6)?,
             })
         };
-        let rows = match job_id {
-            Some(id) => stmt.query_map([id], read),
-            None => stmt.query_map([], read),
-        }
-        .map_err(sql("list assets"))?;
+        let rows = stmt.query_map(params, read).map_err(sql("list assets"))?;
         rows.map(|r| r.map_err(sql("read asset"))).collect()
     }
 

@@ -1,44 +1,38 @@
-//! `vidkeep verify`: re-read every stored asset, re-hash it, list what is missing or changed.
+//! `vidkeep verify`: re-read stored assets, re-hash them, record each check, list what is
+//! missing or changed.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use object_store::path::Path as Key;
 
-use crate::archive::{Check, verify_object};
-use crate::catalog::Catalog;
+use crate::archive::scrub::scrub;
+use crate::catalog::{Catalog, CheckResult, CheckSelection, Db};
 use crate::config::Config;
 use crate::store::Store;
 
-/// Verifies every asset; exit 1 listing each problem, 0 when all match.
-pub(super) async fn run(config: &Config) -> anyhow::Result<ExitCode> {
+/// Verifies the selected assets; exit 1 listing each problem, 0 when all match.
+pub(super) async fn run(config: &Config, selection: CheckSelection) -> anyhow::Result<ExitCode> {
     let path = config.catalog.path.clone();
-    let assets = tokio::task::spawn_blocking(move || Catalog::open(&path).and_then(|c| c.all_assets()))
+    let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
         .await?
-        .with_context(|| format!("cannot read the catalogue {}", config.catalog.path.display()))?;
+        .with_context(|| format!("cannot open the catalogue {}", config.catalog.path.display()))?;
     let store = Store::open(&config.storage.url)?;
-    let (mut ok, mut problems) = (0usize, 0usize);
-    for asset in &assets {
-        let key = Key::from(asset.key.as_str());
-        match verify_object(&store, &key, &asset.sha256, asset.bytes).await {
-            Ok(Check::Ok) => ok += 1,
-            Ok(Check::Missing) => {
-                problems += 1;
-                println!("MISSING   {}  (job {}, {})", asset.key, asset.job_id, asset.kind.as_str());
-            }
-            Ok(Check::Mismatch { sha256, bytes }) => {
-                problems += 1;
-                println!(
-                    "MISMATCH  {}  (job {}): recorded sha256 {} ({} bytes), stored sha256 {} ({} bytes)",
-                    asset.key, asset.job_id, asset.sha256, asset.bytes, sha256, bytes
-                );
-            }
-            Err(e) => {
-                problems += 1;
-                println!("UNREADABLE {}  (job {}): {e}", asset.key, asset.job_id);
-            }
-        }
+    let report = scrub(&Db::new(catalog), &store, selection).await?;
+    for finding in &report.problems {
+        let label = match finding.result {
+            CheckResult::Missing => "MISSING",
+            CheckResult::Mismatch => "MISMATCH",
+            CheckResult::Unreadable | CheckResult::Ok => "UNREADABLE",
+        };
+        println!(
+            "{label:<10} {}  (job {}, {}): {}",
+            finding.asset.key,
+            finding.asset.job_id,
+            finding.asset.kind.as_str(),
+            finding.detail
+        );
     }
-    println!("verified {} object(s): {ok} ok, {problems} problem(s)", assets.len());
+    let problems = report.problems.len();
+    println!("verified {} object(s): {} ok, {problems} problem(s)", report.checked, report.checked - problems);
     Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
