@@ -114,6 +114,9 @@ pub struct SimConfig {
     /// Pad each video to at least this many bytes (inside a top-level MP4 `free` box). Files are
     /// generated as they are sent, so even gigabytes cost no memory.
     pub video_bytes: Option<u64>,
+    /// Serve result files at most this fast (bytes per second per download); unlimited when
+    /// unset. Makes downloads last long enough to test what happens during one.
+    pub download_rate: Option<u64>,
     /// Give each answer that carries result links a fresh query string (`?v=<n>`), as hosts with
     /// signed URLs do, so a client that asks again after a link failed gets a new one. Off by
     /// default: the platform's observed links are plain paths.
@@ -138,6 +141,7 @@ impl Default for SimConfig {
             balance_fen: None,
             video_bytes: None,
             fresh_links: false,
+            download_rate: None,
             seed: 0,
             faults: Faults::default(),
         }

@@ -79,3 +79,111 @@ async fn a_job_found_mid_submission_becomes_uncertain_until_a_person_resolves_it
     assert_eq!(env.sim.stats().accepted, 1);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_store_holds_the_job_until_it_is_back() {
+    let mut env = Env::default().await;
+    env.start();
+    // The store goes away: its folder is replaced by a plain file, so every write fails.
+    let archive = env.archive_dir();
+    let away = env.dir.path().join("archive-away");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    std::fs::rename(&archive, &away).expect("take the store away");
+    std::fs::write(&archive, b"not a folder").expect("block the store");
+    env.drop_spec("fox.txt", "a fox while the disk is gone");
+    let jobs = env
+        .wait_until("a store error on the job", |jobs| {
+            jobs.len() == 1
+                && jobs[0].state == JobState::Downloading
+                && jobs[0].error.as_ref().is_some_and(|e| e.code == "store-unavailable")
+        })
+        .await;
+    assert!(env.assets(&jobs[0].id).is_empty(), "nothing recorded that is not stored");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(env.jobs()[0].state, JobState::Downloading, "it waits; it does not fail");
+
+    // The store comes back: archiving resumes by itself, with the bytes the platform served.
+    std::fs::remove_file(&archive).expect("unblock");
+    std::fs::rename(&away, &archive).expect("bring the store back");
+    let jobs = env.wait_all_ended(1).await;
+    assert_archived_as_served(&env, &jobs);
+    assert_eq!(env.sim.stats().accepted, 1);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_the_platform_no_longer_knows_fails_the_job_with_its_reason() {
+    let mut env = Env::default().await;
+    let body = json!({"model":"viduq1-text","prompt":"a fox"}).to_string();
+    let defaults = serde_json::Map::new();
+    let ctx = SpecContext { defaults: &defaults, spec_dir: env.inbox(), inbox: env.inbox() };
+    let job = NewJob {
+        id: "0190aaaa-0000-7000-8000-000000000002".to_owned(),
+        spec_name: "fox.json".to_owned(),
+        spec_sha256: vidkeep::archive::sha256_hex(body.as_bytes()),
+        spec_format: SpecFormat::Json,
+        spec: spec::parse("fox.json", body.as_bytes(), &ctx).expect("valid"),
+    };
+    {
+        let mut catalog = Catalog::open(&env.config.catalog.path).expect("catalogue");
+        catalog.insert_job(&job).expect("insert");
+        catalog.transition(&job.id, JobState::Queued, &Change::Submitting { request_id: "vk-x-1".into() }).expect("s");
+        let accepted = Change::Submitted { task_id: "20990101000000deadbeefdeadbeef".into() };
+        catalog.transition(&job.id, JobState::Submitting, &accepted).expect("submitted");
+    }
+    env.start();
+    let jobs = env.wait_all_ended(1).await;
+    assert_eq!(jobs[0].state, JobState::Failed);
+    let error = jobs[0].error.as_ref().expect("error");
+    assert_eq!(error.code, "task-gone");
+    assert!(error.message.contains("1233"), "{}", error.message);
+    assert_eq!(env.sim.stats().accepted, 0, "a lost task is not submitted again by itself");
+    env.stop().await;
+}
+
+/// A simulator whose videos take about two seconds to download.
+fn slow_downloads() -> SimConfig {
+    SimConfig { video_bytes: Some(2_000_000), download_rate: Some(1_000_000), ..fast_sim() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_lets_a_running_download_finish_within_the_grace() {
+    let mut env = Env::new(slow_downloads(), "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    env.start();
+    env.drop_spec("fox.txt", "a long video");
+    env.wait_until("downloading", |jobs| jobs.len() == 1 && jobs[0].state == JobState::Downloading).await;
+    env.stop().await; // grace 5 s in the fixture
+    let jobs = env.jobs();
+    assert_eq!(jobs[0].state, JobState::Archived, "the download finished before the daemon exited");
+    assert_archived_as_served(&env, &jobs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_by_the_grace_leaves_nothing_and_resumes_on_the_next_start() {
+    let mut env = Env::new(slow_downloads(), "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    env.config.jobs.shutdown_grace = std::time::Duration::from_millis(200);
+    env.start();
+    env.drop_spec("fox.txt", "a long video");
+    let jobs = env.wait_until("downloading", |jobs| jobs.len() == 1 && jobs[0].state == JobState::Downloading).await;
+    env.stop().await;
+    assert_eq!(env.jobs()[0].state, JobState::Downloading, "interrupted, not failed");
+    let video = env.assets(&jobs[0].id).into_iter().find(|a| a.kind == vidkeep::catalog::AssetKind::Video);
+    assert!(video.is_none(), "a cut download is never recorded");
+    let stored: Vec<_> = walk(&env.archive_dir()).into_iter().filter(|p| p.ends_with("video.mp4")).collect();
+    assert!(stored.is_empty(), "no partial object under a final key: {stored:?}");
+
+    env.start();
+    let jobs = env.wait_all_ended(1).await;
+    assert_archived_as_served(&env, &jobs);
+    assert_eq!(env.sim.stats().accepted, 1, "resumed, not resubmitted");
+    env.stop().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}

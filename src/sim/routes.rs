@@ -151,7 +151,7 @@ async fn download(
         headers.insert(CONTENT_RANGE, content_range(&format!("bytes {start}-{}/{len}", end - 1)));
     }
     if method != Method::HEAD {
-        let body = media.body();
+        let body = Paced { body: media.body(), rate: sim.config().download_rate };
         let half = start + (end - start) / 2;
         *response.body_mut() = match fate {
             DownloadFate::Reset => {
@@ -163,6 +163,24 @@ async fn download(
         };
     }
     response
+}
+
+/// A file body sent no faster than `rate` bytes per second, when set.
+struct Paced<'a> {
+    body: &'a super::media::Synthetic,
+    rate: Option<u64>,
+}
+
+impl Paced<'_> {
+    fn stream(&self, range: std::ops::Range<u64>) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        let rate = self.rate.filter(|r| *r > 0);
+        self.body.stream(range).then(move |chunk| async move {
+            if let (Some(rate), Ok(bytes)) = (rate, &chunk) {
+                tokio::time::sleep(Duration::from_secs_f64(bytes.len() as f64 / rate as f64)).await;
+            }
+            chunk
+        })
+    }
 }
 
 fn unsatisfiable(len: u64) -> Response {
