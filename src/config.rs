@@ -156,6 +156,22 @@ pub struct JobsConfig {
     /// On stop, how long running downloads and submissions may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// What happens to a job whose submission may or may not have reached the platform.
+    pub uncertain: UncertainPolicy,
+}
+
+/// What vidkeep does with an `uncertain` job by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UncertainPolicy {
+    /// Wait for a person (`vidkeep resolve`): never pay twice without someone saying so.
+    #[default]
+    Ask,
+    /// Submit once more by itself (a second charge is possible); a job already submitted more
+    /// than once waits for a person, so lost answers cannot make it pay again and again.
+    Resubmit,
+    /// Give the job up as failed.
+    Abandon,
 }
 
 impl Default for JobsConfig {
@@ -166,6 +182,7 @@ impl Default for JobsConfig {
             retry_max: Duration::from_secs(300),
             account_pause: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
+            uncertain: UncertainPolicy::Ask,
         }
     }
 }

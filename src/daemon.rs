@@ -58,6 +58,13 @@ pub async fn run(config: Config, key: Secret, cancel: CancellationToken) -> Resu
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
     let db = Db::new(catalog);
     let store = Store::open(&config.storage.url)?;
+    let cleaner = store.clone();
+    let cleaned = tokio::task::spawn_blocking(move || cleaner.clean_staging())
+        .await
+        .map_err(|e| DaemonError::Panic("staging cleanup", e.to_string()))??;
+    if cleaned > 0 {
+        tracing::info!(cleaned, "removed uploads left unfinished by an earlier crash");
+    }
     let archiver = Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?;
     let api = ApiClient::new(&config.api.base_url, key, config.api.request_timeout)?;
     let repaired = reconcile(&db, &inbox).await?;
@@ -80,6 +87,7 @@ pub async fn run(config: Config, key: Secret, cancel: CancellationToken) -> Resu
         retry_max: config.jobs.retry_max,
         account_pause: config.jobs.account_pause,
         shutdown_grace: config.jobs.shutdown_grace,
+        uncertain: config.jobs.uncertain,
     };
     let scrubber = (db.clone(), archiver.store().clone());
     let engine = Engine::new(db, api, archiver, inbox, limiter, settings, wake);

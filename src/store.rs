@@ -10,6 +10,8 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 
+mod local;
+
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +66,18 @@ impl Store {
             }
             other => Err(bad(format!("the `{other}` scheme is not supported yet; use file:///path"))),
         }
+    }
+
+    /// Removes what uploads interrupted by a crash left behind; returns how many objects. For a
+    /// local store, the staging files object_store writes beside each final path. Blocking.
+    pub fn clean_staging(&self) -> Result<usize, StoreError> {
+        let Ok(dir) =
+            url::Url::parse(&self.url).and_then(|u| u.to_file_path().map_err(|()| url::ParseError::EmptyHost))
+        else {
+            return Ok(0);
+        };
+        local::clean_staging(&dir)
+            .map_err(|e| StoreError::Url { url: self.url.clone(), reason: format!("cannot clean staging files: {e}") })
     }
 
     /// Wraps any backend (tests use `InMemory`).

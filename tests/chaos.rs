@@ -222,6 +222,10 @@ async fn kills_and_faults_lose_nothing_and_pay_nothing_twice() {
         assert!(*n <= PER_MODEL + uncertain, "seed {seed}: {model} had {n} in flight");
     }
 
+    // Uploads cut by the kills left staging files; each start removed what the last kill left.
+    let staging = files(&env.archive_dir()).into_iter().filter(|p| p.to_string_lossy().contains('#')).count();
+    assert_eq!(staging, 0, "seed {seed}: staging files left in the store");
+
     let verify = env.cli(&["verify"]);
     assert!(verify.status.success(), "seed {seed}: verify: {}", String::from_utf8_lossy(&verify.stdout));
 }
@@ -251,4 +255,17 @@ fn assert_served(env: &Env, job: &vidkeep::catalog::JobRecord) {
         assert_eq!((&asset.sha256, asset.bytes), (sha, len), "{} {:?}", job.spec_name, asset.kind);
         assert_eq!(&sha256_file(&env.archive_dir().join(&asset.key)), sha, "stored bytes of {}", asset.key);
     }
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

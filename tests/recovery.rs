@@ -40,28 +40,34 @@ async fn a_crash_with_tasks_in_flight_resumes_without_paying_twice() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_found_mid_submission_becomes_uncertain_until_a_person_resolves_it() {
-    let mut env = Env::default().await;
-    // The catalogue as a crash left it: the job was marked `submitting`, the POST's fate unknown.
+/// Records a job for `{"model":"viduq1-text","prompt":"a fox"}` as a crash would have left it:
+/// `submitting` (its POST's fate unknown), or `submitted` with `task_id`.
+fn seed_job(env: &Env, id: &str, task_id: Option<&str>) -> NewJob {
     let body = json!({"model":"viduq1-text","prompt":"a fox"}).to_string();
     let defaults = serde_json::Map::new();
     let ctx = SpecContext { defaults: &defaults, spec_dir: env.inbox(), inbox: env.inbox() };
-    let parsed = spec::parse("fox.json", body.as_bytes(), &ctx).expect("valid");
     let job = NewJob {
-        id: "0190aaaa-0000-7000-8000-000000000001".to_owned(),
+        id: id.to_owned(),
         spec_name: "fox.json".to_owned(),
         spec_sha256: vidkeep::archive::sha256_hex(body.as_bytes()),
         spec_format: SpecFormat::Json,
-        spec: parsed,
+        spec: spec::parse("fox.json", body.as_bytes(), &ctx).expect("valid"),
     };
-    {
-        let mut catalog = Catalog::open(&env.config.catalog.path).expect("catalogue");
-        catalog.insert_job(&job).expect("insert");
-        catalog
-            .transition(&job.id, JobState::Queued, &Change::Submitting { request_id: "vk-lost-1".into() })
-            .expect("submitting");
+    let mut catalog = Catalog::open(&env.config.catalog.path).expect("catalogue");
+    catalog.insert_job(&job).expect("insert");
+    let request_id = format!("vk-{id}-1");
+    catalog.transition(&job.id, JobState::Queued, &Change::Submitting { request_id }).expect("submitting");
+    if let Some(task_id) = task_id {
+        let accepted = Change::Submitted { task_id: task_id.to_owned() };
+        catalog.transition(&job.id, JobState::Submitting, &accepted).expect("submitted");
     }
+    job
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_found_mid_submission_becomes_uncertain_until_a_person_resolves_it() {
+    let mut env = Env::default().await;
+    let job = seed_job(&env, "0190aaaa-0000-7000-8000-000000000001", None);
     env.start();
     let jobs = env.wait_until("uncertain", |jobs| jobs.iter().all(|j| j.state == JobState::Uncertain)).await;
     let message = &jobs[0].error.as_ref().expect("reason").message;
@@ -114,23 +120,7 @@ async fn an_unavailable_store_holds_the_job_until_it_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_the_platform_no_longer_knows_fails_the_job_with_its_reason() {
     let mut env = Env::default().await;
-    let body = json!({"model":"viduq1-text","prompt":"a fox"}).to_string();
-    let defaults = serde_json::Map::new();
-    let ctx = SpecContext { defaults: &defaults, spec_dir: env.inbox(), inbox: env.inbox() };
-    let job = NewJob {
-        id: "0190aaaa-0000-7000-8000-000000000002".to_owned(),
-        spec_name: "fox.json".to_owned(),
-        spec_sha256: vidkeep::archive::sha256_hex(body.as_bytes()),
-        spec_format: SpecFormat::Json,
-        spec: spec::parse("fox.json", body.as_bytes(), &ctx).expect("valid"),
-    };
-    {
-        let mut catalog = Catalog::open(&env.config.catalog.path).expect("catalogue");
-        catalog.insert_job(&job).expect("insert");
-        catalog.transition(&job.id, JobState::Queued, &Change::Submitting { request_id: "vk-x-1".into() }).expect("s");
-        let accepted = Change::Submitted { task_id: "20990101000000deadbeefdeadbeef".into() };
-        catalog.transition(&job.id, JobState::Submitting, &accepted).expect("submitted");
-    }
+    seed_job(&env, "0190aaaa-0000-7000-8000-000000000002", Some("20990101000000deadbeefdeadbeef"));
     env.start();
     let jobs = env.wait_all_ended(1).await;
     assert_eq!(jobs[0].state, JobState::Failed);
@@ -186,4 +176,45 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resubmit_policy_submits_an_uncertain_job_once_more_by_itself() {
+    let mut env = Env::default().await;
+    env.config.jobs.uncertain = vidkeep::config::UncertainPolicy::Resubmit;
+    seed_job(&env, "0190aaaa-0000-7000-8000-000000000003", None);
+    env.start();
+    let jobs = env.wait_all_ended(1).await;
+    assert_archived_as_served(&env, &jobs);
+    assert_eq!(jobs[0].attempts, 2, "the ledger shows the interrupted and the new submission");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resubmit_policy_never_pays_more_than_twice_for_lost_answers() {
+    let sim = SimConfig { faults: vidkeep::sim::Faults { submit_lost: 1.0, ..Default::default() }, ..fast_sim() };
+    let mut env = Env::new(sim, "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    env.config.jobs.uncertain = vidkeep::config::UncertainPolicy::Resubmit;
+    env.start();
+    env.drop_spec("fox.txt", "every answer is lost");
+    env.wait_until("uncertain after two tries", |jobs| {
+        jobs.len() == 1 && jobs[0].state == JobState::Uncertain && jobs[0].attempts == 2
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(env.jobs()[0].state, JobState::Uncertain, "the second lost answer waits for a person");
+    assert_eq!(env.sim.stats().accepted, 2);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_abandon_policy_fails_an_uncertain_job() {
+    let mut env = Env::default().await;
+    env.config.jobs.uncertain = vidkeep::config::UncertainPolicy::Abandon;
+    seed_job(&env, "0190aaaa-0000-7000-8000-000000000004", None);
+    env.start();
+    let jobs = env.wait_all_ended(1).await;
+    assert_eq!(jobs[0].error.as_ref().map(|e| e.code.as_str()), Some("abandoned"));
+    assert_eq!(env.sim.stats().accepted, 0);
+    env.stop().await;
 }

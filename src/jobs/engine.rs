@@ -24,6 +24,7 @@ use super::{Change, JobError, JobState, Limiter, backoff};
 use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus};
 use crate::archive::{ArchiveError, Archiver};
 use crate::catalog::{CatalogError, Db, JobRecord};
+use crate::config::UncertainPolicy;
 use crate::report;
 use crate::time::{after, now_ms};
 use crate::watch::Inbox;
@@ -51,6 +52,8 @@ pub struct EngineSettings {
     pub account_pause: Duration,
     /// How long running steps may take to finish after a stop is asked for.
     pub shutdown_grace: Duration,
+    /// What to do with `uncertain` jobs without a person.
+    pub uncertain: UncertainPolicy,
 }
 
 /// Errors that stop the engine.
@@ -145,6 +148,7 @@ impl Engine {
         let tick = (self.ctx.settings.poll_interval / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
         while !cancel.is_cancelled() {
             self.settle_specs().await?;
+            self.apply_uncertain_policy().await?;
             self.start_submissions().await?;
             self.start_polls().await?;
             self.start_downloads().await?;
@@ -331,6 +335,36 @@ impl Engine {
                 .instrument(span),
             );
         }
+        Ok(())
+    }
+
+    /// Resolves `uncertain` jobs by the configured policy; `ask` leaves them to a person.
+    async fn apply_uncertain_policy(&mut self) -> Result<(), EngineError> {
+        let policy = self.ctx.settings.uncertain;
+        if policy == UncertainPolicy::Ask {
+            return Ok(());
+        }
+        self.ctx
+            .db
+            .call(move |c| {
+                for job in c.jobs_in(JobState::Uncertain)? {
+                    let change = match policy {
+                        UncertainPolicy::Resubmit if job.attempts <= 1 => Change::Resubmit,
+                        UncertainPolicy::Abandon => Change::Failed(JobError::new(
+                            "abandoned",
+                            "abandoned by the `uncertain = \"abandon\"` policy after an uncertain submission",
+                        )),
+                        UncertainPolicy::Resubmit | UncertainPolicy::Ask => continue,
+                    };
+                    tracing::warn!(job_id = %job.id, policy = ?policy, "uncertain job resolved by policy; a resubmission may be charged twice");
+                    match c.transition(&job.id, JobState::Uncertain, &change) {
+                        Ok(()) | Err(CatalogError::Conflict { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 
