@@ -6,6 +6,7 @@
 //! daemon reaches the catalogue through [`Db`], which runs each call on the blocking pool.
 
 mod jobs;
+mod query;
 mod records;
 
 use std::path::{Path, PathBuf};
@@ -16,12 +17,16 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::jobs::JobState;
 
-pub use jobs::{JobFilter, JobRecord, NewJob, SpecPlace};
+pub use jobs::{JobRecord, NewJob, SpecPlace};
+pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
 
 /// Embedded migrations, applied in order; index + 1 is the schema version they lead to.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_asset_checks.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_asset_checks.sql"),
+    include_str!("../migrations/0003_search.sql"),
+];
 
 /// Errors from the catalogue.
 #[derive(Debug, thiserror::Error)]

@@ -59,17 +59,32 @@ pub enum Command {
         #[arg(required = true)]
         specs: Vec<PathBuf>,
     },
-    /// List jobs.
+    /// List jobs, oldest first.
     Jobs {
         /// The config.
         #[command(flatten)]
         config: ConfigArg,
-        /// Only jobs in this state.
+        /// Which jobs.
+        #[command(flatten)]
+        filter: list::FilterArgs,
+        /// Words that must all appear in the prompt, name, project or tags.
+        #[arg(long, short)]
+        query: Option<String>,
+        /// JSON for scripts instead of a table.
         #[arg(long)]
-        state: Option<crate::jobs::JobState>,
-        /// Only jobs of this model.
-        #[arg(long)]
-        model: Option<String>,
+        json: bool,
+    },
+    /// Find jobs by words of their prompt, name, project or tags, newest first (exit 1: none).
+    Search {
+        /// The config.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The words; every one must appear (any case; any part of a word of 3+ characters).
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Which jobs.
+        #[command(flatten)]
+        filter: list::FilterArgs,
         /// JSON for scripts instead of a table.
         #[arg(long)]
         json: bool,
@@ -82,12 +97,12 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "json")]
         format: list::ExportFormat,
-        /// Only jobs in this state.
-        #[arg(long)]
-        state: Option<crate::jobs::JobState>,
-        /// Only jobs of this model.
-        #[arg(long)]
-        model: Option<String>,
+        /// Which jobs.
+        #[command(flatten)]
+        filter: list::FilterArgs,
+        /// Words that must all appear in the prompt, name, project or tags.
+        #[arg(long, short)]
+        query: Option<String>,
     },
     /// Show one job: request, state history, assets, error.
     Show {
@@ -193,8 +208,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, specs } => check::run(config.as_deref(), &specs),
-        Command::Jobs { config, state, model, json } => list::jobs(&config.load()?, state, model, json),
-        Command::Export { config, format, state, model } => list::export(&config.load()?, format, state, model),
+        Command::Jobs { config, filter, query, json } => {
+            list::jobs(&config.load()?, &filter.filter(query, false), json, false)
+        }
+        Command::Search { config, words, filter, json } => {
+            list::jobs(&config.load()?, &filter.filter(Some(words.join(" ")), true), json, true)
+        }
+        Command::Export { config, format, filter, query } => {
+            list::export(&config.load()?, format, &filter.filter(query, false))
+        }
         Command::Show { config, job, json } => list::show(&config.load()?, &job, json),
         Command::Verify { config, sample, since } => {
             let config = config.load()?;
@@ -229,7 +251,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_since(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
     crate::time::parse_date(s).ok_or_else(|| format!("`{s}` is not a date: use YYYY-MM-DD or RFC 3339"))
 }
 

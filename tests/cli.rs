@@ -121,3 +121,37 @@ fn a_relative_config_path_resolves_against_the_config_folder() {
     assert!(stdout.contains(&format!("{}", root.join("in box").display())), "{stdout}");
     assert!(stdout.contains("my%20archive"), "storage URL is a proper file URL: {stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_and_filters_find_the_right_jobs() {
+    let mut env = Env::default().await;
+    env.start();
+    env.drop_spec(
+        "fox.json",
+        &json!({"model":"viduq1-text","prompt":"A red fox in deep snow","vidkeep":{"project":"wild","tags":["winter"]}})
+            .to_string(),
+    );
+    env.drop_spec(
+        "lantern.json",
+        &json!({"model":"viduq1-text","prompt":"河面上漂浮的灯笼","vidkeep":{"project":"festival"}}).to_string(),
+    );
+    env.wait_all_ended(2).await;
+    env.stop().await;
+
+    let found = |args: &[&str]| -> (Option<i32>, Vec<String>) {
+        let out = env.cli(args);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out.status.code(), list.iter().map(|j| j["spec"].as_str().unwrap_or_default().to_owned()).collect())
+    };
+    assert_eq!(found(&["search", "FOX", "--json"]), (Some(0), vec!["fox.json".to_owned()]));
+    assert_eq!(found(&["search", "灯笼", "--json"]), (Some(0), vec!["lantern.json".to_owned()]));
+    assert_eq!(found(&["search", "fox", "--project", "festival", "--json"]), (Some(1), vec![]));
+    assert_eq!(found(&["jobs", "--tag", "winter", "--json"]), (Some(0), vec!["fox.json".to_owned()]));
+    assert_eq!(found(&["export", "--project", "festival"]), (Some(0), vec!["lantern.json".to_owned()]));
+    let (code, all) = found(&["jobs", "--since", "2000-01-01", "--json"]);
+    assert_eq!((code, all.len()), (Some(0), 2));
+    assert_eq!(found(&["jobs", "--until", "2000-01-01", "--json"]), (Some(0), vec![]));
+    let table = env.cli(&["search", "snow"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("fox.json"));
+    assert_eq!(env.cli(&["jobs", "--since", "yesterday"]).status.code(), Some(2), "a bad date is refused");
+}

@@ -20,7 +20,7 @@ fn a_schema_1_catalogue_opens_and_migrates_keeping_its_jobs() {
     assert!(Catalog::open_read_only(&path).is_err(), "a reader refuses the old schema");
 
     let mut catalog = Catalog::open(&path).expect("old catalogue opens and migrates");
-    assert_eq!(catalog.schema_version().expect("version"), 2);
+    assert_eq!(catalog.schema_version().expect("version"), 3);
     let jobs = catalog.jobs(&JobFilter::default()).expect("jobs");
     assert_eq!(jobs.len(), 6);
     assert!(jobs.iter().all(|j| j.state == JobState::Archived), "{jobs:?}");
@@ -29,6 +29,10 @@ fn a_schema_1_catalogue_opens_and_migrates_keeping_its_jobs() {
     let never_checked = catalog.assets_to_check(&CheckSelection::default()).expect("to check");
     assert_eq!(never_checked.len(), 12, "old assets have never been checked");
     catalog.record_check(&assets[0], vidkeep::catalog::CheckResult::Ok, None).expect("new table works");
+    let search = JobFilter { text: Some("harbour".to_owned()), ..JobFilter::default() };
+    let found = catalog.jobs(&search).expect("search");
+    assert_eq!(found.len(), 1, "jobs from before the search index exist are indexed");
+    assert_eq!(found[0].spec_name, "harbour-at-dawn.txt");
     drop(catalog);
     assert!(Catalog::open_read_only(&path).is_ok(), "migrated: readers can open it");
 }

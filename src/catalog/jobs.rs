@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Catalog, CatalogError, sql};
+use super::{Catalog, CatalogError, JobFilter, sql};
 use crate::jobs::{Change, JobError, JobState};
 use crate::spec::{JobSpec, SpecFormat};
 use crate::time::now_ms;
@@ -126,12 +126,12 @@ pub struct JobRecord {
     pub finished_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, spec_name, spec_file, spec_place, model, prompt, name, project, tags, \
+pub(super) const COLUMNS: &str = "id, spec_name, spec_file, spec_place, model, prompt, name, project, tags, \
     request_display, fingerprint, price_fen, state, attempts, next_attempt_at, request_id, task_id, \
     video_url, cover_url, result_json, error_code, error_message, created_at, submitted_at, \
     result_at, archived_at, finished_at";
 
-fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, String, String)> {
+pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, String, String)> {
     let code: Option<String> = r.get(20)?;
     let message: Option<String> = r.get(21)?;
     let record = JobRecord {
@@ -165,21 +165,12 @@ fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, String, String)
     Ok((record, r.get(3)?, r.get(8)?, r.get(12)?))
 }
 
-fn finish_row(raw: (JobRecord, String, String, String)) -> Result<JobRecord, CatalogError> {
+pub(super) fn finish_row(raw: (JobRecord, String, String, String)) -> Result<JobRecord, CatalogError> {
     let (mut record, place, tags, state) = raw;
     record.spec_place = SpecPlace::parse(&place)?;
     record.tags = serde_json::from_str(&tags).map_err(|e| CatalogError::Corrupt(format!("tags: {e}")))?;
     record.state = state.parse().map_err(|e: crate::jobs::UnknownState| CatalogError::Corrupt(e.to_string()))?;
     Ok(record)
-}
-
-/// Filters for listing jobs (CLI `jobs`, `export`).
-#[derive(Debug, Clone, Default)]
-pub struct JobFilter {
-    /// Only jobs in this state.
-    pub state: Option<JobState>,
-    /// Only jobs of this model.
-    pub model: Option<String>,
 }
 
 impl Catalog {
@@ -294,24 +285,9 @@ impl Catalog {
         finish_row(raw)
     }
 
-    /// Jobs matching `filter`, oldest first.
-    pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR model = ?2) \
-                 ORDER BY created_at, id"
-            ))
-            .map_err(sql("list jobs"))?;
-        let rows = stmt
-            .query_map(params![filter.state.map(JobState::as_str), filter.model], read_row)
-            .map_err(sql("list jobs"))?;
-        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
-    }
-
     /// Jobs in `state`, oldest first.
     pub fn jobs_in(&self, state: JobState) -> Result<Vec<JobRecord>, CatalogError> {
-        self.jobs(&JobFilter { state: Some(state), model: None })
+        self.jobs(&JobFilter { state: Some(state), ..JobFilter::default() })
     }
 
     /// Queued jobs whose retry time has come, oldest first.

@@ -59,14 +59,62 @@ fn load(config: &Config, filter: &JobFilter) -> anyhow::Result<Vec<(JobRecord, V
         .collect()
 }
 
-/// `vidkeep jobs`
-pub(super) fn jobs(
-    config: &Config,
-    state: Option<JobState>,
-    model: Option<String>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let rows = load(config, &JobFilter { state, model })?;
+/// The filters `jobs`, `search` and `export` share; the web UI takes the same ones.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only jobs in this state.
+    #[arg(long)]
+    pub state: Option<JobState>,
+    /// Only jobs of this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Only jobs of this project.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only jobs with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only jobs created on or after this date (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE", value_parser = super::parse_since)]
+    pub since: Option<i64>,
+    /// Only jobs created before this date (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE", value_parser = super::parse_since)]
+    pub until: Option<i64>,
+    /// At most this many jobs.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl FilterArgs {
+    /// The catalogue filter, with `text` to search for.
+    pub fn filter(&self, text: Option<String>, newest_first: bool) -> JobFilter {
+        JobFilter {
+            state: self.state,
+            model: self.model.clone(),
+            project: self.project.clone(),
+            tag: self.tag.clone(),
+            text,
+            created_from: self.since,
+            created_before: self.until,
+            newest_first,
+            limit: self.limit,
+            offset: 0,
+        }
+    }
+}
+
+/// `vidkeep jobs` and `vidkeep search`: a table for people, JSON for scripts. `search` exits 1
+/// when nothing matched, so scripts can test for a hit.
+pub(super) fn jobs(config: &Config, filter: &JobFilter, json: bool, fail_if_empty: bool) -> anyhow::Result<ExitCode> {
+    let rows = load(config, filter)?;
+    if fail_if_empty && rows.is_empty() {
+        if json {
+            println!("[]");
+        } else {
+            eprintln!("no job matches");
+        }
+        return Ok(ExitCode::from(1));
+    }
     if json {
         let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -97,13 +145,8 @@ pub fn table(rows: &[(JobRecord, Vec<Asset>)]) -> String {
 }
 
 /// `vidkeep export`
-pub(super) fn export(
-    config: &Config,
-    format: ExportFormat,
-    state: Option<JobState>,
-    model: Option<String>,
-) -> anyhow::Result<ExitCode> {
-    let rows = load(config, &JobFilter { state, model })?;
+pub(super) fn export(config: &Config, format: ExportFormat, filter: &JobFilter) -> anyhow::Result<ExitCode> {
+    let rows = load(config, filter)?;
     match format {
         ExportFormat::Json => {
             let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
@@ -178,6 +221,14 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
     }
     println!("job       {}\nspec      {}\nstate     {}\nmodel     {}", job.id, job.spec_name, job.state, job.model);
     println!("task      {}\nprompt    {}", job.task_id.as_deref().unwrap_or("-"), job.prompt.as_deref().unwrap_or("-"));
+    for (label, value) in [("name", job.name.clone()), ("project", job.project.clone())] {
+        if let Some(value) = value {
+            println!("{label:<9} {value}");
+        }
+    }
+    if !job.tags.is_empty() {
+        println!("tags      {}", job.tags.join(", "));
+    }
     println!("request   {}", job.request_display);
     println!("cost      {:.2} CNY per submission, {} submission(s)", job.price_fen as f64 / 100.0, job.attempts);
     if let Some(e) = &job.error {

@@ -1,0 +1,226 @@
+//! Finding jobs: the filters asset managers use (state, model, project, tag, dates) and
+//! full-text search over prompt, name, project and tags, with paging. One query builder serves
+//! the CLI (`jobs`, `search`, `export`) and the web UI alike, so they always agree.
+
+use rusqlite::types::Value as Sql;
+
+use super::jobs::{COLUMNS, finish_row, read_row};
+use super::{Catalog, CatalogError, JobRecord, sql};
+use crate::jobs::JobState;
+
+/// Which jobs to list, in which order, which page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this model.
+    pub model: Option<String>,
+    /// Only jobs of this project.
+    pub project: Option<String>,
+    /// Only jobs carrying this tag.
+    pub tag: Option<String>,
+    /// Words that must all appear in the prompt, name, project or tags (any case, any script).
+    pub text: Option<String>,
+    /// Only jobs created at or after this time (unix ms).
+    pub created_from: Option<i64>,
+    /// Only jobs created before this time (unix ms).
+    pub created_before: Option<i64>,
+    /// Newest first (the default order is oldest first).
+    pub newest_first: bool,
+    /// At most this many jobs.
+    pub limit: Option<usize>,
+    /// Skip this many jobs first.
+    pub offset: usize,
+}
+
+/// The values in use, for filter menus.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facets {
+    /// Models, sorted.
+    pub models: Vec<String>,
+    /// Projects, sorted.
+    pub projects: Vec<String>,
+    /// Tags, sorted.
+    pub tags: Vec<String>,
+}
+
+impl JobFilter {
+    /// The `WHERE` clause and its parameters.
+    fn clause(&self) -> (String, Vec<Sql>) {
+        let mut terms: Vec<String> = Vec::new();
+        let mut params: Vec<Sql> = Vec::new();
+        let mut eq = |column: &str, value: Option<&str>| {
+            if let Some(v) = value {
+                terms.push(format!("{column} = ?"));
+                params.push(Sql::Text(v.to_owned()));
+            }
+        };
+        eq("state", self.state.map(JobState::as_str));
+        eq("model", self.model.as_deref());
+        eq("project", self.project.as_deref());
+        if let Some(tag) = &self.tag {
+            terms.push("EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)".to_owned());
+            params.push(Sql::Text(tag.clone()));
+        }
+        if let Some(from) = self.created_from {
+            terms.push("created_at >= ?".to_owned());
+            params.push(Sql::Integer(from));
+        }
+        if let Some(before) = self.created_before {
+            terms.push("created_at < ?".to_owned());
+            params.push(Sql::Integer(before));
+        }
+        for word in self.text.as_deref().unwrap_or_default().split_whitespace() {
+            if word.chars().count() >= 3 {
+                // A quoted FTS5 string: the trigram index finds it anywhere, in any case.
+                terms.push("jobs.rowid IN (SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH ?)".to_owned());
+                params.push(Sql::Text(format!("\"{}\"", word.replace('"', "\"\""))));
+            } else {
+                // Too short for trigrams (a two-character Chinese word, say): scan instead.
+                terms.push(
+                    "(COALESCE(prompt, '') || ' ' || COALESCE(name, '') || ' ' || COALESCE(project, '') || ' ' || tags) \
+                     LIKE ? ESCAPE '\\'"
+                        .to_owned(),
+                );
+                let escaped = word.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                params.push(Sql::Text(format!("%{escaped}%")));
+            }
+        }
+        let clause = if terms.is_empty() { String::new() } else { format!("WHERE {}", terms.join(" AND ")) };
+        (clause, params)
+    }
+}
+
+impl Catalog {
+    /// Jobs matching `filter`, in its order and page.
+    pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, CatalogError> {
+        let (clause, mut params) = filter.clause();
+        let order = if filter.newest_first { "created_at DESC, id DESC" } else { "created_at, id" };
+        let limit = filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        params.push(Sql::Integer(limit));
+        params.push(Sql::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM jobs {clause} ORDER BY {order} LIMIT ? OFFSET ?"))
+            .map_err(sql("list jobs"))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), read_row).map_err(sql("list jobs"))?;
+        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+    }
+
+    /// How many jobs match `filter`, ignoring its page.
+    pub fn count_jobs(&self, filter: &JobFilter) -> Result<u64, CatalogError> {
+        let (clause, params) = filter.clause();
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM jobs {clause}"), rusqlite::params_from_iter(params), |r| r.get(0))
+            .map_err(sql("count jobs"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The models, projects and tags in use, for filter menus.
+    pub fn facets(&self) -> Result<Facets, CatalogError> {
+        let list = |q: &str| -> Result<Vec<String>, CatalogError> {
+            let mut stmt = self.conn.prepare(q).map_err(sql("list facets"))?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(sql("list facets"))?;
+            rows.collect::<Result<_, _>>().map_err(sql("list facets"))
+        };
+        Ok(Facets {
+            models: list("SELECT DISTINCT model FROM jobs ORDER BY model")?,
+            projects: list("SELECT DISTINCT project FROM jobs WHERE project IS NOT NULL ORDER BY project")?,
+            tags: list("SELECT DISTINCT json_each.value FROM jobs, json_each(jobs.tags) ORDER BY 1")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::NewJob;
+    use crate::spec::{SpecContext, SpecFormat};
+
+    fn add(c: &mut Catalog, n: u32, body: serde_json::Value) -> String {
+        let defaults = serde_json::Map::new();
+        let dir = std::env::temp_dir();
+        let ctx = SpecContext { defaults: &defaults, spec_dir: &dir, inbox: &dir };
+        let bytes = body.to_string();
+        let job = NewJob {
+            id: format!("job-{n:03}"),
+            spec_name: format!("s{n}.json"),
+            spec_sha256: String::new(),
+            spec_format: SpecFormat::Json,
+            spec: crate::spec::parse("s.json", bytes.as_bytes(), &ctx).expect("valid spec"),
+        };
+        c.insert_job(&job).expect("insert");
+        c.conn
+            .execute("UPDATE jobs SET created_at = ?2 WHERE id = ?1", rusqlite::params![job.id, i64::from(n) * 1000])
+            .expect("date");
+        job.id
+    }
+
+    fn ids(c: &Catalog, f: &JobFilter) -> Vec<String> {
+        c.jobs(f).expect("jobs").into_iter().map(|j| j.id).collect()
+    }
+
+    fn text(t: &str) -> JobFilter {
+        JobFilter { text: Some(t.to_owned()), ..JobFilter::default() }
+    }
+
+    #[test]
+    fn filters_search_and_pages_agree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        let fox = add(
+            &mut c,
+            1,
+            serde_json::json!({"model":"viduq1-text","prompt":"A red Fox runs through snow",
+            "vidkeep":{"name":"Winter fox","project":"wild","tags":["snow","animal"]}}),
+        );
+        let lantern = add(
+            &mut c,
+            2,
+            serde_json::json!({"model":"viduq1-text","prompt":"元宵节的灯笼在河面上漂浮",
+            "vidkeep":{"project":"festival","tags":["lantern"]}}),
+        );
+        let city = add(
+            &mut c,
+            3,
+            serde_json::json!({"model":"cogvideox-3","prompt":"city 100% at night_time",
+            "vidkeep":{"project":"wild"}}),
+        );
+
+        assert_eq!(ids(&c, &text("fox")), vec![fox.clone()], "any case");
+        assert_eq!(ids(&c, &text("RUNS snow")), vec![fox.clone()], "every word must appear");
+        assert!(ids(&c, &text("fox lantern")).is_empty());
+        assert_eq!(ids(&c, &text("灯笼在")), vec![lantern.clone()], "a substring of a Chinese sentence");
+        assert_eq!(ids(&c, &text("灯笼")), vec![lantern.clone()], "two characters: below trigram length");
+        assert_eq!(ids(&c, &text("Winter")), vec![fox.clone()], "the name is searched");
+        assert_eq!(ids(&c, &text("animal")), vec![fox.clone()], "tags are searched");
+        assert_eq!(ids(&c, &text("100%")), vec![city.clone()]);
+        assert_eq!(ids(&c, &text("0%")), vec![city.clone()], "a literal percent sign");
+        assert_eq!(ids(&c, &text("_t")), vec![city.clone()], "a literal underscore, not LIKE's any-character");
+        for hostile in ["\"", "fox\" OR \"city", "NEAR(", "*", "a:b", "-x"] {
+            c.jobs(&text(hostile)).unwrap_or_else(|e| panic!("{hostile}: {e}"));
+        }
+
+        let wild = JobFilter { project: Some("wild".into()), ..JobFilter::default() };
+        assert_eq!(ids(&c, &wild), vec![fox.clone(), city.clone()]);
+        let tagged = JobFilter { tag: Some("lantern".into()), ..JobFilter::default() };
+        assert_eq!(ids(&c, &tagged), vec![lantern.clone()]);
+        let cog = JobFilter { model: Some("cogvideox-3".into()), ..JobFilter::default() };
+        assert_eq!(ids(&c, &cog), vec![city.clone()]);
+        let queued = JobFilter { state: Some(JobState::Queued), ..JobFilter::default() };
+        assert_eq!(c.count_jobs(&queued).expect("count"), 3);
+        let dated = JobFilter { created_from: Some(2000), created_before: Some(3000), ..JobFilter::default() };
+        assert_eq!(ids(&c, &dated), vec![lantern.clone()]);
+
+        let page = |offset| JobFilter { newest_first: true, limit: Some(2), offset, ..JobFilter::default() };
+        assert_eq!(ids(&c, &page(0)), vec![city.clone(), lantern.clone()]);
+        assert_eq!(ids(&c, &page(2)), vec![fox.clone()]);
+        assert_eq!(c.count_jobs(&page(2)).expect("count"), 3, "the count ignores the page");
+
+        let facets = c.facets().expect("facets");
+        assert_eq!(facets.models, ["cogvideox-3", "viduq1-text"]);
+        assert_eq!(facets.projects, ["festival", "wild"]);
+        assert_eq!(facets.tags, ["animal", "lantern", "snow"]);
+    }
+}
