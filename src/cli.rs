@@ -6,7 +6,7 @@ mod check;
 mod list;
 mod verify;
 
-pub use list::{job_json, table};
+pub use list::{csv, job_json, table};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

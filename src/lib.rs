@@ -38,3 +38,4 @@ pub mod store;
 pub mod telemetry;
 pub mod time;
 pub mod watch;
+pub mod web;

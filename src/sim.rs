@@ -71,7 +71,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 mod media;
-mod range;
+
 mod routes;
 mod state;
 mod task;

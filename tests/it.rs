@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, missing_docs)]
 
 mod support;
+mod web;
 
 mod chaos;
 mod cli;

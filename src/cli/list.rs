@@ -157,7 +157,8 @@ pub(super) fn export(config: &Config, format: ExportFormat, filter: &JobFilter) 
     Ok(ExitCode::SUCCESS)
 }
 
-fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
+/// The CSV export: one row per job, assets in their own columns, formula-like cells defused.
+pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     let mut out = String::from(
         "job_id,spec,state,model,prompt,task_id,submitted_at,archived_at,error,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes\n",
     );

@@ -16,10 +16,10 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt as _};
 use serde_json::{Map, Value};
 
-use super::range::{self, RangeRequest};
 use super::state::{Download, DownloadFate, Sim};
 use super::wire::ApiError;
 use crate::spec::models::{ModelRules, rules, validate_request};
+use crate::web::range::{self, RangeRequest};
 
 /// Largest submit body read. Three 50 MB images as base64 data URIs (`vidu2-reference`) fit.
 const MAX_SUBMIT_BODY: usize = 256 * 1024 * 1024;

@@ -1,10 +1,11 @@
-//! The `Range` request header, reduced to what the result host honours: one byte range
+//! The `Range` request header, reduced to what vidkeep serves (the simulator's result host and the
+//! web UI's asset route): one byte range
 //! (RFC 9110 §14.1.2). Anything else — several ranges, another unit, bad syntax — is ignored and
 //! the full body is sent, which the RFC allows.
 
 /// What a `Range` header asks of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RangeRequest {
+pub enum RangeRequest {
     /// No usable range: send the whole body with 200.
     Full,
     /// Send bytes `start..=end` with 206.
@@ -19,7 +20,7 @@ pub(super) enum RangeRequest {
 }
 
 /// Interprets the `Range` header `header` for a body of `len` bytes.
-pub(super) fn parse(header: Option<&str>, len: u64) -> RangeRequest {
+pub fn parse(header: Option<&str>, len: u64) -> RangeRequest {
     let Some(spec) = header.and_then(strip_bytes_unit) else {
         return RangeRequest::Full;
     };

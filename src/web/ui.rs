@@ -1,0 +1,220 @@
+//! The read-only catalogue UI for asset managers: a grid of jobs with search and filters in the
+//! URL, a page per job with its player and downloads, a JSON API that mirrors the pages, and CSV
+//! and JSON exports of any search.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | grid, newest first: `?q=&model=&state=&project=&tag=&from=&to=&page=` |
+//! | `GET /jobs/{id}` | one job |
+//! | `GET /jobs/{id}/inputs/{n}` | an input image that was sent inline |
+//! | `GET /assets/{sha256}` | an archived file, with Range; `?download=1` for an attachment |
+//! | `GET /api/jobs`, `GET /api/jobs/{id}` | the same as JSON |
+//! | `GET /api/stamp` | changes whenever the catalogue does (pages poll it to refresh) |
+//! | `GET /export.csv`, `GET /export.json` | the current search, every match |
+//!
+//! Nothing here writes: the catalogue is read through one read-only SQLite connection, and the
+//! store only with `get`. The token check, when configured, wraps these routes in the server.
+
+mod files;
+mod pages;
+mod params;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::catalog::{Asset, Catalog, CatalogError, JobRecord};
+use crate::cli::{csv, job_json};
+use crate::store::Store;
+use params::{PAGE_SIZE, Params};
+
+/// What the UI reads from.
+#[derive(Clone)]
+pub struct UiState {
+    catalog: Arc<Mutex<Catalog>>,
+    store: Store,
+}
+
+impl std::fmt::Debug for UiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UiState").field("store", &self.store.url()).finish_non_exhaustive()
+    }
+}
+
+impl UiState {
+    /// Reads `catalog` (opened read-only) and `store`.
+    pub fn new(catalog: Catalog, store: Store) -> UiState {
+        UiState { catalog: Arc::new(Mutex::new(catalog)), store }
+    }
+
+    /// Runs a catalogue read on the blocking pool.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Catalog) -> Result<R, CatalogError> + Send + 'static,
+    ) -> Result<R, UiError> {
+        let catalog = Arc::clone(&self.catalog);
+        tokio::task::spawn_blocking(move || f(&catalog.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(|e| UiError::Internal(e.to_string()))?
+            .map_err(|e| match e {
+                CatalogError::NoJob(id) => UiError::NotFound(format!("no job {id}")),
+                other => UiError::Internal(other.to_string()),
+            })
+    }
+}
+
+/// The UI's routes over `state`.
+pub fn routes(state: UiState) -> Router {
+    Router::new()
+        .route("/", get(grid))
+        .route("/jobs/{id}", get(job_page))
+        .route("/jobs/{id}/inputs/{n}", get(files::input_image))
+        .route("/assets/{sha256}", get(files::asset))
+        .route("/api/jobs", get(api_jobs))
+        .route("/api/jobs/{id}", get(api_job))
+        .route("/api/stamp", get(api_stamp))
+        .route("/export.csv", get(export_csv))
+        .route("/export.json", get(export_json))
+        .with_state(state)
+}
+
+/// What went wrong with a request, as the page or API says it.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum UiError {
+    /// A parameter a person can fix.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such job or asset.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store could not be read.
+    #[error("the store could not be read: {0}")]
+    Store(String),
+    /// The catalogue failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            UiError::NotFound(_) => StatusCode::NOT_FOUND,
+            UiError::Store(_) => StatusCode::BAD_GATEWAY,
+            UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "web UI request failed");
+        }
+        let title = status.canonical_reason().unwrap_or("error");
+        (status, Html(pages::message(title, &self.to_string()).into_string())).into_response()
+    }
+}
+
+impl From<params::BadParam> for UiError {
+    fn from(e: params::BadParam) -> UiError {
+        UiError::BadRequest(e.0)
+    }
+}
+
+type Rows = Vec<(JobRecord, Vec<Asset>)>;
+
+/// The matching jobs with their assets, and how many match in all.
+async fn search(state: &UiState, params: &Params, paged: bool) -> Result<(Rows, u64), UiError> {
+    let filter = params.filter(paged)?;
+    state
+        .read(move |c| {
+            let total = c.count_jobs(&filter)?;
+            let rows =
+                c.jobs(&filter)?.into_iter().map(|j| c.assets(&j.id).map(|a| (j, a))).collect::<Result<Rows, _>>()?;
+            Ok((rows, total))
+        })
+        .await
+}
+
+async fn stamp(state: &UiState) -> Result<String, UiError> {
+    let (jobs, updated) = state.read(Catalog::stamp).await?;
+    Ok(format!("{jobs}-{updated}"))
+}
+
+async fn grid(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Html<String>, UiError> {
+    let (rows, total) = search(&state, &params, true).await?;
+    let facets = state.read(Catalog::facets).await?;
+    let stamp = stamp(&state).await?;
+    Ok(Html(pages::grid(&params, &rows, total, &facets, &stamp).into_string()))
+}
+
+async fn job_page(State(state): State<UiState>, Path(id): Path<String>) -> Result<Html<String>, UiError> {
+    let (job, assets, events, sent) = state
+        .read(move |c| {
+            let job = c.job(&id)?;
+            Ok((job.clone(), c.assets(&id)?, c.events(&id)?, c.request_body(&id)?))
+        })
+        .await?;
+    let stamp = stamp(&state).await?;
+    let inputs = inputs(&job, &sent);
+    let view = pages::JobView { job: &job, assets: &assets, events: &events, inputs, stamp: &stamp };
+    Ok(Html(pages::job_page(&view).into_string()))
+}
+
+/// Each input image as the spec named it, with its number when it was sent inline.
+fn inputs(job: &JobRecord, sent: &serde_json::Map<String, Value>) -> Vec<(String, Option<usize>)> {
+    let shown: Value = serde_json::from_str(&job.request_display).unwrap_or_default();
+    let list = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (shown, sent) = (list(shown.get("image_url")), list(sent.get("image_url")));
+    shown.into_iter().enumerate().map(|(i, s)| (s, sent.get(i).filter(|u| u.starts_with("data:")).map(|_| i))).collect()
+}
+
+async fn api_jobs(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Json<Value>, UiError> {
+    let (rows, total) = search(&state, &params, true).await?;
+    let jobs: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
+    Ok(Json(json!({ "total": total, "page": params.page(), "page_size": PAGE_SIZE, "jobs": jobs })))
+}
+
+async fn api_job(State(state): State<UiState>, Path(id): Path<String>) -> Result<Json<Value>, UiError> {
+    let (job, assets, events) = state.read(move |c| Ok((c.job(&id)?, c.assets(&id)?, c.events(&id)?))).await?;
+    let mut value = job_json(&job, &assets);
+    value["request"] = serde_json::from_str(&job.request_display).unwrap_or(Value::Null);
+    value["price_fen"] = json!(job.price_fen);
+    value["history"] = json!(
+        events
+            .iter()
+            .map(|e| json!({"at": crate::time::rfc3339(e.at), "from": e.from, "to": e.to, "note": e.note}))
+            .collect::<Vec<_>>()
+    );
+    Ok(Json(value))
+}
+
+async fn api_stamp(State(state): State<UiState>) -> Result<Json<Value>, UiError> {
+    Ok(Json(json!({ "stamp": stamp(&state).await? })))
+}
+
+async fn export_csv(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
+    let (rows, _) = search(&state, &params, false).await?;
+    Ok(attachment("text/csv; charset=utf-8", "vidkeep-jobs.csv", csv(&rows)))
+}
+
+async fn export_json(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
+    let (rows, _) = search(&state, &params, false).await?;
+    let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
+    let body = serde_json::to_string_pretty(&list).map_err(|e| UiError::Internal(e.to_string()))?;
+    Ok(attachment("application/json", "vidkeep-jobs.json", body))
+}
+
+fn attachment(content_type: &'static str, name: &'static str, body: String) -> Response {
+    let disposition = format!("attachment; filename=\"{name}\"");
+    ([(CONTENT_TYPE, content_type.to_owned()), (CONTENT_DISPOSITION, disposition)], body).into_response()
+}

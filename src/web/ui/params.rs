@@ -1,0 +1,120 @@
+//! The search and filter state of a page, as URL query parameters, so a search can be shared
+//! as a link: `/?q=lantern&model=viduq1-text&state=archived&page=2`.
+
+use serde::Deserialize;
+
+use crate::catalog::JobFilter;
+use crate::jobs::JobState;
+
+/// Jobs per grid page.
+pub(super) const PAGE_SIZE: usize = 24;
+
+/// The query parameters every listing takes. Empty values count as absent, since an HTML form
+/// sends every field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Params {
+    /// Words to search for.
+    pub(super) q: String,
+    pub(super) model: String,
+    pub(super) state: String,
+    pub(super) project: String,
+    pub(super) tag: String,
+    /// First day, `YYYY-MM-DD`, inclusive.
+    pub(super) from: String,
+    /// Last day, `YYYY-MM-DD`, inclusive.
+    pub(super) to: String,
+    /// 1-based page.
+    pub(super) page: Option<usize>,
+}
+
+/// A parameter a person can fix, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BadParam(pub(super) String);
+
+fn given(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl Params {
+    /// The page number, at least 1.
+    pub(super) fn page(&self) -> usize {
+        self.page.unwrap_or(1).max(1)
+    }
+
+    /// The catalogue filter, newest first; paged when `paged`.
+    pub(super) fn filter(&self, paged: bool) -> Result<JobFilter, BadParam> {
+        let state = match given(&self.state) {
+            Some(s) => Some(s.parse::<JobState>().map_err(|_| BadParam(format!("state `{s}` is not a job state")))?),
+            None => None,
+        };
+        let day = |name: &str, value: &str| -> Result<Option<i64>, BadParam> {
+            given(value)
+                .map(|v| {
+                    crate::time::parse_date(&v)
+                        .ok_or_else(|| BadParam(format!("{name} `{v}` is not a date (YYYY-MM-DD)")))
+                })
+                .transpose()
+        };
+        Ok(JobFilter {
+            state,
+            model: given(&self.model),
+            project: given(&self.project),
+            tag: given(&self.tag),
+            text: given(&self.q),
+            created_from: day("from", &self.from)?,
+            created_before: day("to", &self.to)?.map(|t| t + 86_400_000),
+            newest_first: true,
+            limit: paged.then_some(PAGE_SIZE),
+            offset: if paged { (self.page() - 1).saturating_mul(PAGE_SIZE) } else { 0 },
+        })
+    }
+
+    /// This search as a query string, with `page` replaced (none for page 1).
+    pub(super) fn query_string(&self, page: Option<usize>) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("q", &self.q),
+            ("model", &self.model),
+            ("state", &self.state),
+            ("project", &self.project),
+            ("tag", &self.tag),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if !v.trim().is_empty() {
+                out.append_pair(k, v.trim());
+            }
+        }
+        if let Some(p) = page.filter(|p| *p > 1) {
+            out.append_pair("page", &p.to_string());
+        }
+        out.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_parameters_become_a_filter_and_back() {
+        let p = Params {
+            q: " lantern ".into(),
+            state: "archived".into(),
+            to: "2026-11-24".into(),
+            page: Some(3),
+            ..Params::default()
+        };
+        let f = p.filter(true).expect("valid");
+        assert_eq!(f.text.as_deref(), Some("lantern"));
+        assert_eq!(f.state, Some(JobState::Archived));
+        assert_eq!(f.created_before, crate::time::parse_date("2026-11-25"), "the last day is included");
+        assert_eq!((f.limit, f.offset), (Some(PAGE_SIZE), 2 * PAGE_SIZE));
+        assert_eq!(p.query_string(Some(4)), "q=lantern&state=archived&to=2026-11-24&page=4");
+        assert_eq!(p.query_string(Some(1)), "q=lantern&state=archived&to=2026-11-24");
+        assert!(Params { state: "done".into(), ..Params::default() }.filter(false).is_err());
+        assert!(Params { from: "yesterday".into(), ..Params::default() }.filter(false).is_err());
+    }
+}

@@ -1,0 +1,185 @@
+//! The catalogue UI over real HTTP, on a catalogue and store filled by the real daemon.
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_DISPOSITION, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use serde_json::{Value, json};
+use vidkeep::catalog::{AssetKind, Catalog};
+use vidkeep::store::Store;
+use vidkeep::web::ui::{UiState, routes};
+
+use crate::support::{Env, sha256_file};
+
+/// Archives three jobs, stops the daemon, serves the UI; returns the env and the UI's origin.
+async fn ui() -> (Env, String) {
+    let mut env = Env::default().await;
+    env.copy_example("lantern-first.png");
+    env.start();
+    env.drop_spec(
+        "fox.json",
+        &json!({"model":"viduq1-text","prompt":"A red fox in deep snow","vidkeep":{"project":"wild","tags":["winter"]}})
+            .to_string(),
+    );
+    env.drop_spec(
+        "evil.json",
+        &json!({"model":"viduq1-text","prompt":"<script>alert('x')</script> & more"}).to_string(),
+    );
+    env.drop_spec(
+        "bloom.json",
+        &json!({"model":"viduq1-image","image_url":"lantern-first.png","prompt":"a lantern opens"}).to_string(),
+    );
+    env.wait_all_ended(3).await;
+    env.stop().await;
+    let catalog = Catalog::open_read_only(&env.config.catalog.path).expect("catalogue");
+    let store = Store::open(&env.config.storage.url).expect("store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, routes(UiState::new(catalog, store))).await });
+    (env, origin)
+}
+
+async fn text(url: &str) -> (StatusCode, String) {
+    let r = reqwest::get(url).await.expect("request");
+    (r.status(), r.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_search_filter_and_escape() {
+    let (env, ui) = ui().await;
+    let fox = env.job_by_spec("fox.json");
+
+    let (status, grid) = text(&format!("{ui}/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(grid.contains("3 job(s)"), "{grid}");
+    let cover = env.assets(&fox.id).into_iter().find(|a| a.kind == AssetKind::Cover).expect("cover");
+    assert!(grid.contains(&format!("/assets/{}", cover.sha256)), "cards show their cover");
+    let oldest_first: Vec<usize> =
+        env.jobs().iter().map(|j| grid.find(&format!("data-job=\"{}\"", j.id)).expect("card")).collect();
+    assert!(oldest_first.windows(2).all(|w| w[0] > w[1]), "newest first: {oldest_first:?}");
+
+    // Escaping: the prompt is shown as text, never as markup.
+    assert!(grid.contains("&lt;script&gt;alert"), "escaped in the grid");
+    assert!(!grid.contains("<script>alert"), "never raw");
+
+    // Search and filters, encoded in the URL.
+    let (_, found) = text(&format!("{ui}/?q=fox")).await;
+    assert!(found.contains("1 job(s)") && found.contains(&fox.id), "{found}");
+    let (_, found) = text(&format!("{ui}/?model=viduq1-image&state=archived")).await;
+    assert!(found.contains("1 job(s)") && found.contains("a lantern opens"));
+    let (_, found) = text(&format!("{ui}/?project=wild&tag=winter")).await;
+    assert!(found.contains("1 job(s)"));
+    let (_, none) = text(&format!("{ui}/?q=fox&state=failed")).await;
+    assert!(none.contains("0 job(s)"));
+    let (status, _) = text(&format!("{ui}/?state=bogus")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a bad filter says so");
+    let (_, far) = text(&format!("{ui}/?page=9")).await;
+    assert!(far.contains("page 9 of 1") && !far.contains("class=\"card\""));
+
+    // The job page: everything about the job, with its player and download links.
+    let (status, page) = text(&format!("{ui}/jobs/{}", fox.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let video = env.assets(&fox.id).into_iter().find(|a| a.kind == AssetKind::Video).expect("video");
+    for needle in [
+        "A red fox in deep snow",
+        fox.task_id.as_deref().expect("task"),
+        video.sha256.as_str(),
+        video.key.as_str(),
+        "2.50 CNY",
+        "queued → submitting",
+    ] {
+        assert!(page.contains(needle), "job page lacks {needle}");
+    }
+    assert!(
+        page.contains(&format!("<video id=\"player\" controls preload=\"metadata\" src=\"/assets/{}\"", video.sha256))
+    );
+    assert!(page.contains(&format!("/assets/{}?download=1", video.sha256)));
+    let evil = env.job_by_spec("evil.json");
+    let (_, page) = text(&format!("{ui}/jobs/{}", evil.id)).await;
+    assert!(page.contains("&lt;script&gt;") && !page.contains("<script>alert"));
+    let (status, _) = text(&format!("{ui}/jobs/no-such-job")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // An inline input image is shown from the request that was sent.
+    let bloom = env.job_by_spec("bloom.json");
+    let (_, page) = text(&format!("{ui}/jobs/{}", bloom.id)).await;
+    assert!(page.contains(&format!("/jobs/{}/inputs/0", bloom.id)));
+    let image = reqwest::get(format!("{ui}/jobs/{}/inputs/0", bloom.id)).await.expect("image");
+    assert_eq!(image.headers()[CONTENT_TYPE], "image/png");
+    let png = std::fs::read(env.inbox().join("lantern-first.png")).expect("png");
+    assert_eq!(image.bytes().await.expect("bytes").as_ref(), png.as_slice());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_served_whole_and_in_ranges_from_the_store() {
+    let (env, ui) = ui().await;
+    let fox = env.job_by_spec("fox.json");
+    let video = env.assets(&fox.id).into_iter().find(|a| a.kind == AssetKind::Video).expect("video");
+    let stored = std::fs::read(env.archive_dir().join(&video.key)).expect("stored");
+    let url = format!("{ui}/assets/{}", video.sha256);
+    let http = reqwest::Client::new();
+
+    let whole = http.get(&url).send().await.expect("get");
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()[CONTENT_TYPE], "video/mp4");
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let bytes = whole.bytes().await.expect("bytes");
+    assert_eq!(vidkeep::archive::sha256_hex(&bytes), video.sha256);
+    assert_eq!(sha256_file(&env.archive_dir().join(&video.key)), video.sha256);
+
+    let part = http.get(&url).header(RANGE, "bytes=100-1099").send().await.expect("range");
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers()[CONTENT_RANGE], format!("bytes 100-1099/{}", stored.len()).as_str());
+    assert_eq!(part.bytes().await.expect("bytes").as_ref(), &stored[100..1100]);
+
+    let tail = http.get(&url).header(RANGE, "bytes=-16").send().await.expect("suffix");
+    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail.bytes().await.expect("bytes").as_ref(), &stored[stored.len() - 16..]);
+
+    let past = http.get(&url).header(RANGE, format!("bytes={}-", stored.len() + 10)).send().await.expect("416");
+    assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.headers()[CONTENT_RANGE], format!("bytes */{}", stored.len()).as_str());
+
+    let download = http.get(format!("{url}?download=1")).send().await.expect("download");
+    let disposition = download.headers()[CONTENT_DISPOSITION].to_str().expect("ascii").to_owned();
+    assert_eq!(disposition, format!("attachment; filename=\"fox-{}.mp4\"", &fox.id[..8]));
+
+    // Nothing outside the catalogue's keys can be reached.
+    for bad in ["../../etc/passwd", "%2e%2e%2fcatalog.sqlite", &"0".repeat(64), "not-hex"] {
+        let r = http.get(format!("{ui}/assets/{bad}")).send().await.expect("bad");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_api_and_exports_mirror_the_pages() {
+    let (env, ui) = ui().await;
+    let fox = env.job_by_spec("fox.json");
+    let list: Value = reqwest::get(format!("{ui}/api/jobs?q=snow")).await.expect("api").json().await.expect("json");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["jobs"][0]["job_id"], fox.id.as_str());
+    assert_eq!(list["jobs"][0]["assets"].as_array().map(Vec::len), Some(2));
+    let all: Value = reqwest::get(format!("{ui}/api/jobs")).await.expect("api").json().await.expect("json");
+    assert_eq!(all["total"], 3);
+
+    let one: Value = reqwest::get(format!("{ui}/api/jobs/{}", fox.id)).await.expect("api").json().await.expect("json");
+    assert_eq!(one["state"], "archived");
+    assert_eq!(one["request"]["prompt"], "A red fox in deep snow");
+    assert!(one["history"].as_array().is_some_and(|h| h.len() >= 5), "{one}");
+    assert_eq!(reqwest::get(format!("{ui}/api/jobs/nope")).await.expect("api").status(), StatusCode::NOT_FOUND);
+
+    let csv = reqwest::get(format!("{ui}/export.csv?project=wild")).await.expect("csv");
+    assert!(csv.headers()[CONTENT_DISPOSITION].to_str().unwrap_or_default().contains("vidkeep-jobs.csv"));
+    let csv = csv.text().await.expect("text");
+    assert_eq!(csv.lines().count(), 2, "header and the one matching job: {csv}");
+    assert!(csv.contains(&fox.id));
+    let json: Value =
+        reqwest::get(format!("{ui}/export.json?model=viduq1-text")).await.expect("json").json().await.expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(2));
+
+    // The stamp pages poll changes when the catalogue does.
+    let before: Value = reqwest::get(format!("{ui}/api/stamp")).await.expect("stamp").json().await.expect("json");
+    let mut catalog = Catalog::open(&env.config.catalog.path).expect("writer");
+    catalog.note_error(&fox.id, &vidkeep::jobs::JobError::new("x", "touch")).expect("touch");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let after: Value = reqwest::get(format!("{ui}/api/stamp")).await.expect("stamp").json().await.expect("json");
+    assert_ne!(before["stamp"], after["stamp"]);
+}
