@@ -183,3 +183,58 @@ async fn the_json_api_and_exports_mirror_the_pages() {
     let after: Value = reqwest::get(format!("{ui}/api/stamp")).await.expect("stamp").json().await.expect("json");
     assert_ne!(before["stamp"], after["stamp"]);
 }
+
+/// The browser pieces, or why they are missing. CI installs them (`.ci/run`); a local run
+/// without them skips loudly, and CI (`CI=true`) fails instead of skipping.
+fn browser() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::path::PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let missing = if !chromium.exists() {
+        Some(format!("{} (apt-get install chromium)", chromium.display()))
+    } else if !dir.join("node_modules/playwright-core").exists() {
+        Some("tests/browser/node_modules (npm install in tests/browser)".to_owned())
+    } else {
+        None
+    };
+    match missing {
+        None => Some((dir, chromium)),
+        Some(what) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("browser test cannot run: missing {what}")
+        }
+        Some(what) => {
+            eprintln!("SKIPPED the browser test: missing {what}; bash .ci/run installs it");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_finds_a_clip_and_plays_it_in_chromium() {
+    let Some((dir, chromium)) = browser() else { return };
+    let (env, ui) = ui().await;
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-e2e");
+    std::fs::create_dir_all(&out).expect("output folder");
+    for shot in ["grid.png", "job.png"] {
+        let _ = std::fs::remove_file(out.join(shot));
+    }
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join("e2e.mjs"))
+        .args([ui.as_str(), out.to_str().expect("utf8"), "fox"])
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let fox = env.job_by_spec("fox.json");
+    assert_eq!((seen["all"].as_u64(), seen["found"].as_u64()), (Some(3), Some(1)), "{seen}");
+    assert!(seen["url"].as_str().is_some_and(|u| u.ends_with(&format!("/jobs/{}", fox.id))), "{seen}");
+    assert!(seen["readyState"].as_u64().is_some_and(|r| r >= 2), "the video can play: {seen}");
+    assert!(seen["width"].as_u64().is_some_and(|w| w > 0), "frames decoded: {seen}");
+    for shot in ["grid.png", "job.png"] {
+        let png = std::fs::read(out.join(shot)).expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{shot} is a real screenshot");
+    }
+    println!("screenshots in {}: {seen}", out.display());
+}

@@ -27,7 +27,8 @@ table.kv td:first-child{color:#666;white-space:nowrap}
 code,pre{font-size:12.5px;word-break:break-all;white-space:pre-wrap}
 .error{background:#fdecec;border-left:4px solid #d33;padding:.6em .9em}
 .pages{margin:1em 0;display:flex;gap:1em}
-video{max-width:100%;background:#000}
+video{max-width:min(100%,960px);max-height:65vh;background:#000;display:block}
+.nowrap{white-space:nowrap}
 .inputs img{max-height:120px;margin-right:.5em;border:1px solid #ccc}
 ";
 
@@ -115,7 +116,8 @@ pub(super) fn grid(
                         div.blank {}
                     }
                     div.meta {
-                        (state_badge(job.state)) " " (job.model) " · " (rfc3339(job.created_at).get(..10).unwrap_or(""))
+                        (state_badge(job.state)) " " (job.model) " · "
+                        span.nowrap { (rfc3339(job.created_at).get(..10).unwrap_or("")) }
                         div.prompt { (excerpt(job.name.as_deref().or(job.prompt.as_deref()), 110)) }
                     }
                 }
