@@ -30,3 +30,29 @@ INSERT INTO jobs_fts (jobs_fts) VALUES ('rebuild');
 
 CREATE INDEX jobs_by_project ON jobs (project, created_at);
 CREATE INDEX jobs_by_model ON jobs (model, created_at);
+-- Pages poll MAX(updated_at) to notice changes.
+CREATE INDEX jobs_by_updated ON jobs (updated_at);
+
+-- Tags as rows, kept from jobs.tags (a JSON array) by triggers, so the tag filter and the list
+-- of tags in use read an index instead of parsing every job's JSON.
+CREATE TABLE job_tags (
+    tag    TEXT NOT NULL,
+    job_id TEXT NOT NULL REFERENCES jobs (id),
+    PRIMARY KEY (tag, job_id)
+) WITHOUT ROWID;
+CREATE INDEX job_tags_by_job ON job_tags (job_id);
+
+CREATE TRIGGER job_tags_insert AFTER INSERT ON jobs BEGIN
+    INSERT OR IGNORE INTO job_tags (tag, job_id) SELECT value, new.id FROM json_each(new.tags);
+END;
+
+CREATE TRIGGER job_tags_update AFTER UPDATE OF tags ON jobs BEGIN
+    DELETE FROM job_tags WHERE job_id = old.id;
+    INSERT OR IGNORE INTO job_tags (tag, job_id) SELECT value, new.id FROM json_each(new.tags);
+END;
+
+CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs BEGIN
+    DELETE FROM job_tags WHERE job_id = old.id;
+END;
+
+INSERT OR IGNORE INTO job_tags (tag, job_id) SELECT json_each.value, jobs.id FROM jobs, json_each(jobs.tags);

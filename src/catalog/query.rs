@@ -59,7 +59,7 @@ impl JobFilter {
         eq("model", self.model.as_deref());
         eq("project", self.project.as_deref());
         if let Some(tag) = &self.tag {
-            terms.push("EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)".to_owned());
+            terms.push("jobs.id IN (SELECT job_id FROM job_tags WHERE tag = ?)".to_owned());
             params.push(Sql::Text(tag.clone()));
         }
         if let Some(from) = self.created_from {
@@ -127,7 +127,7 @@ impl Catalog {
         Ok(Facets {
             models: list("SELECT DISTINCT model FROM jobs ORDER BY model")?,
             projects: list("SELECT DISTINCT project FROM jobs WHERE project IS NOT NULL ORDER BY project")?,
-            tags: list("SELECT DISTINCT json_each.value FROM jobs, json_each(jobs.tags) ORDER BY 1")?,
+            tags: list("SELECT DISTINCT tag FROM job_tags ORDER BY tag")?,
         })
     }
 }
