@@ -7,6 +7,7 @@
 
 mod jobs;
 mod records;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use crate::jobs::JobState;
 
 pub use jobs::{JobFilter, JobRecord, NewJob, SpecPlace};
 pub use records::{Asset, AssetKind, Event, Rejection};
+pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
 
 /// Embedded migrations, applied in order; index + 1 is the schema version they lead to.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];

@@ -55,7 +55,8 @@ impl Env {
             "[api]\nbase_url = \"{}\"\napi_key_env = \"VIDKEEP_TEST_KEY_UNUSED\"\npoll_interval = \"100ms\"\nrequest_timeout = \"5s\"\n{api_extra}\n\
              [watch]\ndir = \"inbox\"\nquiet_period = \"{quiet}\"\nrescan_interval = \"1s\"\n\
              [storage]\nurl = \"archive\"\n[catalog]\npath = \"catalog.sqlite\"\n\
-             [jobs]\nretry_base = \"50ms\"\nretry_max = \"500ms\"\naccount_pause = \"2s\"\nshutdown_grace = \"5s\"\n{extra}\n",
+             [jobs]\nretry_base = \"50ms\"\nretry_max = \"500ms\"\naccount_pause = \"2s\"\nshutdown_grace = \"5s\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             sim.base_url()
         );
         std::fs::write(&config_path, text).expect("write config");
