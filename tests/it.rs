@@ -11,4 +11,6 @@ mod e2e;
 mod faults;
 mod intake;
 mod limits;
+mod ops;
 mod recovery;
+mod systemd;

@@ -87,6 +87,24 @@ impl Env {
         self.daemon = Some((cancel, handle));
     }
 
+    /// Starts the daemon in-process with its HTTP server on a free loopback port, and returns
+    /// the server's base URL; `reload` receives reload requests when given.
+    pub async fn start_serving(&mut self, reload: Option<tokio::sync::mpsc::UnboundedReceiver<()>>) -> String {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let cancel = CancellationToken::new();
+        let key = Secret::new(SimConfig::default().api_key);
+        let options = vidkeep::daemon::Options {
+            config_path: Some(self.config_path.clone()),
+            reload,
+            http_listener: Some(listener),
+        };
+        let handle = tokio::spawn(vidkeep::daemon::run_with(self.config.clone(), key, cancel.clone(), options));
+        self.daemon = Some((cancel, handle));
+        url
+    }
+
     /// Asks the daemon to stop and waits for it; it must exit cleanly.
     pub async fn stop(&mut self) {
         let (cancel, handle) = self.daemon.take().expect("daemon running");
