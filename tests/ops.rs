@@ -24,6 +24,7 @@ struct Daemon {
     child: Child,
     notify: UnixDatagram,
     stderr: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     _sim: SimHandle,
 }
 
@@ -38,7 +39,7 @@ fn config_text(base_url: &str, inbox: &str, extra: &str) -> String {
 }
 
 impl Daemon {
-    async fn start(sim_config: SimConfig) -> Daemon {
+    async fn start(sim_config: SimConfig, log_format: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let sim = sim::start(sim_config, listener).await.expect("simulator");
@@ -46,7 +47,7 @@ impl Daemon {
         let socket_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&socket_path).expect("bind notify socket");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
-            .arg("run")
+            .args(["--log-format", log_format, "run"])
             .arg("--config")
             .arg(dir.path().join("vidkeep.toml"))
             .env("NOTIFY_SOCKET", &socket_path)
@@ -64,7 +65,7 @@ impl Daemon {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("stderr");
         let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             use std::io::Read as _;
             let mut buf = [0u8; 4096];
             while let Ok(n) = pipe.read(&mut buf) {
@@ -74,7 +75,7 @@ impl Daemon {
                 sink.lock().expect("stderr lock").push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Daemon { dir, child, notify, stderr, _sim: sim }
+        Daemon { dir, child, notify, stderr, reader: Some(reader), _sim: sim }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -83,6 +84,20 @@ impl Daemon {
 
     fn logs(&self) -> String {
         self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// Waits until the captured stderr holds every one of `needles` (the reader thread may lag
+    /// behind the notify socket), then returns it.
+    async fn wait_logs(&self, needles: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if needles.iter().all(|n| logs.contains(n)) {
+                return logs;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "logs lack one of {needles:?}:\n{logs}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The next datagram, as its lines.
@@ -127,8 +142,10 @@ impl Daemon {
             assert!(std::time::Instant::now() < deadline, "vidkeep did not exit after SIGTERM");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        // Let the reader thread take the last lines.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The reader thread ends at the end of the pipe: then the logs are complete.
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("stderr reader");
+        }
         (status, seen, self.logs())
     }
 
@@ -163,7 +180,7 @@ fn drop_spec(inbox: &Path, name: &str, prompt: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systemd_hears_ready_watchdog_status_and_stopping() {
-    let daemon = Daemon::start(fast_sim()).await;
+    let daemon = Daemon::start(fast_sim(), "human").await;
     let before = daemon.until("READY=1").await;
     assert!(!before.iter().any(|l| l.starts_with("WATCHDOG")), "nothing before READY: {before:?}");
     // READY means the catalogue is open and migrated: it is there and readable now.
@@ -196,7 +213,7 @@ async fn sighup_applies_a_changed_config_and_refuses_a_broken_one() {
     // Tasks take 2-3 s, so the first job is in flight while the config changes under it.
     let sim_config =
         SimConfig { latency_min: Duration::from_secs(2), latency_max: Duration::from_secs(3), ..fast_sim() };
-    let daemon = Daemon::start(sim_config).await;
+    let daemon = Daemon::start(sim_config, "json").await;
     daemon.until("READY=1").await;
     let base_url = {
         let text = std::fs::read_to_string(daemon.path("vidkeep.toml")).expect("config");
@@ -212,8 +229,7 @@ async fn sighup_applies_a_changed_config_and_refuses_a_broken_one() {
     daemon.signal(libc::SIGHUP);
     daemon.until("RELOADING=1").await;
     daemon.until("READY=1").await;
-    let logs = daemon.logs();
-    assert!(logs.contains("config reload refused") && logs.contains("api.poll_interval"), "{logs}");
+    daemon.wait_logs(&["config reload refused", "api.poll_interval"]).await;
     assert!(daemon.child.id() > 0);
 
     // A job in flight in the old inbox...
@@ -226,8 +242,7 @@ async fn sighup_applies_a_changed_config_and_refuses_a_broken_one() {
     daemon.signal(libc::SIGHUP);
     daemon.until("RELOADING=1").await;
     daemon.until("READY=1").await;
-    let logs = daemon.logs();
-    assert!(logs.contains("config reloaded") && logs.contains("watch.dir") && logs.contains("log.level"), "{logs}");
+    daemon.wait_logs(&["config reloaded", "watch.dir", "log.level"]).await;
 
     // The new inbox is watched; the job in flight finishes and settles where it came from.
     drop_spec(&daemon.path("inbox2"), "after.json", "a fox after the reload");
@@ -237,10 +252,26 @@ async fn sighup_applies_a_changed_config_and_refuses_a_broken_one() {
     assert_eq!((before_done.state, after.state), (JobState::Archived, JobState::Archived));
     assert!(daemon.path("inbox/done/before.json").exists(), "the old job settles in the old inbox");
     assert!(daemon.path("inbox2/done/after.json").exists(), "the new job settles in the new inbox");
-    assert!(daemon.logs().contains("DEBUG"), "the new log level is in effect");
+    daemon.wait_logs(&["\"level\":\"DEBUG\""]).await;
 
     let (exit, _, logs) = daemon.stop().await;
     assert!(exit.success(), "exit status {exit:?}; logs:\n{logs}");
+    // --log-format json: one object per line, and every line about a job names it.
+    let mut about_jobs = 0;
+    for line in logs.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let message = v["fields"]["message"].as_str().unwrap_or("");
+        let has = |key: &str| !v["fields"][key].is_null() || !v["span"][key].is_null();
+        if has("task_id") || ["task accepted", "task succeeded", "stored", "archived"].contains(&message) {
+            about_jobs += 1;
+            assert!(has("job_id"), "a line about a job without job_id: {line}");
+        }
+        if message == "stored" {
+            assert!(has("task_id"), "an archive line without task_id: {line}");
+        }
+    }
+    assert!(about_jobs >= 8, "two jobs' lines were seen: {about_jobs}");
+    assert!(!logs.contains(&SimConfig::default().api_key), "the API key never reaches a log");
 }
 
 /// Parses Prometheus/OpenMetrics text strictly enough to catch a malformed line: every sample
