@@ -278,6 +278,8 @@ impl Supervisor {
             }
         }
         tracing::info!("vidkeep stopped");
+        let notifier = self.notifier.clone();
+        let _ = tokio::task::spawn_blocking(move || notifier.flush(Duration::from_secs(2))).await;
         first_error.map_or(Ok(()), Err)
     }
 

@@ -22,7 +22,9 @@ const KEY_ENV: &str = "VIDKEEP_OPS_TEST_KEY";
 struct Daemon {
     dir: tempfile::TempDir,
     child: Child,
-    notify: UnixDatagram,
+    /// Every datagram, in order: a task drains the socket as systemd does, so the daemon never
+    /// finds it full.
+    notify: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
     stderr: Arc<Mutex<String>>,
     reader: Option<std::thread::JoinHandle<()>>,
     _sim: SimHandle,
@@ -40,12 +42,31 @@ fn config_text(base_url: &str, inbox: &str, extra: &str) -> String {
 
 impl Daemon {
     async fn start(sim_config: SimConfig, log_format: &str) -> Daemon {
+        Daemon::start_with(sim_config, log_format, true).await
+    }
+
+    /// `drain = false` leaves the notify socket unread, as a stuck service manager would.
+    async fn start_with(sim_config: SimConfig, log_format: &str, drain: bool) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let sim = sim::start(sim_config, listener).await.expect("simulator");
         std::fs::write(dir.path().join("vidkeep.toml"), config_text(&sim.base_url(), "inbox", "")).expect("config");
         let socket_path = dir.path().join("notify.sock");
-        let notify = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+        let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+        let (tx, notify) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            if !drain {
+                // Hold the socket open, unread, for the life of the test.
+                std::future::pending::<()>().await;
+            }
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buf).await {
+                if tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).is_err() {
+                    break;
+                }
+            }
+        });
+        let notify = tokio::sync::Mutex::new(notify);
         let mut child = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
             .args(["--log-format", log_format, "run"])
             .arg("--config")
@@ -102,12 +123,12 @@ impl Daemon {
 
     /// The next datagram, as its lines.
     async fn next_message(&self) -> Vec<String> {
-        let mut buf = vec![0u8; 4096];
-        let n = match tokio::time::timeout(Duration::from_secs(30), self.notify.recv(&mut buf)).await {
-            Ok(received) => received.expect("recv notify"),
+        let mut notify = self.notify.lock().await;
+        let message = match tokio::time::timeout(Duration::from_secs(30), notify.recv()).await {
+            Ok(received) => received.expect("the notify socket reader stopped"),
             Err(_) => panic!("no notify message within 30 s; logs:\n{}", self.logs()),
         };
-        String::from_utf8_lossy(&buf[..n]).lines().map(str::to_owned).collect()
+        message.lines().map(str::to_owned).collect()
     }
 
     /// Reads messages until one holds `line`; returns every line read on the way.
@@ -403,4 +424,26 @@ async fn readiness_needs_the_platform_and_the_token_guards_every_route() {
     assert_eq!(cookie.expect("GET").status().as_u16(), 200);
     cancel.cancel();
     server.await.expect("server task").expect("server stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_notify_socket_never_stalls_the_daemon() {
+    // The kernel queues only a few datagrams (net.unix.max_dgram_qlen, often 10); a daemon that
+    // sent from its runtime would block once they are queued, with watchdog pings every 100 ms.
+    let daemon = Daemon::start_with(fast_sim(), "human", false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop_spec(&daemon.path("inbox"), "fox.json", "a fox while systemd sleeps");
+    let job = daemon.wait_job("fox.json", |j| j.spec_place == SpecPlace::Done).await;
+    assert_eq!(job.state, JobState::Archived);
+    let mut daemon = daemon;
+    daemon.signal(libc::SIGTERM);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "vidkeep did not exit after SIGTERM:\n{}", daemon.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
 }
