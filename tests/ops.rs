@@ -447,3 +447,51 @@ async fn an_unread_notify_socket_never_stalls_the_daemon() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_raises_the_in_flight_limit_while_jobs_run() {
+    let sim = SimConfig {
+        latency_min: Duration::from_millis(1500),
+        latency_max: Duration::from_millis(2000),
+        model_limit: 20,
+        ..fast_sim()
+    };
+    let mut env = Env::new(sim, "max_in_flight = 1\n", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    let (reload, requests) = tokio::sync::mpsc::unbounded_channel();
+    env.start_serving(Some(requests)).await;
+    for i in 0..2 {
+        env.drop_spec(&format!("early-{i}.txt"), &format!("early fox {i}"));
+    }
+    env.wait_until("one job in flight", |jobs| jobs.iter().any(|j| j.state == JobState::Submitted)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.sim.stats().max_in_flight, 1, "the configured limit holds before the reload");
+
+    let text = std::fs::read_to_string(&env.config_path).expect("read config");
+    std::fs::write(&env.config_path, text.replace("max_in_flight = 1\n", "max_in_flight = 4\n")).expect("write");
+    reload.send(()).expect("reload request");
+    for i in 0..3 {
+        env.drop_spec(&format!("late-{i}.txt"), &format!("late fox {i}"));
+    }
+    let jobs = env.wait_all_ended(5).await;
+    assert!(jobs.iter().all(|j| j.state == JobState::Archived), "no job dropped by the reload");
+    let stats = env.sim.stats();
+    assert!((2..=4).contains(&stats.max_in_flight), "the new limit was used and held: {stats:?}");
+    assert_eq!(stats.accepted, 5, "each job submitted once: {stats:?}");
+    env.stop().await;
+}
+
+#[test]
+fn config_check_prints_the_resolved_config_without_the_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vidkeep.toml");
+    std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token-0123456789\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run vidkeep config check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("token = \"[redacted]\"") && stdout.contains("listen = \"127.0.0.1:0\""), "{stdout}");
+    assert!(!stdout.contains("s3cret") && !String::from_utf8_lossy(&out.stderr).contains("s3cret"));
+}
