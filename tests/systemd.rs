@@ -79,3 +79,62 @@ fn the_stop_timeout_outlasts_the_drain_grace() {
         assert!(unit.lines().any(|l| l == key), "{key} missing");
     }
 }
+
+/// Runs a systemd tool, or returns `None` (loudly) where it is missing and this is not CI.
+fn tool(name: &str, args: &[&str]) -> Option<Output> {
+    match Command::new(name).args(args).output() {
+        Ok(output) => Some(output),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("{name} is required in CI: {e}"),
+        Err(e) => {
+            eprintln!("\n!!! SKIPPED: {name} not found ({e}); sysusers/tmpfiles were NOT checked !!!\n");
+            None
+        }
+    }
+}
+
+/// The id of `name` in a passwd or group file, and the member list (groups only).
+fn entry(file: &Path, name: &str) -> (u32, String) {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let line = text
+        .lines()
+        .find(|l| l.split(':').next() == Some(name))
+        .unwrap_or_else(|| panic!("{name} not in {}:\n{text}", file.display()));
+    let fields: Vec<&str> = line.split(':').collect();
+    (fields[2].parse().expect("numeric id"), fields.get(3).copied().unwrap_or("").to_owned())
+}
+
+#[test]
+fn sysusers_and_tmpfiles_make_a_setgid_inbox_for_the_drop_group() {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("\n!!! SKIPPED: not root, so systemd-tmpfiles cannot chown; tmpfiles NOT checked !!!\n");
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (src, dest) in [
+        ("systemd/vidkeep.sysusers", "usr/lib/sysusers.d/vidkeep.conf"),
+        ("systemd/vidkeep.tmpfiles", "usr/lib/tmpfiles.d/vidkeep.conf"),
+    ] {
+        std::fs::create_dir_all(r.join(dest).parent().expect("parent")).expect("mkdir");
+        std::fs::copy(repo.join(src), r.join(dest)).expect("copy");
+    }
+    std::fs::create_dir_all(r.join("etc")).expect("etc");
+    let root_arg = format!("--root={}", r.display());
+    let Some(out) = tool("systemd-sysusers", &[&root_arg, "vidkeep.conf"]) else { return };
+    assert!(out.status.success(), "sysusers: {}", String::from_utf8_lossy(&out.stderr));
+    let Some(out) = tool("systemd-tmpfiles", &["--create", &root_arg, "vidkeep.conf"]) else { return };
+    assert!(out.status.success(), "tmpfiles: {}", String::from_utf8_lossy(&out.stderr));
+    let (uid, _) = entry(&r.join("etc/passwd"), "vidkeep");
+    let (gid, _) = entry(&r.join("etc/group"), "vidkeep");
+    let (drop_gid, members) = entry(&r.join("etc/group"), "vidkeep-drop");
+    assert!(members.split(',').any(|m| m == "vidkeep"), "vidkeep reads the drop group's files");
+    let state = std::fs::metadata(r.join("var/lib/vidkeep")).expect("state dir");
+    assert_eq!((state.mode() & 0o7777, state.uid(), state.gid()), (0o751, uid, gid), "state folder");
+    for dir in ["inbox", "inbox/processing", "inbox/done", "inbox/failed"] {
+        let m = std::fs::metadata(r.join("var/lib/vidkeep").join(dir)).expect("inbox dir");
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o2770, uid, drop_gid), "{dir}: setgid drop group");
+    }
+}
