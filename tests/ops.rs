@@ -76,7 +76,8 @@ impl Daemon {
             .env_remove("WATCHDOG_PID")
             .env_remove("VIDKEEP_LOG")
             .env_remove("RUST_LOG")
-            .env_remove("JOURNAL_STREAM")
+            // As under systemd: stderr goes to the journal, which stamps each line itself.
+            .env("JOURNAL_STREAM", "8:4242")
             .env(KEY_ENV, SimConfig::default().api_key)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -226,6 +227,10 @@ async fn systemd_hears_ready_watchdog_status_and_stopping() {
     assert!(seen.contains(&"STOPPING=1".to_owned()));
     assert!(exit.success(), "exit status {exit:?}; logs:\n{logs}");
     assert!(!logs.contains('\u{1b}'), "no colours when stderr is not a terminal:\n{logs}");
+    assert!(logs.lines().count() >= 3, "{logs}");
+    for line in logs.lines() {
+        assert!(!line.starts_with(|c: char| c.is_ascii_digit()), "no timestamp under journald: {line}");
+    }
     assert!(!logs.contains(&SimConfig::default().api_key), "the API key never reaches a log");
 }
 
