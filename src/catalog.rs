@@ -8,6 +8,7 @@
 mod jobs;
 mod query;
 mod records;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use crate::jobs::JobState;
 pub use jobs::{JobRecord, NewJob, SpecPlace};
 pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
+pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
 
 /// Embedded migrations, applied in order; index + 1 is the schema version they lead to.
 const MIGRATIONS: &[&str] = &[

@@ -48,7 +48,7 @@ impl ConfigArg {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon in the foreground until SIGINT/SIGTERM.
+    /// Run the daemon in the foreground until SIGINT/SIGTERM; SIGHUP reloads the config file.
     Run(ConfigArg),
     /// Validate spec files offline and print the request each would send.
     Check {
@@ -200,10 +200,20 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(c) => {
             let config = c.load()?;
             let key = config.api_key()?;
+            if let Err(e) = crate::telemetry::set_filter(&config.log.level) {
+                tracing::warn!(error = %e, "cannot apply [log] level");
+            }
+            let config_path = std::path::absolute(&c.config).unwrap_or_else(|_| c.config.clone());
             runtime()?.block_on(async {
                 let cancel = CancellationToken::new();
-                tokio::spawn(stop_on_signal(cancel.clone()));
-                crate::daemon::run(config, key, cancel).await
+                let (reload_tx, reload) = tokio::sync::mpsc::unbounded_channel();
+                tokio::spawn(handle_signals(cancel.clone(), Some(reload_tx)));
+                let options = crate::daemon::Options {
+                    config_path: Some(config_path),
+                    reload: Some(reload),
+                    http_listener: None,
+                };
+                crate::daemon::run_with(config, key, cancel, options).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -255,23 +265,45 @@ pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
     crate::time::parse_date(s).ok_or_else(|| format!("`{s}` is not a date: use YYYY-MM-DD or RFC 3339"))
 }
 
-/// Cancels `cancel` on SIGINT or SIGTERM: the one place signals become shutdown.
+/// Cancels `cancel` on SIGINT or SIGTERM.
 pub async fn stop_on_signal(cancel: CancellationToken) {
+    handle_signals(cancel, None).await;
+}
+
+/// The one place signals become actions: SIGINT or SIGTERM cancel `cancel` (then this returns);
+/// SIGHUP sends a reload request on `reload`, or is ignored when there is none.
+pub async fn handle_signals(cancel: CancellationToken, reload: Option<tokio::sync::mpsc::UnboundedSender<()>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
             let _ = tokio::signal::ctrl_c().await;
             cancel.cancel();
             return;
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("SIGINT: stopping");
+                    break;
+                }
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: stopping");
+                    break;
+                }
+                _ = hup.recv() => match &reload {
+                    Some(tx) => {
+                        tracing::info!("SIGHUP: reloading the config");
+                        let _ = tx.send(());
+                    }
+                    None => tracing::info!("SIGHUP ignored: nothing to reload"),
+                },
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = reload;
         let _ = tokio::signal::ctrl_c().await;
     }
     cancel.cancel();

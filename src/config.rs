@@ -3,8 +3,9 @@
 //!
 //! Unknown keys are an error naming the key and its line (`deny_unknown_fields`). Relative paths
 //! are resolved against the config file's folder, so a config and its folders can move together.
-//! Secrets are not in this file: the API key is read from the environment variable named by
-//! `api.api_key_env`.
+//! The API key is not in this file: it is read from the environment variable named by
+//! `api.api_key_env`. The one secret a config may hold, `http.token`, is redacted from `Debug`
+//! and from [`Config::to_toml`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,10 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Scheduled re-reading of stored assets.
     pub verify: VerifyConfig,
+    /// The HTTP server: health, readiness and metrics endpoints.
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
     /// Request fields applied to specs that do not set them (e.g. `model`, `style`).
     pub defaults: Map<String, Value>,
 }
@@ -50,6 +55,60 @@ pub struct VerifyConfig {
 impl Default for VerifyConfig {
     fn default() -> VerifyConfig {
         VerifyConfig { every: None, sample: 100.0 }
+    }
+}
+
+/// `[http]`. `Debug` shows the token as `[redacted]`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the HTTP server (`/healthz`, `/readyz`, `/metrics`); empty turns it off.
+    pub listen: String,
+    /// A bearer token every request must carry (`Authorization: Bearer ...`); none if unset.
+    /// It is a secret: `vidkeep config check` prints it redacted and no log shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig { listen: "127.0.0.1:8780".to_owned(), token: None }
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl HttpConfig {
+    /// The address to listen on, or `None` when the server is turned off.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.trim().parse().ok()
+    }
+
+    /// The bearer token, if one is set.
+    pub fn token(&self) -> Option<Secret> {
+        self.token.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(Secret::new)
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The log filter: a level (`info`) or `tracing` directives (`info,vidkeep=debug`).
+    /// `VIDKEEP_LOG` or `RUST_LOG` in the environment override it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig { level: "info".to_owned() }
     }
 }
 
@@ -280,6 +339,15 @@ impl Config {
         if self.jobs.download_concurrency == 0 {
             return Err(bad("jobs.download_concurrency", "must be at least 1".to_owned()));
         }
+        if !self.http.listen.trim().is_empty() && self.http.listen_addr().is_none() {
+            return Err(bad("http.listen", format!("`{}` is not an address like 127.0.0.1:8780", self.http.listen)));
+        }
+        if self.http.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
+            return Err(bad("http.token", "must be at least 16 characters".to_owned()));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            return Err(bad("log.level", format!("is not a log filter: {e}")));
+        }
         if !self.storage.url.starts_with("file:///") {
             return Err(bad(
                 "storage.url",
@@ -334,9 +402,14 @@ impl Config {
         self.api.max_in_flight_per_model.get(model).copied()
     }
 
-    /// The resolved config as TOML, for `vidkeep config check`. Holds no secret: keys live in the environment.
+    /// The resolved config as TOML, for `vidkeep config check`, with `http.token` redacted.
+    /// The API key is never in it: it lives in the environment.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        let mut shown = self.clone();
+        if shown.http.token.is_some() {
+            shown.http.token = Some("[redacted]".to_owned());
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
 
@@ -373,10 +446,23 @@ mod tests {
             ("[defaults]\nmodel = \"nope\"\n", "defaults.model"),
             ("[defaults]\nstyel = \"anime\"\n", "defaults.styel"),
             ("[storage]\nurl = \"s3://bucket\"\n", "storage.url"),
+            ("[http]\nlisten = \"localhost\"\n", "http.listen"),
+            ("[http]\ntoken = \"short\"\n", "http.token"),
+            ("[log]\nlevel = \"info,=[\"\n", "log.level"),
         ] {
             let err = Config::from_toml(text, Path::new("/x")).expect_err(text);
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn the_http_token_is_redacted() {
+        let c = Config::from_toml("[http]\ntoken = \"tok-0123456789abcdef\"\n", Path::new("/x")).expect("valid");
+        let shown = c.to_toml();
+        assert!(!shown.contains("tok-0123456789abcdef") && shown.contains("[redacted]"), "{shown}");
+        assert_eq!(c.http.token().map(|t| t.expose().to_owned()).as_deref(), Some("tok-0123456789abcdef"));
+        let off = Config::from_toml("[http]\nlisten = \"\"\n", Path::new("/x")).expect("valid");
+        assert_eq!(off.http.listen_addr(), None);
     }
 
     #[test]

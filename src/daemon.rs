@@ -4,11 +4,17 @@
 //! Shutdown is a value ([`CancellationToken`]) that flows in from the caller, never a
 //! `process::exit`: the engine lets running steps finish within `jobs.shutdown_grace`, and every
 //! catalogue write is a committed transaction, so the next start resumes where this one stopped.
+//!
+//! The supervisor's loop is also where operations happen: it tells systemd `READY=1` once the
+//! catalogue is open, migrated and reconciled, sends `WATCHDOG=1` and a `STATUS=` line after each
+//! successful look at the catalogue, applies reload requests ([`crate::ops::reload`]) and says
+//! `STOPPING=1` when the stop begins.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, watch as channel};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -17,10 +23,19 @@ use crate::archive::scrub::scrub;
 use crate::archive::{ArchiveError, Archiver};
 use crate::catalog::{Catalog, CatalogError, CheckSelection, Db};
 use crate::config::Config;
-use crate::jobs::{Engine, EngineError, EngineSettings, Limiter, reconcile};
+use crate::jobs::{Engine, EngineError, EngineSettings, Limiter, LiveSettings, reconcile};
+use crate::ops::notify::Notifier;
+use crate::ops::{self, Ops, reload};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError};
 use crate::watch::{self, Intake, WatchError};
+use crate::web::ui::UiState;
+use crate::web::{self, WebError};
+
+/// How often the status line is refreshed when systemd's watchdog does not ask for more.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// The platform is probed when it has not answered for this long (no jobs, no calls).
+const PROBE_AFTER: Duration = Duration::from_secs(60);
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -43,13 +58,37 @@ pub enum DaemonError {
     /// The engine stopped on an error.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The HTTP server could not start or failed.
+    #[error(transparent)]
+    Web(#[from] WebError),
     /// A worker panicked.
     #[error("worker {0} panicked: {1}")]
     Panic(&'static str, String),
 }
 
+/// What a caller can hand the daemon besides its config.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The config file, re-read on each reload request. Without it reload requests are refused.
+    pub config_path: Option<PathBuf>,
+    /// Reload requests: the CLI turns SIGHUP into one; tests send them directly.
+    pub reload: Option<mpsc::UnboundedReceiver<()>>,
+    /// A bound listener for the HTTP server, used instead of binding `[http] listen`.
+    pub http_listener: Option<tokio::net::TcpListener>,
+}
+
 /// Runs the daemon until `cancel` is cancelled or a worker fails.
 pub async fn run(config: Config, key: Secret, cancel: CancellationToken) -> Result<(), DaemonError> {
+    run_with(config, key, cancel, Options::default()).await
+}
+
+/// [`run`], with a config file to reload, reload requests and a listener for the HTTP server.
+pub async fn run_with(
+    config: Config,
+    key: Secret,
+    cancel: CancellationToken,
+    options: Options,
+) -> Result<(), DaemonError> {
     let inbox = config.inbox();
     inbox.ensure().map_err(|source| WatchError::Inbox { path: inbox.root().to_owned(), source })?;
     let path = config.catalog.path.clone();
@@ -65,8 +104,20 @@ pub async fn run(config: Config, key: Secret, cancel: CancellationToken) -> Resu
     if cleaned > 0 {
         tracing::info!(cleaned, "removed uploads left unfinished by an earlier crash");
     }
+    let ui = {
+        let (path, store) = (config.catalog.path.clone(), store.clone());
+        tokio::task::spawn_blocking(move || Catalog::open_read_only(&path).map(|c| UiState::new(c, store)))
+            .await
+            .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??
+    };
+    let scrubber = (db.clone(), store.clone());
     let archiver = Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?;
     let api = ApiClient::new(&config.api.base_url, key, config.api.request_timeout)?;
+    let listener = match (options.http_listener, config.http.listen_addr()) {
+        (Some(listener), _) => Some(listener),
+        (None, Some(addr)) => Some(web::bind(addr).await?),
+        (None, None) => None,
+    };
     let repaired = reconcile(&db, &inbox).await?;
     tracing::info!(
         inbox = %inbox.root().display(),
@@ -77,21 +128,39 @@ pub async fn run(config: Config, key: Secret, cancel: CancellationToken) -> Resu
         resumed_downloads = repaired.resumed_downloads,
         "vidkeep running"
     );
+    let ops = Ops::new(db.clone());
     let wake = Arc::new(Notify::new());
-    let intake = Intake::new(db.clone(), inbox.clone(), config.defaults.clone(), Arc::clone(&wake));
     let limiter = Limiter::new(config.api.max_in_flight, config.api.max_in_flight_per_model.clone());
-    let settings = EngineSettings {
-        poll_interval: config.api.poll_interval,
-        download_concurrency: config.jobs.download_concurrency,
-        retry_base: config.jobs.retry_base,
-        retry_max: config.jobs.retry_max,
-        account_pause: config.jobs.account_pause,
-        shutdown_grace: config.jobs.shutdown_grace,
-        uncertain: config.jobs.uncertain,
+    let live = live_settings(&config);
+    let (live_tx, live_rx) = channel::channel(live.clone());
+    let engine = Engine::new(db.clone(), api, archiver, inbox, limiter, live.settings, Arc::clone(&wake))
+        .with_ops(ops.clone(), live_rx);
+    let mut sup = Supervisor {
+        config,
+        config_path: options.config_path,
+        db,
+        wake,
+        ops,
+        notifier: Notifier::from_env(),
+        live_tx,
+        cancel,
+        intake_stop: CancellationToken::new(),
+        intake_next: None,
+        workers: JoinSet::new(),
     };
-    let scrubber = (db.clone(), archiver.store().clone());
-    let engine = Engine::new(db, api, archiver, inbox, limiter, settings, wake);
-    supervise(engine, intake, scrubber, &config, cancel).await
+    sup.spawn_intake();
+    let token = sup.cancel.clone();
+    sup.workers.spawn(async move { ("engine", engine.run(token).await.map_err(Into::into)) });
+    if let Some(every) = sup.config.verify.every {
+        let (token, sample) = (sup.cancel.clone(), sup.config.verify.sample);
+        sup.workers.spawn(async move { ("scrubber", scrub_every(scrubber, every, sample, token).await) });
+    }
+    if let Some(listener) = listener {
+        sup.spawn_http(listener, ui);
+    }
+    sup.spawn_probe()?;
+    sup.notifier.ready();
+    sup.run(options.reload).await
 }
 
 /// Re-reads a `sample` percent of the stored assets every `every` until `cancel`. A scrub that
@@ -117,35 +186,228 @@ async fn scrub_every(
     }
 }
 
-async fn supervise(
-    engine: Engine,
-    intake: Intake,
-    scrubber: (Db, Store),
-    config: &Config,
-    cancel: CancellationToken,
-) -> Result<(), DaemonError> {
-    let mut workers: JoinSet<(&'static str, Result<(), DaemonError>)> = JoinSet::new();
-    let (quiet, rescan) = (config.watch.quiet_period, config.watch.rescan_interval);
-    let token = cancel.clone();
-    workers.spawn(async move { ("intake", watch::run(intake, quiet, rescan, token).await.map_err(Into::into)) });
-    let token = cancel.clone();
-    workers.spawn(async move { ("engine", engine.run(token).await.map_err(Into::into)) });
-    if let Some(every) = config.verify.every {
-        let (token, sample) = (cancel.clone(), config.verify.sample);
-        workers.spawn(async move { ("scrubber", scrub_every(scrubber, every, sample, token).await) });
+/// The engine settings a config describes.
+fn live_settings(config: &Config) -> LiveSettings {
+    LiveSettings {
+        settings: EngineSettings {
+            poll_interval: config.api.poll_interval,
+            download_concurrency: config.jobs.download_concurrency,
+            retry_base: config.jobs.retry_base,
+            retry_max: config.jobs.retry_max,
+            account_pause: config.jobs.account_pause,
+            shutdown_grace: config.jobs.shutdown_grace,
+            uncertain: config.jobs.uncertain,
+        },
+        max_in_flight: config.api.max_in_flight,
+        max_in_flight_per_model: config.api.max_in_flight_per_model.clone(),
+        inbox: config.inbox(),
     }
-    let mut first_error = None;
-    while let Some(joined) = workers.join_next().await {
-        let (name, result) = joined.unwrap_or_else(|e| ("worker", Err(DaemonError::Panic("worker", e.to_string()))));
-        match result {
-            Ok(()) => tracing::debug!(worker = name, "stopped"),
-            Err(e) => {
-                tracing::error!(worker = name, error = %e, "worker failed; stopping vidkeep");
-                cancel.cancel();
-                first_error.get_or_insert(e);
+}
+
+type Worker = (&'static str, Result<(), DaemonError>);
+
+struct Supervisor {
+    /// The config in effect (keys that need a restart keep their running values).
+    config: Config,
+    config_path: Option<PathBuf>,
+    db: Db,
+    wake: Arc<Notify>,
+    ops: Ops,
+    notifier: Notifier,
+    live_tx: channel::Sender<LiveSettings>,
+    cancel: CancellationToken,
+    /// Stops the current intake worker only (a reload replaces it).
+    intake_stop: CancellationToken,
+    /// The config for the intake worker to start once the current one has stopped.
+    intake_next: Option<Config>,
+    workers: JoinSet<Worker>,
+}
+
+impl Supervisor {
+    fn spawn_intake(&mut self) {
+        let c = &self.config;
+        let intake = Intake::new(self.db.clone(), c.inbox(), c.defaults.clone(), Arc::clone(&self.wake));
+        let (quiet, rescan) = (c.watch.quiet_period, c.watch.rescan_interval);
+        self.intake_stop = self.cancel.child_token();
+        let token = self.intake_stop.clone();
+        self.ops.set_watcher_alive(true);
+        self.workers
+            .spawn(async move { ("intake", watch::run(intake, quiet, rescan, token).await.map_err(Into::into)) });
+    }
+
+    fn spawn_http(&mut self, listener: tokio::net::TcpListener, ui: UiState) {
+        match listener.local_addr() {
+            Ok(addr) => {
+                if !addr.ip().is_loopback() && self.config.http.token().is_none() {
+                    tracing::warn!(%addr, "the HTTP server listens beyond loopback without [http] token");
+                }
+                tracing::info!(%addr, "HTTP server listening: catalogue UI at /, /healthz /readyz /metrics");
+            }
+            Err(e) => tracing::warn!(error = %e, "HTTP server: cannot read its address"),
+        }
+        let routes = ops::health::routes(self.ops.clone()).merge(web::ui::routes(ui));
+        let app = web::app(routes, self.config.http.token());
+        let token = self.cancel.clone();
+        self.workers.spawn(async move { ("http", web::serve(listener, app, token).await.map_err(Into::into)) });
+    }
+
+    /// Asks the platform for anything when it has been quiet, so `/readyz` knows it is reachable
+    /// while no job is running. The probe carries no key: any HTTP answer proves reachability.
+    fn spawn_probe(&mut self) -> Result<(), DaemonError> {
+        let client = reqwest::Client::builder()
+            .timeout(self.config.api.request_timeout)
+            .build()
+            .map_err(|e| ApiError::NotSent(e.to_string()))?;
+        let url = self.config.api.base_url.clone();
+        let (ops, cancel) = (self.ops.clone(), self.cancel.clone());
+        self.workers.spawn(async move {
+            loop {
+                let quiet = ops.platform_seen_ms().is_none_or(|t| {
+                    crate::time::now_ms().saturating_sub(t) >= i64::try_from(PROBE_AFTER.as_millis()).unwrap_or(0)
+                });
+                if quiet {
+                    match client.get(&url).send().await {
+                        Ok(_) => ops.platform_answered(),
+                        Err(e) => tracing::warn!(error = %e, "the platform did not answer a reachability probe"),
+                    }
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return ("platform probe", Ok(())),
+                    () = tokio::time::sleep(PROBE_AFTER / 4) => {}
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn run(mut self, mut reload: Option<mpsc::UnboundedReceiver<()>>) -> Result<(), DaemonError> {
+        let beat = self.notifier.watchdog_interval().map_or(STATUS_EVERY, |w| w.min(STATUS_EVERY));
+        let mut ticker = tokio::time::interval(beat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first_error = None;
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                joined = self.workers.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let (name, result) =
+                        joined.unwrap_or_else(|e| ("worker", Err(DaemonError::Panic("worker", e.to_string()))));
+                    if name == "intake" {
+                        self.ops.set_watcher_alive(false);
+                    }
+                    match result {
+                        Ok(()) if name == "intake" && !self.cancel.is_cancelled() => match self.intake_next.take() {
+                            Some(next) => {
+                                self.config.watch = next.watch;
+                                self.config.defaults = next.defaults;
+                                self.spawn_intake();
+                                tracing::info!(inbox = %self.config.watch.dir.display(), "inbox watcher restarted with the reloaded settings");
+                            }
+                            None => tracing::warn!("the inbox watcher stopped by itself"),
+                        },
+                        Ok(()) => tracing::debug!(worker = name, "stopped"),
+                        Err(e) => {
+                            tracing::error!(worker = name, error = %e, "worker failed; stopping vidkeep");
+                            self.cancel.cancel();
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                _ = ticker.tick() => self.heartbeat().await,
+                Some(()) = recv(&mut reload), if !stopping => self.reload(),
+                () = self.cancel.cancelled(), if !stopping => {
+                    stopping = true;
+                    self.notifier.stopping();
+                    self.notifier.status("stopping: letting running steps finish");
+                }
             }
         }
+        tracing::info!("vidkeep stopped");
+        let notifier = self.notifier.clone();
+        let _ = tokio::task::spawn_blocking(move || notifier.flush(Duration::from_secs(2))).await;
+        first_error.map_or(Ok(()), Err)
     }
-    tracing::info!("vidkeep stopped");
-    first_error.map_or(Ok(()), Err)
+
+    /// `WATCHDOG=1` and a fresh `STATUS=` line, after the catalogue answered.
+    async fn heartbeat(&self) {
+        match self.ops.snapshot().await {
+            Ok(snapshot) => {
+                self.notifier.watchdog();
+                if !self.cancel.is_cancelled() {
+                    let line = ops::status_line(&snapshot, self.config.api.max_in_flight, crate::time::now_ms());
+                    self.notifier.status(&line);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the catalogue for the status line"),
+        }
+    }
+
+    /// Re-reads the config file and applies what can change live; refuses an invalid file.
+    fn reload(&mut self) {
+        self.notifier.reloading();
+        self.apply_reload();
+        self.notifier.ready();
+    }
+
+    fn apply_reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            tracing::warn!("reload requested, but this daemon was not started from a config file");
+            return;
+        };
+        let new = match Config::load(&path) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::error!(config = %path.display(), error = %e, "config reload refused; the running config stays");
+                return;
+            }
+        };
+        if new.watch.dir != self.config.watch.dir {
+            let inbox = new.inbox();
+            if let Err(e) = inbox.ensure() {
+                tracing::error!(inbox = %inbox.root().display(), error = %e, "config reload refused: cannot create the new inbox; the running config stays");
+                return;
+            }
+        }
+        let plan = reload::plan(&self.config, &new);
+        if !plan.needs_restart.is_empty() {
+            tracing::warn!(keys = ?plan.needs_restart, "changed in the config file, but needs a restart; the running values stay until then");
+        }
+        if plan.live.is_empty() {
+            tracing::info!(config = %path.display(), "config reloaded: nothing to change");
+            return;
+        }
+        let effective = reload::effective(&self.config, &new);
+        if plan.live.contains(&"log.level") {
+            match crate::telemetry::set_filter(&effective.log.level) {
+                Ok(crate::telemetry::FilterChange::EnvironmentWins) => {
+                    tracing::warn!("log.level changed, but VIDKEEP_LOG or RUST_LOG is set and wins");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+            }
+        }
+        if plan.touches_engine() {
+            let _ = self.live_tx.send(live_settings(&effective));
+        }
+        if plan.restarts_intake() {
+            // The intake restarts with the new settings once the current one has stopped.
+            self.intake_next = Some(effective.clone());
+            self.intake_stop.cancel();
+        }
+        let mut kept = effective;
+        if plan.restarts_intake() {
+            // Until the new watcher runs, the running config still describes the old one.
+            kept.watch = self.config.watch.clone();
+            kept.defaults = self.config.defaults.clone();
+        }
+        self.config = kept;
+        tracing::info!(config = %path.display(), changed = ?plan.live, "config reloaded; jobs in flight go on");
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::UnboundedReceiver<()>>) -> Option<()> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }

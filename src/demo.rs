@@ -60,6 +60,8 @@ pub fn demo_config(dir: &Path, base_url: &str) -> String {
          [watch]\ndir = \"{inbox}\"\nquiet_period = \"500ms\"\n\n\
          [storage]\nurl = \"file://{archive}\"\n\n\
          [catalog]\npath = \"{catalog}\"\n\n\
+         # Any free loopback port, so a demo never collides with a running vidkeep.\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n\n\
          [defaults]\nmodel = \"viduq1-text\"\nmovement_amplitude = \"auto\"\n",
         inbox = dir.join("inbox").display(),
         archive = dir.join("archive").display(),

@@ -7,12 +7,26 @@ mod limiter;
 pub mod reconcile;
 pub mod state;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use engine::{Engine, EngineError, EngineSettings};
 pub use limiter::Limiter;
 pub use reconcile::reconcile;
 pub use state::{Change, JobError, JobState, UnknownState};
+
+/// The engine settings a config reload may change while jobs run (see [`Engine::with_ops`]).
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// Timing and concurrency.
+    pub settings: EngineSettings,
+    /// The account-wide in-flight limit.
+    pub max_in_flight: usize,
+    /// Per-model in-flight limits.
+    pub max_in_flight_per_model: BTreeMap<String, usize>,
+    /// The inbox where new specs arrive (specs already taken settle in the inbox they came from).
+    pub inbox: crate::watch::Inbox,
+}
 
 /// Delay before retry number `attempt` (1-based): `base · 2^(attempt-1)`, capped at `max`,
 /// with ±25 % jitter so many jobs refused together do not come back together.

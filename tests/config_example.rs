@@ -54,4 +54,12 @@ fn the_example_documents_every_key_with_its_default() {
         toml::Value::try_from(Config::default().watch).expect("watch"),
     );
     assert_eq!(a, b, "[watch] in the example shows the defaults");
+    let (a, b) = (
+        toml::Value::try_from(&parsed.http).expect("http"),
+        toml::Value::try_from(Config::default().http).expect("http"),
+    );
+    assert_eq!(a, b, "[http] in the example shows the defaults");
+    let (a, b) =
+        (toml::Value::try_from(&parsed.log).expect("log"), toml::Value::try_from(Config::default().log).expect("log"));
+    assert_eq!(a, b, "[log] in the example shows the defaults");
 }

@@ -13,5 +13,7 @@ mod e2e;
 mod faults;
 mod intake;
 mod limits;
+mod ops;
 mod recovery;
 mod safety;
+mod systemd;

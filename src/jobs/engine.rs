@@ -13,18 +13,19 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::download::{self, DownloadError};
-use super::{Change, JobError, JobState, Limiter, backoff};
+use super::{Change, JobError, JobState, Limiter, LiveSettings, backoff};
 use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus};
 use crate::archive::{ArchiveError, Archiver};
 use crate::catalog::{CatalogError, Db, JobRecord};
 use crate::config::UncertainPolicy;
+use crate::ops::Ops;
 use crate::report;
 use crate::time::{after, now_ms};
 use crate::watch::Inbox;
@@ -100,6 +101,7 @@ struct Ctx {
     api: ApiClient,
     archiver: Archiver,
     settings: Arc<EngineSettings>,
+    ops: Ops,
 }
 
 /// The engine and its in-memory timing state.
@@ -115,6 +117,9 @@ pub struct Engine {
     downloads: usize,
     paused_until: Option<Instant>,
     tasks: JoinSet<Done>,
+    live: Option<watch::Receiver<LiveSettings>>,
+    /// Inboxes used before a reload changed `watch.dir`: specs taken from them settle there.
+    past_inboxes: Vec<Inbox>,
 }
 
 impl Engine {
@@ -129,7 +134,7 @@ impl Engine {
         wake: Arc<Notify>,
     ) -> Engine {
         Engine {
-            ctx: Ctx { db, api, archiver, settings: Arc::new(settings) },
+            ctx: Ctx { db, api, archiver, settings: Arc::new(settings), ops: Ops::default() },
             inbox,
             limiter,
             wake,
@@ -140,13 +145,36 @@ impl Engine {
             downloads: 0,
             paused_until: None,
             tasks: JoinSet::new(),
+            live: None,
+            past_inboxes: Vec::new(),
         }
+    }
+
+    /// Counts events into `ops` and follows reloaded settings from `live`.
+    pub fn with_ops(mut self, ops: Ops, live: watch::Receiver<LiveSettings>) -> Engine {
+        self.ctx.ops = ops;
+        self.live = Some(live);
+        self
+    }
+
+    /// Applies reloaded settings, if any arrived; steps already running keep the old ones.
+    fn follow_reload(&mut self) {
+        let Some(live) = self.live.as_mut().filter(|rx| rx.has_changed().unwrap_or(false)) else { return };
+        let new = live.borrow_and_update().clone();
+        self.limiter.set_limits(new.max_in_flight, new.max_in_flight_per_model);
+        self.ctx.settings = Arc::new(new.settings);
+        if new.inbox != self.inbox {
+            let old = std::mem::replace(&mut self.inbox, new.inbox);
+            self.past_inboxes.push(old);
+        }
+        tracing::info!("engine: reloaded settings in effect");
     }
 
     /// Runs until `cancel`, then lets running steps finish within the grace period.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), EngineError> {
-        let tick = (self.ctx.settings.poll_interval / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
         while !cancel.is_cancelled() {
+            self.follow_reload();
+            let tick = (self.ctx.settings.poll_interval / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
             self.settle_specs().await?;
             self.apply_uncertain_policy().await?;
             self.start_submissions().await?;
@@ -371,12 +399,17 @@ impl Engine {
     /// Moves the spec files of finished jobs to `done/` or `failed/` with their reports.
     async fn settle_specs(&mut self) -> Result<(), EngineError> {
         let inbox = self.inbox.clone();
+        let past = self.past_inboxes.clone();
         self.ctx
             .db
             .call(move |c| {
                 for job in c.specs_to_settle()? {
                     let assets = c.assets(&job.id)?;
-                    match report::settle(&inbox, &job, &assets) {
+                    // After a reload moved the inbox, a spec settles in the inbox it was taken from.
+                    let has_spec = |i: &Inbox| i.folder(job.spec_place).join(&job.spec_file).exists();
+                    let inbox =
+                        if has_spec(&inbox) { &inbox } else { past.iter().rev().find(|i| has_spec(i)).unwrap_or(&inbox) };
+                    match report::settle(inbox, &job, &assets) {
                         Ok((place, file)) => c.set_spec_place(&job.id, place, &file)?,
                         Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot write the report or move the spec; will retry"),
                     }
@@ -401,9 +434,11 @@ async fn submit(
     request_id: &str,
 ) -> Result<Next, EngineError> {
     let result = ctx.api.submit(body, request_id).await;
+    count_api(ctx, result.as_ref().err());
     let id = job.id.clone();
     let (change, next) = match result {
         Ok(accepted) => {
+            ctx.ops.metrics().submission("accepted");
             tracing::info!(job_id = %job.id, task_id = %accepted.task_id, "task accepted");
             let next = Next::PollAt(Instant::now() + ctx.settings.poll_interval);
             (Change::Submitted { task_id: accepted.task_id }, next)
@@ -421,6 +456,8 @@ fn refused(ctx: &Ctx, job: &JobRecord, e: &ApiError) -> (Change, Next) {
     let retry_at = |delay: Duration| after(now_ms(), delay.max(e.retry_after().unwrap_or_default()));
     let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
     tracing::warn!(job_id = %job.id, code = %error.code, error = %e, "submission refused");
+    let uncertain = matches!(e.class(true), ErrorClass::Uncertain);
+    ctx.ops.metrics().submission(if uncertain { "uncertain" } else { "refused" });
     let requeue = |at| Change::Requeue { next_attempt_at: at, error: error.clone() };
     match e.class(true) {
         ErrorClass::Retry => (requeue(retry_at(backoff(s.retry_base, s.retry_max, attempt))), Next::Idle),
@@ -446,7 +483,9 @@ fn refused(ctx: &Ctx, job: &JobRecord, e: &ApiError) -> (Change, Next) {
 async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
     let Some(task_id) = job.task_id.clone() else { return Ok(Next::Idle) };
     let later = Next::PollAt(Instant::now() + ctx.settings.poll_interval);
-    let change = match ctx.api.poll(&task_id).await {
+    let polled = ctx.api.poll(&task_id).await;
+    count_api(ctx, polled.as_ref().err());
+    let change = match polled {
         Ok(report) => match report.status {
             TaskStatus::Processing(_) => return Ok(later),
             TaskStatus::Success { video_url, cover_url } => {
@@ -481,8 +520,15 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
 
 async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) -> Result<Next, EngineError> {
     let s = &ctx.settings;
+    let started = std::time::Instant::now();
     let e = match download::archive_job(&ctx.db, &ctx.archiver, job).await {
-        Ok(()) => return Ok(Next::Idle),
+        Ok(()) => {
+            let id = job.id.clone();
+            let bytes: u64 = ctx.db.call(move |c| c.assets(&id)).await?.iter().map(|a| a.bytes).sum();
+            ctx.ops.metrics().download("archived");
+            ctx.ops.metrics().archived(bytes, started.elapsed().as_secs_f64());
+            return Ok(Next::Idle);
+        }
         Err(DownloadError::Catalog(e)) => return Err(e.into()),
         Err(DownloadError::Archive(e)) => e,
     };
@@ -495,6 +541,7 @@ async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) -> Result<N
         match refresh_links(ctx, job).await? {
             Refresh::Fresh => {
                 // New links: try them at once, the gone count starts over.
+                ctx.ops.metrics().download("refreshed");
                 return Ok(Next::DownloadAt(Instant::now(), false));
             }
             Refresh::TaskGone(why) => return expire(ctx, job, &format!("{e}; {why}")).await,
@@ -505,6 +552,7 @@ async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) -> Result<N
         }
     }
     tracing::warn!(job_id = %job.id, error = %e, "download failed; will retry");
+    ctx.ops.metrics().download("retry");
     let error = JobError::new(e.code(), e.to_string());
     ctx.db.call(move |c| c.note_error(&id, &error)).await?;
     let delay = backoff(s.retry_base, s.retry_max, attempts + 1);
@@ -555,5 +603,16 @@ async fn expire(ctx: &Ctx, job: &JobRecord, detail: &str) -> Result<Next, Engine
     tracing::error!(job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""), "result link expired; job failed");
     let id = job.id.clone();
     ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
+    ctx.ops.metrics().download("expired");
     Ok(Next::Idle)
+}
+
+/// Counts one API call's outcome: whether the platform answered at all, and its error code.
+fn count_api(ctx: &Ctx, error: Option<&ApiError>) {
+    if !matches!(error, Some(ApiError::NotSent(_) | ApiError::NoAnswer(_))) {
+        ctx.ops.platform_answered();
+    }
+    if let Some(e) = error {
+        ctx.ops.metrics().platform_error(&e.code());
+    }
 }

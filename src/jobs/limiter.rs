@@ -23,6 +23,12 @@ impl Limiter {
         Limiter { global, configured: per_model, lowered: BTreeMap::new() }
     }
 
+    /// New configured limits (a config reload); limits lowered after a 1302 stay lowered.
+    pub fn set_limits(&mut self, global: usize, per_model: BTreeMap<String, usize>) {
+        self.global = global;
+        self.configured = per_model;
+    }
+
     /// The account-wide limit.
     pub fn global(&self) -> usize {
         self.global

@@ -55,7 +55,8 @@ impl Env {
             "[api]\nbase_url = \"{}\"\napi_key_env = \"VIDKEEP_TEST_KEY_UNUSED\"\npoll_interval = \"100ms\"\nrequest_timeout = \"5s\"\n{api_extra}\n\
              [watch]\ndir = \"inbox\"\nquiet_period = \"{quiet}\"\nrescan_interval = \"1s\"\n\
              [storage]\nurl = \"archive\"\n[catalog]\npath = \"catalog.sqlite\"\n\
-             [jobs]\nretry_base = \"50ms\"\nretry_max = \"500ms\"\naccount_pause = \"2s\"\nshutdown_grace = \"5s\"\n{extra}\n",
+             [jobs]\nretry_base = \"50ms\"\nretry_max = \"500ms\"\naccount_pause = \"2s\"\nshutdown_grace = \"5s\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             sim.base_url()
         );
         std::fs::write(&config_path, text).expect("write config");
@@ -84,6 +85,24 @@ impl Env {
         let key = Secret::new(SimConfig::default().api_key);
         let handle = tokio::spawn(vidkeep::daemon::run(self.config.clone(), key, cancel.clone()));
         self.daemon = Some((cancel, handle));
+    }
+
+    /// Starts the daemon in-process with its HTTP server on a free loopback port, and returns
+    /// the server's base URL; `reload` receives reload requests when given.
+    pub async fn start_serving(&mut self, reload: Option<tokio::sync::mpsc::UnboundedReceiver<()>>) -> String {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let cancel = CancellationToken::new();
+        let key = Secret::new(SimConfig::default().api_key);
+        let options = vidkeep::daemon::Options {
+            config_path: Some(self.config_path.clone()),
+            reload,
+            http_listener: Some(listener),
+        };
+        let handle = tokio::spawn(vidkeep::daemon::run_with(self.config.clone(), key, cancel.clone(), options));
+        self.daemon = Some((cancel, handle));
+        url
     }
 
     /// Asks the daemon to stop and waits for it; it must exit cleanly.

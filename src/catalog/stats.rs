@@ -1,0 +1,109 @@
+//! Narrow read-only queries for operations: the counts and times that `/metrics`, `/readyz`
+//! and the systemd status line show. Each is one aggregate query; none reads a job row.
+
+use std::collections::BTreeMap;
+
+use super::{Catalog, CatalogError, sql};
+
+/// How long the platform keeps a result URL after the task succeeded.
+pub const RESULT_URL_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A snapshot of the catalogue for operators.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpsSnapshot {
+    /// Jobs per state name (`queued`, `submitted`, ...); states with no job are absent.
+    pub by_state: BTreeMap<String, u64>,
+    /// Queued jobs whose retry time has come, waiting only for an in-flight slot.
+    pub queued_due: u64,
+    /// When the earliest result URL not yet archived expires (Unix ms), if any is waiting.
+    pub earliest_expiry_ms: Option<i64>,
+    /// List price (0.01 CNY) of the submissions accepted since `since_ms`.
+    pub spend_fen: i64,
+}
+
+impl OpsSnapshot {
+    /// Jobs in `state`.
+    pub fn count(&self, state: &str) -> u64 {
+        self.by_state.get(state).copied().unwrap_or(0)
+    }
+}
+
+impl Catalog {
+    /// Counts for operators at `now_ms`; spend counts submissions accepted since `since_ms`.
+    pub fn ops_snapshot(&self, now_ms: i64, since_ms: i64) -> Result<OpsSnapshot, CatalogError> {
+        let mut stmt =
+            self.conn.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state").map_err(sql("count jobs"))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(sql("count jobs"))?;
+        let mut by_state = BTreeMap::new();
+        for row in rows {
+            let (state, n) = row.map_err(sql("count jobs"))?;
+            by_state.insert(state, u64::try_from(n).unwrap_or(0));
+        }
+        let queued_due: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?1", [now_ms], |r| {
+                r.get(0)
+            })
+            .map_err(sql("count due jobs"))?;
+        let earliest_result: Option<i64> = self
+            .conn
+            .query_row("SELECT MIN(result_at) FROM jobs WHERE state = 'downloading'", [], |r| r.get(0))
+            .map_err(sql("earliest result"))?;
+        let spend_fen: i64 = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(SUM(j.price_fen), 0) FROM submissions s JOIN jobs j ON j.id = s.job_id \
+                 WHERE s.outcome = 'accepted' AND s.started_at >= ?1",
+                [since_ms],
+                |r| r.get(0),
+            )
+            .map_err(sql("spend"))?;
+        Ok(OpsSnapshot {
+            by_state,
+            queued_due: u64::try_from(queued_due).unwrap_or(0),
+            earliest_expiry_ms: earliest_result.map(|t| t.saturating_add(RESULT_URL_LIFETIME_MS)),
+            spend_fen,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_of_a_seeded_catalogue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        assert_eq!(c.ops_snapshot(1_000, 0).expect("empty"), OpsSnapshot::default());
+        let insert = |id: &str, state: &str, next: i64, result_at: Option<i64>, price: i64| {
+            c.conn
+                .execute(
+                    "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
+                     model, request_display, price_fen, state, next_attempt_at, task_id, video_url, result_at, \
+                     created_at, updated_at) VALUES (?1, 's', 's', 'processing', 'h', 'json', 'f', 'viduq1-text', \
+                     '{}', ?5, ?2, ?3, 't', 'u', ?4, 0, 0)",
+                    rusqlite::params![id, state, next, result_at, price],
+                )
+                .expect("insert job");
+        };
+        insert("a", "queued", 0, None, 25);
+        insert("b", "queued", 5_000, None, 25);
+        insert("c", "downloading", 0, Some(3_000), 40);
+        insert("d", "downloading", 0, Some(2_000), 40);
+        for (job, started, outcome) in [("c", 100, "accepted"), ("d", 2_000, "accepted"), ("a", 2_000, "refused")] {
+            c.conn
+                .execute(
+                    "INSERT INTO submissions (job_id, request_id, started_at, outcome) VALUES (?1, ?1 || ?2, ?2, ?3)",
+                    rusqlite::params![job, started, outcome],
+                )
+                .expect("insert submission");
+        }
+        let s = c.ops_snapshot(1_000, 1_000).expect("snapshot");
+        assert_eq!((s.count("queued"), s.count("downloading"), s.count("archived")), (2, 2, 0));
+        assert_eq!(s.queued_due, 1, "b waits for its retry time");
+        assert_eq!(s.earliest_expiry_ms, Some(2_000 + RESULT_URL_LIFETIME_MS));
+        assert_eq!(s.spend_fen, 40, "only d was accepted since 1000");
+    }
+}

@@ -1,0 +1,141 @@
+//! Operations: what lets an admin run vidkeep for months. The systemd protocol ([`notify`]:
+//! READY, WATCHDOG, STATUS, STOPPING), live config reload on SIGHUP ([`reload`]), Prometheus
+//! metrics ([`metrics`]) and the health endpoints ([`health`]).
+//!
+//! [`Ops`] is the one handle the rest of the daemon holds: the engine counts events through it,
+//! the supervisor marks the watcher alive or dead, and the HTTP routes read it.
+
+pub mod health;
+pub mod metrics;
+pub mod notify;
+pub mod reload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::catalog::{CatalogError, Db, OpsSnapshot};
+use crate::time::now_ms;
+
+pub use metrics::Metrics;
+
+/// The platform counts as reachable for this long after it last answered.
+pub const PLATFORM_FRESH: Duration = Duration::from_secs(180);
+
+/// Shared operational state: metrics and the facts readiness is made of.
+#[derive(Debug, Clone, Default)]
+pub struct Ops {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    metrics: Metrics,
+    db: std::sync::OnceLock<Db>,
+    watcher_alive: AtomicBool,
+    platform_seen_ms: AtomicI64,
+}
+
+impl Ops {
+    /// Operational state reading the catalogue through `db`.
+    pub fn new(db: Db) -> Ops {
+        let ops = Ops::default();
+        let _ = ops.inner.db.set(db);
+        ops
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The platform answered (any HTTP answer, even an error: it is reachable).
+    pub fn platform_answered(&self) {
+        self.inner.platform_seen_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// When the platform last answered (Unix ms), if it has.
+    pub fn platform_seen_ms(&self) -> Option<i64> {
+        Some(self.inner.platform_seen_ms.load(Ordering::Relaxed)).filter(|t| *t > 0)
+    }
+
+    /// Whether the platform answered within [`PLATFORM_FRESH`].
+    pub fn platform_fresh(&self) -> bool {
+        self.platform_seen_ms().is_some_and(|t| now_ms().saturating_sub(t) <= PLATFORM_FRESH.as_millis() as i64)
+    }
+
+    /// Marks the inbox watcher as running or stopped.
+    pub fn set_watcher_alive(&self, alive: bool) {
+        self.inner.watcher_alive.store(alive, Ordering::Relaxed);
+    }
+
+    /// Whether the inbox watcher is running.
+    pub fn watcher_alive(&self) -> bool {
+        self.inner.watcher_alive.load(Ordering::Relaxed)
+    }
+
+    /// Counts from the catalogue now, spend since midnight UTC.
+    pub async fn snapshot(&self) -> Result<OpsSnapshot, CatalogError> {
+        let Some(db) = self.inner.db.get() else { return Ok(OpsSnapshot::default()) };
+        let now = now_ms();
+        let midnight = now - now.rem_euclid(24 * 60 * 60 * 1000);
+        db.call(move |c| c.ops_snapshot(now, midnight)).await
+    }
+}
+
+/// "21 h", "35 min", "40 s", "expired 2 h ago": a span a person reads at a glance.
+pub fn human_span(ms: i64) -> String {
+    let (past, ms) = (ms < 0, ms.unsigned_abs());
+    let s = ms / 1000;
+    let text = match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    };
+    if past { format!("expired {text} ago") } else { format!("expires in {text}") }
+}
+
+/// The one-line status systemd shows, e.g. "12 in flight, 40 queued, 3 waiting for a slot,
+/// 2 archiving, oldest unarchived result expires in 21 h".
+pub fn status_line(s: &OpsSnapshot, max_in_flight: usize, now_ms: i64) -> String {
+    let in_flight = s.count("submitting") + s.count("submitted");
+    let free = (max_in_flight as u64).saturating_sub(in_flight);
+    let waiting = s.queued_due.saturating_sub(free);
+    let mut line = format!(
+        "{in_flight} in flight, {} queued, {waiting} waiting for a slot, {} archiving",
+        s.count("queued"),
+        s.count("downloading")
+    );
+    if let Some(at) = s.earliest_expiry_ms {
+        line.push_str(&format!(", oldest unarchived result {}", human_span(at - now_ms)));
+    }
+    let uncertain = s.count("uncertain");
+    if uncertain > 0 {
+        line.push_str(&format!(", {uncertain} uncertain (vidkeep resolve)"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_reads_well() {
+        let mut s =
+            OpsSnapshot { queued_due: 40, earliest_expiry_ms: Some(21 * 3_600_000 + 5_000), ..OpsSnapshot::default() };
+        s.by_state.insert("submitted".to_owned(), 27);
+        s.by_state.insert("queued".to_owned(), 40);
+        s.by_state.insert("downloading".to_owned(), 2);
+        assert_eq!(
+            status_line(&s, 30, 0),
+            "27 in flight, 40 queued, 37 waiting for a slot, 2 archiving, oldest unarchived result expires in 21 h"
+        );
+        assert_eq!(
+            status_line(&OpsSnapshot::default(), 30, 0),
+            "0 in flight, 0 queued, 0 waiting for a slot, 0 archiving"
+        );
+        assert_eq!(human_span(-90_000), "expired 90 s ago");
+        assert_eq!(human_span(35 * 60_000), "expires in 35 min");
+    }
+}

@@ -1,0 +1,185 @@
+//! Prometheus metrics. Counters and the histogram move where events happen (the engine calls
+//! [`Metrics`] through [`crate::ops::Ops`]); gauges that describe the catalogue are read from it
+//! at scrape time ([`Metrics::render`]), so they can never drift from the truth.
+//!
+//! `prometheus-client` rather than the `metrics` facade: its registry is a value, not a
+//! process-wide recorder, so several daemons in one test binary each count their own jobs,
+//! and nothing opens a listener of its own.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::catalog::OpsSnapshot;
+use crate::jobs::JobState;
+
+/// Label set with one label.
+type Label = [(&'static str, String); 1];
+
+/// The content type of [`Metrics::render`]'s output (OpenMetrics text, which Prometheus reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every metric vidkeep exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    submissions: Family<Label, Counter>,
+    platform_errors: Family<Label, Counter>,
+    downloads: Family<Label, Counter>,
+    archived_bytes: Counter,
+    archive_seconds: Histogram,
+    jobs: Family<Label, Gauge>,
+    expiry_seconds: Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>,
+    spend_fen: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("vidkeep");
+        let submissions = Family::<Label, Counter>::default();
+        registry.register(
+            "submissions",
+            "Submissions to the platform by outcome (accepted, refused, uncertain)",
+            submissions.clone(),
+        );
+        let platform_errors = Family::<Label, Counter>::default();
+        registry.register(
+            "platform_errors",
+            "Errors from the platform API (submit and poll) by code: platform-<business code> or api-*",
+            platform_errors.clone(),
+        );
+        let downloads = Family::<Label, Counter>::default();
+        registry.register("downloads", "Result downloads by result (archived, retry, expired)", downloads.clone());
+        let archived_bytes = Counter::default();
+        registry.register("archived_bytes", "Bytes of video and cover archived", archived_bytes.clone());
+        let archive_seconds = Histogram::new(exponential_buckets(0.25, 2.0, 13));
+        registry.register(
+            "archive_duration_seconds",
+            "Time to archive one job's results (download, hash, store)",
+            archive_seconds.clone(),
+        );
+        let jobs = Family::<Label, Gauge>::default();
+        registry.register("jobs", "Jobs in the catalogue by state", jobs.clone());
+        let expiry_seconds = Family::<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "result_url_expiry_seconds",
+            "Seconds until the earliest result URL not yet archived expires (absent when none waits)",
+            expiry_seconds.clone(),
+        );
+        let spend_fen = Gauge::default();
+        registry.register(
+            "spend_today_fen",
+            "List price of the submissions accepted since midnight UTC, in 0.01 CNY",
+            spend_fen.clone(),
+        );
+        for state in JobState::ALL {
+            let _ = jobs.get_or_create(&[("state", state.as_str().to_owned())]);
+        }
+        for outcome in ["accepted", "refused", "uncertain"] {
+            let _ = submissions.get_or_create(&[("outcome", outcome.to_owned())]);
+        }
+        for result in ["archived", "retry", "expired"] {
+            let _ = downloads.get_or_create(&[("result", result.to_owned())]);
+        }
+        Metrics {
+            registry,
+            submissions,
+            platform_errors,
+            downloads,
+            archived_bytes,
+            archive_seconds,
+            jobs,
+            expiry_seconds,
+            spend_fen,
+        }
+    }
+
+    /// A submission ended with `outcome` (`accepted`, `refused` or `uncertain`).
+    pub fn submission(&self, outcome: &'static str) {
+        self.submissions.get_or_create(&[("outcome", outcome.to_owned())]).inc();
+    }
+
+    /// The platform API answered with an error `code` (never a message: codes are few, messages are not).
+    pub fn platform_error(&self, code: &str) {
+        self.platform_errors.get_or_create(&[("code", code.to_owned())]).inc();
+    }
+
+    /// A download attempt ended with `result` (`archived`, `retry` or `expired`).
+    pub fn download(&self, result: &'static str) {
+        self.downloads.get_or_create(&[("result", result.to_owned())]).inc();
+    }
+
+    /// A job's results were archived: `bytes` stored in `seconds`.
+    pub fn archived(&self, bytes: u64, seconds: f64) {
+        self.archived_bytes.inc_by(bytes);
+        self.archive_seconds.observe(seconds);
+    }
+
+    /// The metrics as OpenMetrics text, with the catalogue gauges set from `snapshot` at `now_ms`.
+    pub fn render(&self, snapshot: &OpsSnapshot, now_ms: i64) -> String {
+        for state in JobState::ALL {
+            let n = i64::try_from(snapshot.count(state.as_str())).unwrap_or(i64::MAX);
+            self.jobs.get_or_create(&[("state", state.as_str().to_owned())]).set(n);
+        }
+        match snapshot.earliest_expiry_ms {
+            Some(at) => {
+                // Milliseconds to seconds: f64 holds any realistic span exactly enough.
+                #[allow(clippy::cast_precision_loss)]
+                let seconds = (at - now_ms) as f64 / 1000.0;
+                self.expiry_seconds.get_or_create(&Vec::new()).set(seconds);
+            }
+            None => self.expiry_seconds.clear(),
+        }
+        self.spend_fen.set(snapshot.spend_fen);
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            return format!("# cannot encode metrics: {e}\n# EOF\n");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_catalogue_gauges_render() {
+        let m = Metrics::new();
+        m.submission("accepted");
+        m.submission("accepted");
+        m.platform_error("platform-1302");
+        m.archived(1500, 2.0);
+        let mut snap = OpsSnapshot { spend_fen: 50, earliest_expiry_ms: Some(61_000), ..OpsSnapshot::default() };
+        snap.by_state.insert("queued".to_owned(), 3);
+        let text = m.render(&snap, 1_000);
+        for line in [
+            "vidkeep_submissions_total{outcome=\"accepted\"} 2",
+            "vidkeep_submissions_total{outcome=\"refused\"} 0",
+            "vidkeep_platform_errors_total{code=\"platform-1302\"} 1",
+            "vidkeep_archived_bytes_total 1500",
+            "vidkeep_archive_duration_seconds_count 1",
+            "vidkeep_jobs{state=\"queued\"} 3",
+            "vidkeep_jobs{state=\"archived\"} 0",
+            "vidkeep_result_url_expiry_seconds 60.0",
+            "vidkeep_spend_today_fen 50",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+        let later = m.render(&OpsSnapshot::default(), 1_000);
+        assert!(!later.contains("vidkeep_result_url_expiry_seconds "), "no expiry when nothing waits:\n{later}");
+    }
+}
