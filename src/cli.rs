@@ -50,6 +50,9 @@ impl ConfigArg {
 pub enum Command {
     /// Run the daemon in the foreground until SIGINT/SIGTERM; SIGHUP reloads the config file.
     Run(ConfigArg),
+    /// Serve the read-only catalogue UI on `[http] listen`, without running the daemon (for a
+    /// machine that only browses the catalogue and the store).
+    Serve(ConfigArg),
     /// Validate spec files offline and print the request each would send.
     Check {
         /// Config whose [defaults] apply (optional).
@@ -243,6 +246,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Resolve { config, job, resubmit, abandon: _ } => list::resolve(&config.load()?, &job, resubmit),
+        Command::Serve(c) => {
+            let config = c.load()?;
+            runtime()?.block_on(serve(&config))
+        }
         Command::Simulate { listen, config } => runtime()?.block_on(crate::demo::simulate(listen, config)),
         Command::Demo { dir, serve } => runtime()?.block_on(crate::demo::run(dir, serve)),
         Command::Config(ConfigCommand::Check(c)) => {
@@ -263,6 +270,27 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 
 pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
     crate::time::parse_date(s).ok_or_else(|| format!("`{s}` is not a date: use YYYY-MM-DD or RFC 3339"))
+}
+
+/// `vidkeep serve`: the UI over a read-only catalogue connection and the store, until a signal.
+async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    let addr = config.http.listen_addr().context("`[http] listen` is empty or not an address: nothing to serve on")?;
+    let path = config.catalog.path.clone();
+    let catalog = tokio::task::spawn_blocking(move || crate::catalog::Catalog::open_read_only(&path))
+        .await?
+        .with_context(|| format!("cannot read the catalogue {}", config.catalog.path.display()))?;
+    let store = crate::store::Store::open(&config.storage.url)?;
+    let routes = crate::web::ui::routes(crate::web::ui::UiState::new(catalog, store));
+    let listener = crate::web::bind(addr).await?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() && config.http.token().is_none() {
+        tracing::warn!(%local, "serving beyond loopback without [http] token");
+    }
+    println!("catalogue UI: http://{local}/");
+    let cancel = CancellationToken::new();
+    tokio::spawn(stop_on_signal(cancel.clone()));
+    crate::web::serve(listener, crate::web::app(routes, config.http.token()), cancel).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.

@@ -62,8 +62,32 @@ async fn require_token(State(token): State<Secret>, request: Request, next: Next
     if presented(request.headers()).is_some_and(|given| same(given.as_bytes(), token.expose().as_bytes())) {
         return next.run(request).await;
     }
+    // A browser cannot send a bearer header on a link: `?token=...` on any URL sets the cookie
+    // and redirects to the same URL without the token, so it stays out of history and logs.
+    let (from_query, rest) = split_token_param(request.uri().path(), request.uri().query());
+    if from_query.as_deref().is_some_and(|given| same(given.as_bytes(), token.expose().as_bytes())) {
+        let cookie = format!("{TOKEN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", token.expose());
+        let headers =
+            [(header::LOCATION, rest), (header::SET_COOKIE, cookie), (header::CACHE_CONTROL, "no-store".to_owned())];
+        return (StatusCode::SEE_OTHER, headers).into_response();
+    }
     (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"vidkeep\"")], "a valid token is required\n")
         .into_response()
+}
+
+/// The `token` query parameter, and the path with the other parameters.
+fn split_token_param(path: &str, query: Option<&str>) -> (Option<String>, String) {
+    let mut token = None;
+    let mut kept = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if k == "token" {
+            token = Some(v.into_owned());
+        } else {
+            kept.append_pair(&k, &v);
+        }
+    }
+    let kept = kept.finish();
+    (token, if kept.is_empty() { path.to_owned() } else { format!("{path}?{kept}") })
 }
 
 /// The token a request carries: the bearer token, else the cookie.
@@ -102,5 +126,8 @@ mod tests {
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer xyz"));
         assert_eq!(presented(&h), Some("xyz"));
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+        let (token, rest) = split_token_param("/", Some("q=fox&token=s%20t&page=2"));
+        assert_eq!((token.as_deref(), rest.as_str()), (Some("s t"), "/?q=fox&page=2"));
+        assert_eq!(split_token_param("/jobs/x", None), (None, "/jobs/x".to_owned()));
     }
 }

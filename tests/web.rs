@@ -238,3 +238,71 @@ async fn a_person_finds_a_clip_and_plays_it_in_chromium() {
     }
     println!("screenshots in {}: {seen}", out.display());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_shows_the_catalogue_read_only_behind_its_token() {
+    use tokio::io::AsyncBufReadExt as _;
+    let (env, _) = ui().await;
+    let text = std::fs::read_to_string(&env.config_path).expect("config");
+    let with_token = text.replace(
+        "[http]\nlisten = \"127.0.0.1:0\"\n",
+        "[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0ken-for-the-ui\"\n",
+    );
+    assert_ne!(text, with_token, "the fixture's [http] section changed; update this test");
+    let config = env.dir.path().join("serve.toml");
+    std::fs::write(&config, with_token).expect("write");
+    let catalog_before = std::fs::read(&env.config.catalog.path).expect("catalogue bytes");
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("vidkeep serve");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("serve starts")
+        .expect("read")
+        .expect("a line");
+    let origin = line.strip_prefix("catalogue UI: ").expect("address line").trim_end_matches('/').to_owned();
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    assert_eq!(http.get(format!("{origin}/")).send().await.expect("get").status(), StatusCode::UNAUTHORIZED);
+    let wrong = http.get(format!("{origin}/?q=fox&token=nope")).send().await.expect("get");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    // A link with the token sets the cookie and drops the token from the URL.
+    let login = http.get(format!("{origin}/?q=fox&token=t0ken-for-the-ui")).send().await.expect("get");
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(login.headers()["location"], "/?q=fox");
+    let cookie = login.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.starts_with("vidkeep_token="), "{cookie}");
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    let page = http.get(format!("{origin}/?q=fox")).header("cookie", &pair).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("body").contains("1 job(s)"));
+    let api = http.get(format!("{origin}/api/jobs")).bearer_auth("t0ken-for-the-ui").send().await.expect("api");
+    assert_eq!(api.json::<Value>().await.expect("json")["total"], 3);
+
+    child.kill().await.expect("stop");
+    assert_eq!(std::fs::read(&env.config.catalog.path).expect("bytes"), catalog_before, "serve wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_daemon_serves_the_ui_and_shows_new_jobs_without_a_restart() {
+    let mut env = Env::default().await;
+    let origin = env.start_serving(None).await;
+    let before: Value = reqwest::get(format!("{origin}/api/stamp")).await.expect("stamp").json().await.expect("json");
+    env.drop_spec("fox.json", &json!({"model":"viduq1-text","prompt":"a fox seen live"}).to_string());
+    env.wait_all_ended(1).await;
+    let (status, grid) = text(&format!("{origin}/?q=live")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(grid.contains("1 job(s)") && grid.contains("archived"), "{grid}");
+    let after: Value = reqwest::get(format!("{origin}/api/stamp")).await.expect("stamp").json().await.expect("json");
+    assert_ne!(before["stamp"], after["stamp"], "pages polling the stamp see the change");
+    let metrics = text(&format!("{origin}/metrics")).await;
+    assert_eq!(metrics.0, StatusCode::OK, "the UI and the ops endpoints share the server");
+    env.stop().await;
+}
