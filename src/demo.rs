@@ -88,13 +88,21 @@ pub async fn run(dir: Option<PathBuf>, serve: bool) -> anyhow::Result<ExitCode> 
     std::fs::write(&config_path, demo_config(&dir, &simulator.base_url()))?;
     let config = Config::load(&config_path)?;
     let cancel = CancellationToken::new();
-    let daemon = tokio::spawn(crate::daemon::run(config.clone(), key, cancel.clone()));
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let ui = format!("http://{}/", http.local_addr()?);
+    let options = crate::daemon::Options { http_listener: Some(http), ..crate::daemon::Options::default() };
+    let daemon = tokio::spawn(crate::daemon::run_with(config.clone(), key, cancel.clone(), options));
     drop_examples(&config.watch.dir)?;
     let specs = EXAMPLES.iter().filter(|(n, _)| !n.ends_with(".png")).count();
     let finished = wait_until_done(&config, specs, &cancel).await;
     println!("\n{}", summary(&config)?);
     if serve && finished.is_ok() {
-        println!("simulator: {}   config: {}\nCtrl-C to stop.", simulator.base_url(), config_path.display());
+        println!(
+            "catalogue UI: {ui}\nsimulator: {}   config: {}\ndrop more specs into {}; Ctrl-C to stop.",
+            simulator.base_url(),
+            config_path.display(),
+            config.watch.dir.display()
+        );
         crate::cli::stop_on_signal(cancel.clone()).await;
     }
     cancel.cancel();
