@@ -56,7 +56,12 @@ pub async fn run(config: Config, key: Secret, cancel: CancellationToken) -> Resu
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
     let db = Db::new(catalog);
-    let store = Store::open(&config.storage.url)?;
+    let store = Store::open(&config.storage)?;
+    // One daemon per storage root: nothing else is uploading into its staging area now.
+    let cleaned = store.clean_staging().await?;
+    if cleaned > 0 {
+        tracing::info!(leftovers = cleaned, "removed staging objects and uploads left by an earlier stop");
+    }
     let archiver = Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?;
     let api = ApiClient::new(&config.api.base_url, key, config.api.request_timeout)?;
     let repaired = reconcile(&db, &inbox).await?;

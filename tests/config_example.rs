@@ -54,4 +54,10 @@ fn the_example_documents_every_key_with_its_default() {
         toml::Value::try_from(Config::default().watch).expect("watch"),
     );
     assert_eq!(a, b, "[watch] in the example shows the defaults");
+    let (a, b) = (
+        toml::Value::try_from(&parsed.storage).expect("storage"),
+        toml::Value::try_from(Config::default().storage).expect("storage"),
+    );
+    assert_eq!(a, b, "[storage] in the example shows the defaults");
+    assert!(text.contains("# endpoint = "), "the optional endpoint is documented");
 }

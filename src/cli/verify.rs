@@ -16,7 +16,7 @@ pub(super) async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let assets = tokio::task::spawn_blocking(move || Catalog::open(&path).and_then(|c| c.all_assets()))
         .await?
         .with_context(|| format!("cannot read the catalogue {}", config.catalog.path.display()))?;
-    let store = Store::open(&config.storage.url)?;
+    let store = Store::open(&config.storage)?;
     let (mut ok, mut problems) = (0usize, 0usize);
     for asset in &assets {
         let key = Key::from(asset.key.as_str());
