@@ -7,8 +7,10 @@ mod support;
 
 mod cli;
 mod config_example;
+mod conformance;
 mod e2e;
 mod faults;
 mod intake;
 mod limits;
 mod recovery;
+mod s3;
