@@ -123,10 +123,14 @@ impl Archiver {
         // key (S3 completes a multipart upload atomically, so still never half-written).
         let staged = self.store.can_stage(expected);
         let target = if staged { self.store.staging_key() } else { key.clone() };
+        let started = std::time::Instant::now();
         let (digest, bytes) = self.upload(response, &target, expected, &content_type).await?;
+        let uploaded = started.elapsed();
         if staged {
             self.store.publish(&target, key, &digest, &content_type).await?;
         }
+        tracing::debug!(key = %key, bytes, upload_ms = uploaded.as_millis() as u64,
+            publish_ms = (started.elapsed() - uploaded).as_millis() as u64, "upload timings");
         Ok(Stored { sha256: hex(&digest), bytes, content_type })
     }
 

@@ -3,6 +3,7 @@
 //! 2 it could not run (bad config, unreadable catalogue, bad arguments).
 
 mod check;
+mod fetch;
 mod list;
 mod verify;
 
@@ -102,6 +103,18 @@ pub enum Command {
     },
     /// Re-read every stored asset and compare its SHA-256 with the catalogue.
     Verify(ConfigArg),
+    /// Archive one URL into the configured storage with the daemon's archiver, and print what
+    /// was stored and how fast (for benchmarks; records nothing in the catalogue).
+    #[command(hide = true)]
+    ArchiveUrl {
+        /// The config whose [storage] is used.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The URL to download.
+        url: String,
+        /// The key to store it under, relative to the storage root.
+        key: String,
+    },
     /// Decide what happens to an `uncertain` job.
     Resolve {
         /// The config.
@@ -182,6 +195,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = c.load()?;
             runtime()?.block_on(verify::run(&config))
         }
+        Command::ArchiveUrl { config, url, key } => runtime()?.block_on(fetch::run(&config.load()?, &url, &key)),
         Command::Resolve { config, job, resubmit, abandon: _ } => list::resolve(&config.load()?, &job, resubmit),
         Command::Simulate { listen, config } => runtime()?.block_on(crate::demo::simulate(listen, config)),
         Command::Demo { dir, serve } => runtime()?.block_on(crate::demo::run(dir, serve)),
