@@ -138,7 +138,7 @@ enum Kind {
 }
 
 /// A configured store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     /// The backend, rooted at the storage root: keys are relative to it.
     inner: Arc<dyn ObjectStore>,
@@ -148,6 +148,13 @@ pub struct Store {
     kind: Kind,
     /// Part size and concurrency for uploads.
     upload: UploadSettings,
+}
+
+/// Shows the URL and kind only: the backend's own `Debug` may print an access key id.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).field("kind", &self.kind).field("upload", &self.upload).finish()
+    }
 }
 
 impl Store {

@@ -14,7 +14,7 @@ use vidkeep::jobs::JobState;
 use vidkeep::sim::SimConfig;
 use vidkeep::store::{STAGING, Store};
 
-use crate::support::s3::{Moto, SECRET_KEY};
+use crate::support::s3::{ACCESS_KEY, Moto, SECRET_KEY};
 use crate::support::{Env, fast_sim};
 
 /// Reads a whole object back from the configured store.
@@ -108,7 +108,10 @@ async fn specs_are_archived_into_the_bucket_and_verified_there() {
     assert_eq!(bad.status.code(), Some(1), "{out}");
     assert!(out.contains("MISMATCH") && out.contains(&video.key), "{out}");
     let all_output = [ok.stdout, ok.stderr, bad.stdout, bad.stderr, export.stderr].concat();
-    assert!(!String::from_utf8_lossy(&all_output).contains(SECRET_KEY), "no credential in any output");
+    let debug = format!("{store:?} {:?}", env.config);
+    for text in [String::from_utf8_lossy(&all_output).into_owned(), debug] {
+        assert!(!text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY), "no credential shown: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,7 +85,6 @@ impl S3Settings {
 }
 
 /// The raw S3 client and what vidkeep needs to sign its own requests.
-#[derive(Debug)]
 pub(super) struct S3 {
     /// The bucket-level client (keys here include the prefix).
     raw: AmazonS3,
@@ -93,6 +92,13 @@ pub(super) struct S3 {
     settings: S3Settings,
     /// Sends the presigned requests.
     http: reqwest::Client,
+}
+
+/// Shows where, never who: `AmazonS3`'s own `Debug` would print the access key id.
+impl std::fmt::Debug for S3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3").field("settings", &self.settings).finish_non_exhaustive()
+    }
 }
 
 /// Builds the rooted store and the raw client. Credentials and other `AWS_*` settings come from
