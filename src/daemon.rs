@@ -57,10 +57,12 @@ pub async fn run(config: Config, key: Secret, cancel: CancellationToken) -> Resu
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
     let db = Db::new(catalog);
     let store = Store::open(&config.storage)?;
-    // One daemon per storage root: nothing else is uploading into its staging area now.
-    let cleaned = store.clean_staging().await?;
-    if cleaned > 0 {
-        tracing::info!(leftovers = cleaned, "removed staging objects and uploads left by an earlier stop");
+    // One daemon per storage root: nothing else is uploading into its staging area now. Leftovers
+    // only cost space, so a store that is down now does not stop the daemon (downloads retry).
+    match store.clean_staging().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(leftovers = n, "removed staging objects and uploads left by an earlier stop"),
+        Err(e) => tracing::warn!(error = %e, "could not clean the staging area; the next start tries again"),
     }
     let archiver = Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?;
     let api = ApiClient::new(&config.api.base_url, key, config.api.request_timeout)?;

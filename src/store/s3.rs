@@ -205,17 +205,20 @@ impl S3 {
                 })
                 .filter(|(key, _)| key.starts_with(&prefix) && !key.contains('&'))
                 .collect();
+            let mut progress = 0;
             for (key, id) in &uploads {
-                let path = Key::from(key.as_str());
-                self.raw.abort_multipart(&path, id).await.map_err(|source| StoreError::Backend {
-                    about: "abort upload",
-                    key: key.clone(),
-                    source,
-                })?;
-                tracing::info!(key = %key, "aborted an unfinished multipart upload left by a crash");
-                aborted += 1;
+                match self.raw.abort_multipart(&Key::from(key.as_str()), id).await {
+                    Ok(()) => {
+                        tracing::info!(key = %key, "aborted an unfinished multipart upload left by a crash");
+                        progress += 1;
+                    }
+                    // Completed or aborted since it was listed: it is no longer pending.
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(source) => return Err(StoreError::Backend { about: "abort upload", key: key.clone(), source }),
+                }
             }
-            if uploads.is_empty() || xml_text(&body, "IsTruncated") != Some("true") {
+            aborted += progress;
+            if progress == 0 || xml_text(&body, "IsTruncated") != Some("true") {
                 break;
             }
         }
