@@ -30,7 +30,11 @@ fn main() {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let store = Store::open(&format!("file://{}", dir.path().join("archive").display())).expect("store");
+        let storage = vidkeep::config::StorageConfig {
+            url: format!("file://{}", dir.path().join("archive").display()),
+            ..vidkeep::config::StorageConfig::default()
+        };
+        let store = Store::open(&storage).expect("store");
         let ui = UiState::new(Catalog::open_read_only(&path).expect("reader"), store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let origin = format!("http://{}", listener.local_addr().expect("addr"));

@@ -1,16 +1,18 @@
 //! Archiving: stream a result URL into the store, hashing SHA-256 on the way, and re-read stored
 //! objects to verify them.
 //!
-//! Bytes flow `HTTP body → hasher → multipart upload` in chunks; nothing holds a whole file. The
-//! upload is completed only when the body ended cleanly with the announced length, so no partial
-//! object ever appears under its final key (the local store writes a staging file and renames
-//! it; S3 completes a multipart upload atomically). An interrupted upload is aborted.
+//! Bytes flow `HTTP body → hasher → multipart upload` in chunks of `storage.part_size`, with at
+//! most `storage.max_concurrent_parts` parts in flight (`WriteMultipart::wait_for_capacity`), so
+//! memory does not grow with the object. The upload goes to a staging key and is published under
+//! its final key only when the body ended cleanly with the announced length ([`Store::publish`]:
+//! a rename, or on S3 a server-side copy that records the SHA-256). So no partial object ever
+//! appears under its final key. An interrupted upload is aborted and its staging object deleted.
 
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use object_store::path::Path as Key;
-use object_store::{ObjectStoreExt as _, PutPayload, WriteMultipart};
+use object_store::{Attribute, Attributes, ObjectStoreExt as _, PutMultipartOptions, WriteMultipart};
 use sha2::{Digest as _, Sha256};
 
 use crate::store::{Store, StoreError};
@@ -19,11 +21,6 @@ mod resume;
 pub mod scrub;
 
 use resume::ResumingBody;
-
-/// Multipart part size: also the unit of memory per part in flight.
-const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Parts uploading at once; peak buffered memory is about `PART_SIZE * (MAX_PARTS + 1)`.
-const MAX_PARTS: usize = 2;
 
 /// Lower-hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -126,26 +123,56 @@ impl Archiver {
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
             .filter(|v| v.starts_with("video/") || v.starts_with("image/"))
             .unwrap_or_else(|| default_type.to_owned());
-        let mut body = ResumingBody::new(self.http.clone(), url, response);
+        let expected = response.content_length();
+        // Stage, then publish; S3 cannot copy over 5 GiB, so such objects go straight to their
+        // key (S3 completes a multipart upload atomically, so still never half-written).
+        let staged = self.store.can_stage(expected);
+        let target = if staged { self.store.staging_key() } else { key.clone() };
+        let started = std::time::Instant::now();
+        let body = ResumingBody::new(self.http.clone(), url, response);
+        let (digest, bytes) = self.upload(body, &target, &content_type).await?;
+        let uploaded = started.elapsed();
+        if staged {
+            self.store.publish(&target, key, &digest, &content_type).await?;
+        }
+        tracing::debug!(key = %key, bytes, upload_ms = uploaded.as_millis() as u64,
+            publish_ms = (started.elapsed() - uploaded).as_millis() as u64, "upload timings");
+        Ok(Stored { sha256: hex(&digest), bytes, content_type })
+    }
+
+    /// Streams the body into a multipart upload at `target`, completed only if the body ended
+    /// cleanly with the announced length (resuming breaks with Range requests); aborted otherwise.
+    async fn upload(
+        &self,
+        mut body: ResumingBody,
+        target: &Key,
+        content_type: &str,
+    ) -> Result<([u8; 32], u64), ArchiveError> {
         let expected = body.expected();
-        let upload = self.store.backend().put_multipart(key).await.map_err(Store::err("start upload", key))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        match copy_hashing(&mut body, &mut writer, key).await {
-            Ok((sha256, bytes)) => {
+        let mut attributes = Attributes::new();
+        if self.store.is_s3() {
+            attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+        }
+        let opts = PutMultipartOptions { attributes, ..PutMultipartOptions::default() };
+        let upload =
+            self.store.backend().put_multipart_opts(target, opts).await.map_err(Store::err("start upload", target))?;
+        let settings = self.store.upload();
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, settings.part_size);
+        match copy_hashing(&mut body, &mut writer, settings.max_concurrent_parts, target).await {
+            Ok((digest, bytes)) => {
                 if body.resumes() > 0 {
-                    tracing::info!(key = %key, resumes = body.resumes(), "download completed after resuming");
+                    tracing::info!(key = %target, resumes = body.resumes(), "download completed after resuming");
                 }
                 if let Some(expected) = expected.filter(|e| *e != bytes) {
-                    let _ = writer.abort().await;
+                    abort(writer, target).await;
                     return Err(ArchiveError::Truncated { expected, got: bytes });
                 }
-                writer.finish().await.map_err(Store::err("complete upload", key))?;
-                Ok(Stored { sha256, bytes, content_type })
+                // `finish` aborts the upload itself when completing fails.
+                writer.finish().await.map_err(Store::err("complete upload", target))?;
+                Ok((digest, bytes))
             }
             Err(e) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(key = %key, error = %abort, "could not abort an interrupted upload");
-                }
+                abort(writer, target).await;
                 Err(e)
             }
         }
@@ -153,25 +180,31 @@ impl Archiver {
 
     /// Writes a small object (the sidecar) atomically.
     pub async fn put_small(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.store.backend().put(key, PutPayload::from(bytes)).await.map_err(Store::err("write", key))?;
-        Ok(())
+        self.store.put_small(key, bytes, "application/json").await
+    }
+}
+
+async fn abort(writer: WriteMultipart, key: &Key) {
+    if let Err(abort) = writer.abort().await {
+        tracing::warn!(key = %key, error = %abort, "could not abort an interrupted upload; the next start cleans it");
     }
 }
 
 async fn copy_hashing(
     body: &mut ResumingBody,
     writer: &mut WriteMultipart,
+    max_parts: usize,
     key: &Key,
-) -> Result<(String, u64), ArchiveError> {
+) -> Result<([u8; 32], u64), ArchiveError> {
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     while let Some(chunk) = body.next().await? {
         hasher.update(&chunk);
         bytes += chunk.len() as u64;
-        writer.wait_for_capacity(MAX_PARTS).await.map_err(Store::err("upload part", key))?;
+        writer.wait_for_capacity(max_parts).await.map_err(Store::err("upload part", key))?;
         writer.put(chunk);
     }
-    Ok((hex(&hasher.finalize()), bytes))
+    Ok((hasher.finalize().into(), bytes))
 }
 
 /// What re-reading one stored object found.

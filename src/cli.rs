@@ -3,6 +3,7 @@
 //! 2 it could not run (bad config, unreadable catalogue, bad arguments).
 
 mod check;
+mod fetch;
 mod list;
 mod verify;
 
@@ -138,6 +139,18 @@ pub enum Command {
         /// Where the copy goes (replaced whole, never half-written).
         dest: PathBuf,
     },
+    /// Archive one URL into the configured storage with the daemon's archiver, and print what
+    /// was stored and how fast (for benchmarks; records nothing in the catalogue).
+    #[command(hide = true)]
+    ArchiveUrl {
+        /// The config whose [storage] is used.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The URL to download.
+        url: String,
+        /// The key to store it under, relative to the storage root.
+        key: String,
+    },
     /// Decide what happens to an `uncertain` job.
     Resolve {
         /// The config.
@@ -245,6 +258,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("backed up {} to {}", path.display(), dest.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::ArchiveUrl { config, url, key } => runtime()?.block_on(fetch::run(&config.load()?, &url, &key)),
         Command::Resolve { config, job, resubmit, abandon: _ } => list::resolve(&config.load()?, &job, resubmit),
         Command::Serve(c) => {
             let config = c.load()?;
@@ -279,7 +293,7 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let catalog = tokio::task::spawn_blocking(move || crate::catalog::Catalog::open_read_only(&path))
         .await?
         .with_context(|| format!("cannot read the catalogue {}", config.catalog.path.display()))?;
-    let store = crate::store::Store::open(&config.storage.url)?;
+    let store = crate::store::Store::open(&config.storage)?;
     let routes = crate::web::ui::routes(crate::web::ui::UiState::new(catalog, store));
     let listener = crate::web::bind(addr).await?;
     let local = listener.local_addr()?;

@@ -173,13 +173,92 @@ impl Default for WatchConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Where assets go: `file:///abs/path` (or a plain path, relative to the config file).
+    /// Where assets go: `file:///abs/path` (or a plain path, relative to the config file), or
+    /// `s3://bucket/optional/prefix`.
     pub url: String,
+    /// S3 only: the endpoint of a non-AWS server (MinIO, Garage, Ceph, R2), e.g. `http://127.0.0.1:9000`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// S3 only: the region.
+    pub region: String,
+    /// S3 only: allow a plain `http://` endpoint.
+    pub allow_http: bool,
+    /// S3 only: `bucket.host` requests instead of `host/bucket`.
+    pub virtual_hosted_style: bool,
+    /// Multipart part size in bytes (at least 5 MiB, at most 5 GiB).
+    pub part_size: usize,
+    /// Parts uploading at once per download; buffered memory is about
+    /// `part_size * (max_concurrent_parts + 1)` per download.
+    pub max_concurrent_parts: usize,
+    /// S3 only: send `x-amz-checksum-sha256` with every part and object and ask for the
+    /// server's SHA-256 of each published object. Turn off for servers that reject S3
+    /// additional checksums.
+    pub checksum_sha256: bool,
 }
+
+/// The smallest multipart part S3 accepts (except the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// The largest multipart part S3 accepts.
+pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 
 impl Default for StorageConfig {
     fn default() -> StorageConfig {
-        StorageConfig { url: "file:///var/lib/vidkeep/archive".to_owned() }
+        StorageConfig {
+            url: "file:///var/lib/vidkeep/archive".to_owned(),
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            allow_http: false,
+            virtual_hosted_style: false,
+            part_size: 16 * 1024 * 1024,
+            max_concurrent_parts: 2,
+            checksum_sha256: true,
+        }
+    }
+}
+
+impl StorageConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid { key: format!("storage.{key}"), message };
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
+            return Err(bad(
+                "part_size",
+                format!("must be between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB)"),
+            ));
+        }
+        if !(1..=64).contains(&self.max_concurrent_parts) {
+            return Err(bad("max_concurrent_parts", "must be between 1 and 64".to_owned()));
+        }
+        if self.url.starts_with("file:///") {
+            return Ok(());
+        }
+        if !self.url.starts_with("s3://") {
+            return Err(bad(
+                "url",
+                format!("`{}` is not supported: use file:///absolute/path or s3://bucket/prefix", self.url),
+            ));
+        }
+        crate::store::S3Settings::from_config(self).map_err(|e| bad("url", e))?;
+        if let Some(endpoint) = &self.endpoint {
+            let url = url::Url::parse(endpoint).map_err(|e| bad("endpoint", format!("is not a URL: {e}")))?;
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(bad(
+                    "endpoint",
+                    "must not hold credentials: use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY".to_owned(),
+                ));
+            }
+            match url.scheme() {
+                "https" => {}
+                "http" if self.allow_http => {}
+                "http" => {
+                    return Err(bad("endpoint", "is plain http: set storage.allow_http = true to allow it".to_owned()));
+                }
+                _ => return Err(bad("endpoint", "must be an http(s) URL".to_owned())),
+            }
+        }
+        if self.region.trim().is_empty() {
+            return Err(bad("region", "must not be empty".to_owned()));
+        }
+        Ok(())
     }
 }
 
@@ -348,12 +427,7 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             return Err(bad("log.level", format!("is not a log filter: {e}")));
         }
-        if !self.storage.url.starts_with("file:///") {
-            return Err(bad(
-                "storage.url",
-                format!("`{}` is not supported: use file:///absolute/path (S3 comes later)", self.storage.url),
-            ));
-        }
+        self.storage.validate()?;
         if !(self.verify.sample > 0.0 && self.verify.sample <= 100.0) {
             return Err(bad("verify.sample", "must be a percentage above 0 and at most 100".to_owned()));
         }
@@ -445,7 +519,12 @@ mod tests {
             ("[api]\nbase_url = \"ftp://x\"\n", "api.base_url"),
             ("[defaults]\nmodel = \"nope\"\n", "defaults.model"),
             ("[defaults]\nstyel = \"anime\"\n", "defaults.styel"),
-            ("[storage]\nurl = \"s3://bucket\"\n", "storage.url"),
+            ("[storage]\nurl = \"gs://bucket\"\n", "storage.url"),
+            ("[storage]\nurl = \"s3://x\"\n", "storage.url"),
+            ("[storage]\npart_size = 1024\n", "storage.part_size"),
+            ("[storage]\nmax_concurrent_parts = 0\n", "storage.max_concurrent_parts"),
+            ("[storage]\nurl = \"s3://bucket\"\nendpoint = \"http://127.0.0.1:9000\"\n", "storage.allow_http"),
+            ("[storage]\nurl = \"s3://bucket\"\nendpoint = \"ftp://h\"\n", "storage.endpoint"),
             ("[http]\nlisten = \"localhost\"\n", "http.listen"),
             ("[http]\ntoken = \"short\"\n", "http.token"),
             ("[log]\nlevel = \"info,=[\"\n", "log.level"),
@@ -463,6 +542,17 @@ mod tests {
         assert_eq!(c.http.token().map(|t| t.expose().to_owned()).as_deref(), Some("tok-0123456789abcdef"));
         let off = Config::from_toml("[http]\nlisten = \"\"\n", Path::new("/x")).expect("valid");
         assert_eq!(off.http.listen_addr(), None);
+    }
+
+    #[test]
+    fn s3_storage_is_accepted() {
+        let c = Config::from_toml(
+            "[storage]\nurl = \"s3://media/studio\"\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n",
+            Path::new("/x"),
+        )
+        .expect("valid");
+        assert_eq!(c.storage.url, "s3://media/studio", "an s3 url is not a path");
+        assert_eq!(c.storage.part_size, 16 * 1024 * 1024);
     }
 
     #[test]

@@ -96,13 +96,13 @@ pub async fn run_with(
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
     let db = Db::new(catalog);
-    let store = Store::open(&config.storage.url)?;
-    let cleaner = store.clone();
-    let cleaned = tokio::task::spawn_blocking(move || cleaner.clean_staging())
-        .await
-        .map_err(|e| DaemonError::Panic("staging cleanup", e.to_string()))??;
-    if cleaned > 0 {
-        tracing::info!(cleaned, "removed uploads left unfinished by an earlier crash");
+    let store = Store::open(&config.storage)?;
+    // One daemon per storage root: nothing else is uploading into its staging area now. Leftovers
+    // only cost space, so a store that is down now does not stop the daemon (downloads retry).
+    match store.clean_staging().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(leftovers = n, "removed staging objects and uploads left by an earlier stop"),
+        Err(e) => tracing::warn!(error = %e, "could not clean the staging area; the next start tries again"),
     }
     let ui = {
         let (path, store) = (config.catalog.path.clone(), store.clone());

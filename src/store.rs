@@ -3,16 +3,66 @@
 //! vidkeep programs against `Arc<dyn ObjectStore>` only, so the local file system (the embedded
 //! default), an in-memory store (tests) and S3-compatible stores share one code path. Keys are
 //! `YYYY/MM/DD/<job id>/<file>`, dated by the job's creation, so a bucket is browsable by hand.
+//! Keys are always relative to the storage root: for `s3://bucket/prefix` the backend is wrapped
+//! in a [`PrefixStore`], so the prefix never appears in a recorded key.
+//!
+//! # Staging, then publish
+//!
+//! A download is streamed into a staging key, `.staging/<uuid>` under the storage root, and
+//! published under its final key only once it is complete and hashed ([`Store::publish`]):
+//!
+//! - local and in-memory stores: an atomic rename;
+//! - S3: a server-side `CopyObject` with `x-amz-metadata-directive: REPLACE` that sets the
+//!   object's metadata `sha256` (lower hex) and its content type, and asks the server for a
+//!   full-object `x-amz-checksum-sha256` (`x-amz-checksum-algorithm: SHA256`). When the server
+//!   answers with that checksum it is compared with the hash vidkeep computed while streaming;
+//!   a mismatch deletes the copy and fails the upload. A server that does not support S3
+//!   additional checksums simply does not answer one, and vidkeep relies on its own hash.
+//!   Then the staging object is deleted.
+//!
+//! Why a copy: the whole-object SHA-256 is known only after the last byte, but S3 metadata can
+//! only be set when an object (or a multipart upload) is created, and `object_store`'s own
+//! `copy` keeps the source's metadata (it sends no metadata directive). So the copy request is
+//! built with `object_store`'s [`Signer`]: a presigned `PUT` whose signature covers the copy and
+//! metadata headers, sent by vidkeep's own HTTP client. The signed URL carries the access key id
+//! and a signature, so it is never logged and errors drop it (`reqwest::Error::without_url`).
+//!
+//! `CopyObject` is limited to 5 GiB, so an object whose announced length is larger (or unknown)
+//! is uploaded straight to its final key instead: S3 completes a multipart upload atomically, so
+//! it still never appears half-written, but it carries no `sha256` metadata; its sidecar
+//! (`vidkeep.json`) describes it. Every part is still sent with `x-amz-checksum-sha256` unless
+//! `storage.checksum_sha256` is off.
+//!
+//! # Cleaning up after a crash
+//!
+//! [`Store::clean_staging`] runs once when the daemon starts (one daemon per storage root): it
+//! deletes every object under `.staging/` and, on S3, aborts every unfinished multipart upload
+//! under `.staging/`. `object_store` has no API to list multipart uploads, so vidkeep sends a
+//! presigned `ListMultipartUploads` itself. Uploads straight to a final key (objects over 5 GiB)
+//! cannot be told apart from other writers' uploads and are not aborted: give the bucket a
+//! lifecycle rule `AbortIncompleteMultipartUpload` for those.
 
+mod s3;
+
+use std::ops::Range;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
+use bytes::Bytes;
+use futures::TryStreamExt as _;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
+use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt as _, PutOptions, PutPayload};
 
 mod local;
 
-/// Errors from the store.
+use crate::config::StorageConfig;
+
+pub use s3::S3Settings;
+
+/// The folder, under the storage root, that uploads are streamed into before they are published.
+pub const STAGING: &str = ".staging";
+
+/// Errors from the store. None of them holds a credential or a presigned URL.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The storage URL cannot be used.
@@ -33,6 +83,26 @@ pub enum StoreError {
         /// The backend's error.
         source: object_store::Error,
     },
+    /// An S3 request that vidkeep signs itself failed.
+    #[error("store {about} `{key}`: {reason}")]
+    Request {
+        /// What was being done.
+        about: &'static str,
+        /// The object key.
+        key: String,
+        /// The status and the server's error code, or the connection error.
+        reason: String,
+    },
+    /// The server's SHA-256 of the published object differs from what was streamed.
+    #[error("store: the server's SHA-256 of `{key}` is {server}, vidkeep streamed {streamed}")]
+    ChecksumMismatch {
+        /// The object key.
+        key: String,
+        /// What the server computed (base64, as S3 sends it).
+        server: String,
+        /// What vidkeep computed (base64).
+        streamed: String,
+    },
 }
 
 impl StoreError {
@@ -42,19 +112,61 @@ impl StoreError {
     }
 }
 
-/// A configured store.
+/// How uploads are cut into parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadSettings {
+    /// Multipart part size in bytes: also the unit of memory per part in flight.
+    pub part_size: usize,
+    /// Parts uploading at once; peak buffered memory is about `part_size * (max_concurrent_parts + 1)`.
+    pub max_concurrent_parts: usize,
+}
+
+impl Default for UploadSettings {
+    fn default() -> UploadSettings {
+        let storage = StorageConfig::default();
+        UploadSettings { part_size: storage.part_size, max_concurrent_parts: storage.max_concurrent_parts }
+    }
+}
+
+/// What the backend is, for the few things that differ.
 #[derive(Debug, Clone)]
+enum Kind {
+    /// A local folder (its absolute path).
+    Local(std::path::PathBuf),
+    /// S3-compatible storage.
+    S3(Arc<s3::S3>),
+    /// Anything else (`InMemory` in tests).
+    Other,
+}
+
+/// A configured store.
+#[derive(Clone)]
 pub struct Store {
+    /// The backend, rooted at the storage root: keys are relative to it.
     inner: Arc<dyn ObjectStore>,
     /// The URL it was opened from, for messages (holds no credentials).
     url: String,
+    /// Backend-specific behaviour.
+    kind: Kind,
+    /// Part size and concurrency for uploads.
+    upload: UploadSettings,
+}
+
+/// Shows the URL and kind only: the backend's own `Debug` may print an access key id.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).field("kind", &self.kind).field("upload", &self.upload).finish()
+    }
 }
 
 impl Store {
-    /// Opens the store at `url` (`file:///abs/path`), creating the folder if needed.
-    pub fn open(url: &str) -> Result<Store, StoreError> {
+    /// Opens the configured store: `file:///abs/path` (the folder is created if needed) or
+    /// `s3://bucket/optional/prefix`.
+    pub fn open(config: &StorageConfig) -> Result<Store, StoreError> {
+        let url = config.url.as_str();
         let bad = |reason: String| StoreError::Url { url: url.to_owned(), reason };
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let upload = UploadSettings { part_size: config.part_size, max_concurrent_parts: config.max_concurrent_parts };
         match parsed.scheme() {
             "file" => {
                 let dir = parsed.to_file_path().map_err(|()| bad("not an absolute file path".to_owned()))?;
@@ -62,30 +174,29 @@ impl Store {
                 let fs = LocalFileSystem::new_with_prefix(&dir)
                     .map_err(|e| bad(e.to_string()))?
                     .with_automatic_cleanup(true);
-                Ok(Store::from_backend(Arc::new(fs), url))
+                Ok(Store { inner: Arc::new(fs), url: url.to_owned(), kind: Kind::Local(dir), upload })
             }
-            other => Err(bad(format!("the `{other}` scheme is not supported yet; use file:///path"))),
+            "s3" => {
+                let settings = S3Settings::from_config(config).map_err(bad)?;
+                let (inner, s3) = s3::open(&settings).map_err(|e| bad(e.to_string()))?;
+                Ok(Store { inner, url: url.to_owned(), kind: Kind::S3(Arc::new(s3)), upload })
+            }
+            other => Err(bad(format!("the `{other}` scheme is not supported; use file:///path or s3://bucket/prefix"))),
         }
-    }
-
-    /// Removes what uploads interrupted by a crash left behind; returns how many objects. For a
-    /// local store, the staging files object_store writes beside each final path. Blocking.
-    pub fn clean_staging(&self) -> Result<usize, StoreError> {
-        let Ok(dir) =
-            url::Url::parse(&self.url).and_then(|u| u.to_file_path().map_err(|()| url::ParseError::EmptyHost))
-        else {
-            return Ok(0);
-        };
-        local::clean_staging(&dir)
-            .map_err(|e| StoreError::Url { url: self.url.clone(), reason: format!("cannot clean staging files: {e}") })
     }
 
     /// Wraps any backend (tests use `InMemory`).
     pub fn from_backend(inner: Arc<dyn ObjectStore>, url: &str) -> Store {
-        Store { inner, url: url.to_owned() }
+        Store { inner, url: url.to_owned(), kind: Kind::Other, upload: UploadSettings::default() }
     }
 
-    /// The backend.
+    /// The same store with other upload settings.
+    pub fn with_upload(mut self, upload: UploadSettings) -> Store {
+        self.upload = upload;
+        self
+    }
+
+    /// The backend, rooted at the storage root.
     pub fn backend(&self) -> &Arc<dyn ObjectStore> {
         &self.inner
     }
@@ -95,10 +206,124 @@ impl Store {
         &self.url
     }
 
+    /// Part size and concurrency for uploads.
+    pub fn upload(&self) -> UploadSettings {
+        self.upload
+    }
+
+    /// Whether this is S3-compatible storage.
+    pub fn is_s3(&self) -> bool {
+        matches!(self.kind, Kind::S3(_))
+    }
+
     /// Wraps a backend error with what was being done.
     pub fn err(about: &'static str, key: &Key) -> impl FnOnce(object_store::Error) -> StoreError {
         let key = key.to_string();
         move |source| StoreError::Backend { about, key, source }
+    }
+
+    /// A fresh staging key under [`STAGING`].
+    pub fn staging_key(&self) -> Key {
+        Key::from(STAGING).join(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// Whether an object of `len` bytes (if announced) can be staged and published; if not it
+    /// must be uploaded straight to its final key (S3's `CopyObject` stops at 5 GiB).
+    pub fn can_stage(&self, len: Option<u64>) -> bool {
+        match self.kind {
+            Kind::S3(_) => len.is_some_and(|n| n <= s3::MAX_COPY_BYTES),
+            Kind::Local(_) | Kind::Other => true,
+        }
+    }
+
+    /// Moves the complete object at `staging` to `key`, describing it with its SHA-256 where the
+    /// backend keeps metadata (see the module docs). After an error nothing is under `key` and
+    /// the staging object is deleted.
+    pub async fn publish(
+        &self,
+        staging: &Key,
+        key: &Key,
+        sha256: &[u8; 32],
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let result = match &self.kind {
+            Kind::S3(s3) => s3.publish(staging, key, sha256, content_type).await,
+            Kind::Local(_) | Kind::Other => self.inner.rename(staging, key).await.map_err(Store::err("publish", key)),
+        };
+        // The rename moved it; the copy left it. Either way nothing must stay behind.
+        match self.inner.delete(staging).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(key = %staging, error = %e, "could not delete a staging object; the next start will")
+            }
+        }
+        result
+    }
+
+    /// Writes a small object (the sidecar) in one atomic `PUT`, with its SHA-256 as metadata on
+    /// S3 and sent as `x-amz-checksum-sha256` when checksums are on.
+    pub async fn put_small(&self, key: &Key, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+        let mut attributes = Attributes::new();
+        if self.is_s3() {
+            attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+            attributes.insert(Attribute::Metadata("sha256".into()), crate::archive::sha256_hex(&bytes).into());
+        }
+        let opts = PutOptions { attributes, ..PutOptions::default() };
+        self.inner.put_opts(key, PutPayload::from(bytes), opts).await.map_err(Store::err("write", key))?;
+        Ok(())
+    }
+
+    /// Reads `range` of the object at `key` (an HTTP Range request on S3), for players and
+    /// resumable downloads.
+    pub async fn read_range(&self, key: &Key, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.inner.get_range(key, range).await.map_err(Store::err("read", key))
+    }
+
+    /// Deletes what a crash left under [`STAGING`] and, on S3, aborts unfinished multipart
+    /// uploads there. Run once at daemon start, before any upload; returns how many leftovers
+    /// were removed.
+    pub async fn clean_staging(&self) -> Result<usize, StoreError> {
+        let staging = Key::from(STAGING);
+        if let Kind::Local(dir) = &self.kind {
+            // Local multipart parts (`name#N`) are invisible to `list`: remove the folder itself.
+            let folder = dir.join(STAGING);
+            let count = std::fs::read_dir(&folder).map(Iterator::count).unwrap_or(0);
+            let failed = |e: std::io::Error| StoreError::Request {
+                about: "clean staging",
+                key: staging.to_string(),
+                reason: e.to_string(),
+            };
+            match std::fs::remove_dir_all(&folder) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(e)),
+            }
+            // Uploads written straight to a final key (unknown length) stage beside it.
+            let (dir, beside) = (dir.clone(), count);
+            let partial = tokio::task::spawn_blocking(move || local::clean_staging(&dir))
+                .await
+                .map_err(|e| failed(std::io::Error::other(e.to_string())))?
+                .map_err(failed)?;
+            return Ok(beside + partial);
+        }
+        let mut removed = 0;
+        if let Kind::S3(s3) = &self.kind {
+            removed += s3.abort_uploads(&staging).await?;
+        }
+        let leftovers: Vec<Key> = self
+            .inner
+            .list(Some(&staging))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(Store::err("list", &staging))?;
+        for key in leftovers {
+            match self.inner.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                Err(e) => return Err(Store::err("delete", &key)(e)),
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -119,7 +344,16 @@ mod tests {
 
     #[test]
     fn unsupported_schemes_are_named() {
-        let err = Store::open("gs://bucket").expect_err("unsupported");
+        let config = StorageConfig { url: "gs://bucket".to_owned(), ..StorageConfig::default() };
+        let err = Store::open(&config).expect_err("unsupported");
         assert!(err.to_string().contains("gs"), "{err}");
+    }
+
+    #[test]
+    fn staging_keys_are_unique_and_under_staging() {
+        let store = Store::from_backend(Arc::new(object_store::memory::InMemory::new()), "memory://");
+        let (a, b) = (store.staging_key(), store.staging_key());
+        assert_ne!(a, b);
+        assert!(a.as_ref().starts_with(".staging/"), "{a}");
     }
 }

@@ -62,4 +62,10 @@ fn the_example_documents_every_key_with_its_default() {
     let (a, b) =
         (toml::Value::try_from(&parsed.log).expect("log"), toml::Value::try_from(Config::default().log).expect("log"));
     assert_eq!(a, b, "[log] in the example shows the defaults");
+    let (a, b) = (
+        toml::Value::try_from(&parsed.storage).expect("storage"),
+        toml::Value::try_from(Config::default().storage).expect("storage"),
+    );
+    assert_eq!(a, b, "[storage] in the example shows the defaults");
+    assert!(text.contains("# endpoint = "), "the optional endpoint is documented");
 }

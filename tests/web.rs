@@ -30,7 +30,7 @@ async fn ui() -> (Env, String) {
     env.wait_all_ended(3).await;
     env.stop().await;
     let catalog = Catalog::open_read_only(&env.config.catalog.path).expect("catalogue");
-    let store = Store::open(&env.config.storage.url).expect("store");
+    let store = Store::open(&env.config.storage).expect("store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let origin = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, routes(UiState::new(catalog, store))).await });

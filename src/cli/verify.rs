@@ -16,7 +16,7 @@ pub(super) async fn run(config: &Config, selection: CheckSelection) -> anyhow::R
     let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
         .await?
         .with_context(|| format!("cannot open the catalogue {}", config.catalog.path.display()))?;
-    let store = Store::open(&config.storage.url)?;
+    let store = Store::open(&config.storage)?;
     let report = scrub(&Db::new(catalog), &store, selection).await?;
     for finding in &report.problems {
         let label = match finding.result {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,6 +48,15 @@ impl Env {
 
     /// As [`Env::new`], with the inbox's quiet period.
     pub async fn with_quiet(sim_config: SimConfig, api_extra: &str, extra: &str, quiet: &str) -> Env {
+        Env::build(sim_config, api_extra, extra, quiet, "url = \"archive\"\n").await
+    }
+
+    /// As [`Env::new`], with `storage` as the body of the `[storage]` section (e.g. an S3 bucket).
+    pub async fn with_storage(sim_config: SimConfig, extra: &str, storage: &str) -> Env {
+        Env::build(sim_config, "", extra, "300ms", storage).await
+    }
+
+    async fn build(sim_config: SimConfig, api_extra: &str, extra: &str, quiet: &str, storage: &str) -> Env {
         init_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -54,7 +65,7 @@ impl Env {
         let text = format!(
             "[api]\nbase_url = \"{}\"\napi_key_env = \"VIDKEEP_TEST_KEY_UNUSED\"\npoll_interval = \"100ms\"\nrequest_timeout = \"5s\"\n{api_extra}\n\
              [watch]\ndir = \"inbox\"\nquiet_period = \"{quiet}\"\nrescan_interval = \"1s\"\n\
-             [storage]\nurl = \"archive\"\n[catalog]\npath = \"catalog.sqlite\"\n\
+             [storage]\n{storage}\n[catalog]\npath = \"catalog.sqlite\"\n\
              [jobs]\nretry_base = \"50ms\"\nretry_max = \"500ms\"\naccount_pause = \"2s\"\nshutdown_grace = \"5s\"\n\
              [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             sim.base_url()

@@ -1,0 +1,318 @@
+//! The S3 backend: `object_store`'s `AmazonS3` for everything it offers, plus two requests it
+//! does not offer, signed with its [`Signer`]: a metadata-replacing `CopyObject` (publish) and
+//! `ListMultipartUploads` (crash cleanup). See the parent module for why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use object_store::aws::{AmazonS3, AmazonS3Builder, Checksum};
+use object_store::multipart::MultipartStore as _;
+use object_store::path::Path as Key;
+use object_store::prefix::PrefixStore;
+use object_store::signer::{SignedUrlOptions, Signer as _};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::StoreError;
+use crate::config::StorageConfig;
+
+/// The largest object a single `CopyObject` may copy.
+pub(super) const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// How long a presigned request stays valid; it is sent at once.
+const SIGNED_FOR: Duration = Duration::from_secs(300);
+
+/// S3 connection settings, taken from `[storage]`; credentials come from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix inside the bucket ("" for none), without leading or trailing `/`.
+    pub prefix: String,
+    /// The endpoint for non-AWS servers.
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: String,
+    /// Whether plain `http://` endpoints are allowed.
+    pub allow_http: bool,
+    /// Virtual-hosted-style (`bucket.host`) rather than path-style (`host/bucket`) requests.
+    pub virtual_hosted_style: bool,
+    /// Whether parts and objects are sent with `x-amz-checksum-sha256`.
+    pub checksum_sha256: bool,
+}
+
+impl S3Settings {
+    /// Reads the settings from `[storage]` (whose `url` is `s3://bucket/prefix`).
+    pub fn from_config(config: &StorageConfig) -> Result<S3Settings, String> {
+        let url = url::Url::parse(&config.url).map_err(|e| e.to_string())?;
+        if url.scheme() != "s3" {
+            return Err("not an s3:// URL".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "credentials do not belong in the URL: use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY".to_owned()
+            );
+        }
+        let bucket = url.host_str().unwrap_or_default().to_owned();
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !bucket_ok {
+            return Err("needs a bucket: s3://bucket/optional/prefix (3-63 of a-z, 0-9, '-', '.')".to_owned());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("takes no query or fragment".to_owned());
+        }
+        let prefix = url.path().trim_matches('/').to_owned();
+        let prefix_ok = prefix.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+        if !prefix.is_empty() && !prefix_ok {
+            return Err("the prefix may hold only a-z, A-Z, 0-9, '-', '_', '.' and '/' between names".to_owned());
+        }
+        Ok(S3Settings {
+            bucket,
+            prefix,
+            endpoint: config.endpoint.clone(),
+            region: config.region.clone(),
+            allow_http: config.allow_http,
+            virtual_hosted_style: config.virtual_hosted_style,
+            checksum_sha256: config.checksum_sha256,
+        })
+    }
+}
+
+/// The raw S3 client and what vidkeep needs to sign its own requests.
+pub(super) struct S3 {
+    /// The bucket-level client (keys here include the prefix).
+    raw: AmazonS3,
+    /// The settings it was built from.
+    settings: S3Settings,
+    /// Sends the presigned requests.
+    http: reqwest::Client,
+}
+
+/// Shows where, never who: `AmazonS3`'s own `Debug` would print the access key id.
+impl std::fmt::Debug for S3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// Builds the rooted store and the raw client. Credentials and other `AWS_*` settings come from
+/// the environment (or an instance profile) through `object_store`'s usual chain; `[storage]`
+/// settings take precedence.
+pub(super) fn open(settings: &S3Settings) -> Result<(Arc<dyn ObjectStore>, S3), object_store::Error> {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(&settings.bucket)
+        .with_region(&settings.region)
+        .with_allow_http(settings.allow_http)
+        .with_virtual_hosted_style_request(settings.virtual_hosted_style)
+        .with_client_options(ClientOptions::new().with_allow_http(settings.allow_http));
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if settings.checksum_sha256 {
+        builder = builder.with_checksum_algorithm(Checksum::SHA256);
+    }
+    let raw = builder.build()?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(600))
+        .build()
+        .map_err(|e| object_store::Error::Generic { store: "S3", source: Box::new(e) })?;
+    let rooted: Arc<dyn ObjectStore> = if settings.prefix.is_empty() {
+        Arc::new(raw.clone())
+    } else {
+        Arc::new(PrefixStore::new(raw.clone(), settings.prefix.as_str()))
+    };
+    Ok((rooted, S3 { raw, settings: settings.clone(), http }))
+}
+
+impl S3 {
+    /// `key` (relative to the storage root) as a bucket key.
+    fn full(&self, key: &Key) -> Key {
+        if self.settings.prefix.is_empty() {
+            key.clone()
+        } else {
+            Key::from(self.settings.prefix.as_str()).parts().chain(key.parts()).collect()
+        }
+    }
+
+    /// Server-side copy of `staging` to `key` with new metadata; see the parent module.
+    pub(super) async fn publish(
+        &self,
+        staging: &Key,
+        key: &Key,
+        sha256: &[u8; 32],
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let (from, to) = (self.full(staging), self.full(key));
+        let fail = |reason: String| StoreError::Request { about: "publish", key: key.to_string(), reason };
+        let mut headers = HeaderMap::new();
+        let mut set = |name: &'static str, value: &str| {
+            let value = HeaderValue::from_str(value).map_err(|e| fail(format!("header {name}: {e}")))?;
+            headers.insert(HeaderName::from_static(name), value);
+            Ok::<(), StoreError>(())
+        };
+        // The prefix and staging names are restricted to URL-safe characters, so the copy
+        // source needs no percent-encoding.
+        set("x-amz-copy-source", &format!("{}/{}", self.settings.bucket, from))?;
+        set("x-amz-metadata-directive", "REPLACE")?;
+        set("x-amz-meta-sha256", &hex(sha256))?;
+        set("content-type", content_type)?;
+        if self.settings.checksum_sha256 {
+            set("x-amz-checksum-algorithm", "SHA256")?;
+        }
+        let body = self.send(reqwest::Method::PUT, &to, headers, &[], "publish", key).await?;
+        // S3 may answer 200 and still fail a copy, with an <Error> body.
+        if !body.contains("<CopyObjectResult") {
+            return Err(fail(format!("the server did not confirm the copy: {}", error_code(&body))));
+        }
+        let streamed = base64::engine::general_purpose::STANDARD.encode(sha256);
+        if let Some(server) = xml_text(&body, "ChecksumSHA256").filter(|s| !s.is_empty() && !s.contains('-')) {
+            if server != streamed {
+                if let Err(e) = self.raw.delete(&to).await {
+                    tracing::error!(key = %key, error = %e, "could not delete an object whose checksum does not match");
+                }
+                return Err(StoreError::ChecksumMismatch { key: key.to_string(), server: server.to_owned(), streamed });
+            }
+        } else if self.settings.checksum_sha256 {
+            tracing::debug!(key = %key, "the server sent no SHA-256 checksum for the copy; relying on vidkeep's hash");
+        }
+        Ok(())
+    }
+
+    /// Aborts every unfinished multipart upload whose key is under `under` (relative to the
+    /// storage root); returns how many.
+    pub(super) async fn abort_uploads(&self, under: &Key) -> Result<usize, StoreError> {
+        let prefix = format!("{}/", self.full(under));
+        let mut aborted = 0;
+        // Each round lists at most 1000 uploads and aborts them all, so the next round sees the
+        // rest; the bound only guards against a server that ignores aborts.
+        for _ in 0..100 {
+            let query = [("uploads", ""), ("prefix", prefix.as_str())];
+            let body = self
+                .send(reqwest::Method::GET, &Key::from(""), HeaderMap::new(), &query, "list uploads", under)
+                .await?;
+            let uploads: Vec<(String, String)> = body
+                .split("<Upload>")
+                .skip(1)
+                .filter_map(|upload| {
+                    Some((xml_text(upload, "Key")?.to_owned(), xml_text(upload, "UploadId")?.to_owned()))
+                })
+                .filter(|(key, _)| key.starts_with(&prefix) && !key.contains('&'))
+                .collect();
+            let mut progress = 0;
+            for (key, id) in &uploads {
+                match self.raw.abort_multipart(&Key::from(key.as_str()), id).await {
+                    Ok(()) => {
+                        tracing::info!(key = %key, "aborted an unfinished multipart upload left by a crash");
+                        progress += 1;
+                    }
+                    // Completed or aborted since it was listed: it is no longer pending.
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(source) => return Err(StoreError::Backend { about: "abort upload", key: key.clone(), source }),
+                }
+            }
+            aborted += progress;
+            if progress == 0 || xml_text(&body, "IsTruncated") != Some("true") {
+                break;
+            }
+        }
+        Ok(aborted)
+    }
+
+    /// Sends a request presigned by `object_store` for `path` (a bucket key); returns the body
+    /// of a 2xx answer. Neither the URL nor the credentials ever reach an error.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &Key,
+        headers: HeaderMap,
+        query: &[(&str, &str)],
+        about: &'static str,
+        key: &Key,
+    ) -> Result<String, StoreError> {
+        let fail = |reason: String| StoreError::Request { about, key: key.to_string(), reason };
+        let mut options = SignedUrlOptions::new().with_query(query.iter().copied());
+        options.signed_headers = headers.clone();
+        let url = self
+            .raw
+            .signed_url_opts(method.clone(), path, SIGNED_FOR, &options)
+            .await
+            .map_err(|source| StoreError::Backend { about, key: key.to_string(), source })?;
+        let response = self
+            .http
+            .request(method, url.as_str())
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| fail(e.without_url().to_string()))?;
+        if !status.is_success() {
+            return Err(fail(format!("HTTP {}: {}", status.as_u16(), error_code(&body))));
+        }
+        Ok(body)
+    }
+}
+
+/// The text of the first `<tag>` element in `xml` (S3's answers are flat enough for this).
+fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].trim())
+}
+
+/// The S3 error code of an error body (never the whole body, which may echo request details).
+fn error_code(body: &str) -> String {
+    xml_text(body, "Code").map_or_else(|| "no error code in the answer".to_owned(), str::to_owned)
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> Result<S3Settings, String> {
+        S3Settings::from_config(&StorageConfig { url: url.to_owned(), ..StorageConfig::default() })
+    }
+
+    #[test]
+    fn bucket_and_prefix_come_from_the_url() {
+        let s = settings("s3://media-bucket/studio/videos/").expect("valid");
+        assert_eq!((s.bucket.as_str(), s.prefix.as_str()), ("media-bucket", "studio/videos"));
+        assert_eq!(settings("s3://media-bucket").expect("valid").prefix, "");
+    }
+
+    #[test]
+    fn bad_urls_say_why_and_never_echo_credentials() {
+        for (url, why) in [
+            ("s3:///prefix", "needs a bucket"),
+            ("s3://Bad_Bucket/x", "needs a bucket"),
+            ("s3://bucket/a//b", "prefix"),
+            ("s3://bucket/a b", "prefix"),
+            ("s3://bucket/x?y=1", "query"),
+        ] {
+            let err = settings(url).expect_err(url);
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        let err = settings("s3://AKIAEXAMPLE:hunter2@bucket/x").expect_err("userinfo");
+        assert!(err.contains("credentials") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn xml_fields_are_read() {
+        let body = "<CopyObjectResult><ETag>\"x\"</ETag><ChecksumSHA256>abc=</ChecksumSHA256></CopyObjectResult>";
+        assert_eq!(xml_text(body, "ChecksumSHA256"), Some("abc="));
+        assert_eq!(xml_text(body, "Missing"), None);
+        assert_eq!(error_code("<Error><Code>NoSuchKey</Code><Message>m</Message></Error>"), "NoSuchKey");
+    }
+}
