@@ -189,3 +189,33 @@ async fn a_crash_mid_upload_leaves_nothing_half_written_and_the_restart_cleans_u
     assert_in_store_as_served(&env, &store, &jobs).await;
     assert_eq!(store.clean_staging().await.expect("clean"), 0, "the restart left no upload or staging object");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_plays_and_downloads_from_the_bucket_with_range_requests() {
+    let Some(moto) = Moto::start().await else { return };
+    moto.create_bucket("vidkeep-ui").await;
+    let mut env = Env::with_storage(
+        fast_sim(),
+        "[defaults]\nmodel = \"viduq1-text\"\n",
+        &moto.storage_toml("s3://vidkeep-ui/lib"),
+    )
+    .await;
+    let origin = env.start_serving(None).await;
+    env.drop_spec("fox.txt", "a fox served from the bucket");
+    let jobs = env.wait_all_ended(1).await;
+    let video = env.assets(&jobs[0].id).into_iter().find(|a| a.kind == AssetKind::Video).expect("video");
+    let stored = read(&storage(&env), &video.key).await;
+    let http = reqwest::Client::new();
+    let url = format!("{origin}/assets/{}", video.sha256);
+
+    let part = http.get(&url).header("range", "bytes=1000-4999").send().await.expect("range");
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(part.headers()["content-range"], format!("bytes 1000-4999/{}", stored.len()).as_str());
+    assert_eq!(part.bytes().await.expect("bytes").as_ref(), &stored[1000..5000], "the bytes from the bucket");
+    let whole = http.get(format!("{url}?download=1")).send().await.expect("download");
+    assert!(whole.headers()["content-disposition"].to_str().unwrap_or_default().starts_with("attachment"));
+    assert_eq!(vidkeep::archive::sha256_hex(&whole.bytes().await.expect("bytes")), video.sha256);
+    let past = http.get(&url).header("range", format!("bytes={}-", stored.len())).send().await.expect("416");
+    assert_eq!(past.status().as_u16(), 416);
+    env.stop().await;
+}
