@@ -194,6 +194,10 @@ pub struct StorageConfig {
     /// server's SHA-256 of each published object. Turn off for servers that reject S3
     /// additional checksums.
     pub checksum_sha256: bool,
+    /// S3 only: publish each object with its SHA-256 as metadata (`x-amz-meta-sha256`), which
+    /// takes a server-side copy of the staged upload. Off: uploads go straight to their final
+    /// key (still atomic) and only the sidecar and the catalogue record the hash; faster.
+    pub sha256_metadata: bool,
 }
 
 /// The smallest multipart part S3 accepts (except the last).
@@ -212,6 +216,7 @@ impl Default for StorageConfig {
             part_size: 16 * 1024 * 1024,
             max_concurrent_parts: 2,
             checksum_sha256: true,
+            sha256_metadata: true,
         }
     }
 }

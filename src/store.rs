@@ -119,12 +119,18 @@ pub struct UploadSettings {
     pub part_size: usize,
     /// Parts uploading at once; peak buffered memory is about `part_size * (max_concurrent_parts + 1)`.
     pub max_concurrent_parts: usize,
+    /// S3: stage, then publish by a copy that sets the `sha256` metadata (else straight to the key).
+    pub sha256_metadata: bool,
 }
 
 impl Default for UploadSettings {
     fn default() -> UploadSettings {
         let storage = StorageConfig::default();
-        UploadSettings { part_size: storage.part_size, max_concurrent_parts: storage.max_concurrent_parts }
+        UploadSettings {
+            part_size: storage.part_size,
+            max_concurrent_parts: storage.max_concurrent_parts,
+            sha256_metadata: storage.sha256_metadata,
+        }
     }
 }
 
@@ -166,7 +172,11 @@ impl Store {
         let url = config.url.as_str();
         let bad = |reason: String| StoreError::Url { url: url.to_owned(), reason };
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
-        let upload = UploadSettings { part_size: config.part_size, max_concurrent_parts: config.max_concurrent_parts };
+        let upload = UploadSettings {
+            part_size: config.part_size,
+            max_concurrent_parts: config.max_concurrent_parts,
+            sha256_metadata: config.sha256_metadata,
+        };
         match parsed.scheme() {
             "file" => {
                 let dir = parsed.to_file_path().map_err(|()| bad("not an absolute file path".to_owned()))?;
@@ -227,11 +237,13 @@ impl Store {
         Key::from(STAGING).join(uuid::Uuid::now_v7().to_string())
     }
 
-    /// Whether an object of `len` bytes (if announced) can be staged and published; if not it
-    /// must be uploaded straight to its final key (S3's `CopyObject` stops at 5 GiB).
+    /// Whether an object of `len` bytes (if announced) is staged and published; if not it is
+    /// uploaded straight to its final key: on S3 when `sha256_metadata` is off, or the object
+    /// is too large for `CopyObject` (5 GiB). Both are atomic: S3 completes a multipart upload
+    /// in one step.
     pub fn can_stage(&self, len: Option<u64>) -> bool {
         match self.kind {
-            Kind::S3(_) => len.is_some_and(|n| n <= s3::MAX_COPY_BYTES),
+            Kind::S3(_) => self.upload.sha256_metadata && len.is_some_and(|n| n <= s3::MAX_COPY_BYTES),
             Kind::Local(_) | Kind::Other => true,
         }
     }

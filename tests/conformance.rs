@@ -69,7 +69,7 @@ impl Drop for Blobs {
 
 /// Small parts, so a few MiB make several parts and exercise `wait_for_capacity`.
 fn small_parts(store: Store) -> Store {
-    store.with_upload(UploadSettings { part_size: 5 * MIB, max_concurrent_parts: 2 })
+    store.with_upload(UploadSettings { part_size: 5 * MIB, max_concurrent_parts: 2, sha256_metadata: true })
 }
 
 async fn archiver(store: &Store) -> Archiver {

@@ -219,3 +219,25 @@ async fn the_ui_plays_and_downloads_from_the_bucket_with_range_requests() {
     assert_eq!(past.status().as_u16(), 416);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_sha256_metadata_uploads_go_straight_to_their_keys() {
+    let Some(moto) = Moto::start().await else { return };
+    moto.create_bucket("vidkeep-direct").await;
+    let section = format!("{}sha256_metadata = false\n", moto.storage_toml("s3://vidkeep-direct/a"));
+    let mut env = Env::with_storage(fast_sim(), "[defaults]\nmodel = \"viduq1-text\"\n", &section).await;
+    env.start();
+    env.drop_spec("fox.txt", "a fox, published without a copy");
+    let jobs = env.wait_all_ended(1).await;
+    env.stop().await;
+    let store = storage(&env);
+    assert_in_store_as_served(&env, &store, &jobs).await;
+    let video = env.assets(&jobs[0].id).into_iter().find(|a| a.kind == AssetKind::Video).expect("video");
+    let head = store
+        .backend()
+        .get_opts(&Key::from(video.key.as_str()), object_store::GetOptions { head: true, ..Default::default() })
+        .await
+        .expect("head");
+    assert!(head.attributes.get(&object_store::Attribute::Metadata("sha256".into())).is_none(), "no copy, no metadata");
+    assert!(env.cli(&["verify"]).status.success(), "the catalogue's hash still verifies the object");
+}
