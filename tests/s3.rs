@@ -43,20 +43,26 @@ async fn assert_in_store_as_served(env: &Env, store: &Store, jobs: &[JobRecord])
     assert!(staging.is_empty(), "no staging object left: {staging:?}");
 }
 
+/// A moto server with `bucket` and an environment archiving into `url` on it, with `storage`
+/// added to `[storage]`; `None` when the server is missing outside CI (the helper said so).
+async fn bucket_env(sim: SimConfig, bucket: &str, url: &str, storage: &str) -> Option<(Moto, Env)> {
+    let moto = Moto::start().await?;
+    moto.create_bucket(bucket).await;
+    let section = format!("{}{storage}", moto.storage_toml(url));
+    let env = Env::with_storage(sim, "[defaults]\nmodel = \"viduq1-text\"\n", &section).await;
+    Some((moto, env))
+}
+
 fn storage(env: &Env) -> Store {
     Store::open(&env.config.storage).expect("open the bucket")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn specs_are_archived_into_the_bucket_and_verified_there() {
-    let Some(moto) = Moto::start().await else { return };
-    moto.create_bucket("vidkeep-e2e").await;
-    let mut env = Env::with_storage(
-        fast_sim(),
-        "[defaults]\nmodel = \"viduq1-text\"\n",
-        &moto.storage_toml("s3://vidkeep-e2e/studio/archive"),
-    )
-    .await;
+    let Some((_moto, mut env)) = bucket_env(fast_sim(), "vidkeep-e2e", "s3://vidkeep-e2e/studio/archive", "").await
+    else {
+        return;
+    };
     env.start();
     env.drop_spec("fox.json", &json!({"model":"viduq1-text","prompt":"a red fox in snow"}).to_string());
     env.drop_spec("harbour.txt", "a harbour at dawn\n");
@@ -116,13 +122,11 @@ async fn specs_are_archived_into_the_bucket_and_verified_there() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_in_mid_run_loses_nothing_and_archiving_resumes() {
-    let Some(moto) = Moto::start().await else { return };
-    moto.create_bucket("vidkeep-outage").await;
     // Videos of 12 MiB in 5 MiB parts: each upload is several requests, so the freeze lands
     // in the middle of uploads.
     let sim = SimConfig { video_bytes: Some(12 * 1024 * 1024), ..fast_sim() };
-    let section = format!("{}part_size = 5242880\n", moto.storage_toml("s3://vidkeep-outage/p"));
-    let mut env = Env::with_storage(sim, "[defaults]\nmodel = \"viduq1-text\"\n", &section).await;
+    let parts = "part_size = 5242880\n";
+    let Some((moto, mut env)) = bucket_env(sim, "vidkeep-outage", "s3://vidkeep-outage/p", parts).await else { return };
     env.start();
     for i in 0..4 {
         env.drop_spec(&format!("clip-{i}.txt"), &format!("clip number {i}\n"));
@@ -146,12 +150,9 @@ async fn a_frozen_server_in_mid_run_loses_nothing_and_archiving_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_upload_leaves_nothing_half_written_and_the_restart_cleans_up() {
-    let Some(moto) = Moto::start().await else { return };
-    moto.create_bucket("vidkeep-crash").await;
     let sim = SimConfig { video_bytes: Some(24 * 1024 * 1024), ..fast_sim() };
-    let section =
-        format!("{}part_size = 5242880\nmax_concurrent_parts = 1\n", moto.storage_toml("s3://vidkeep-crash/c"));
-    let mut env = Env::with_storage(sim, "[defaults]\nmodel = \"viduq1-text\"\n", &section).await;
+    let parts = "part_size = 5242880\nmax_concurrent_parts = 1\n";
+    let Some((_moto, mut env)) = bucket_env(sim, "vidkeep-crash", "s3://vidkeep-crash/c", parts).await else { return };
     env.start();
     for i in 0..3 {
         env.drop_spec(&format!("clip-{i}.txt"), &format!("clip number {i}\n"));
@@ -192,14 +193,7 @@ async fn a_crash_mid_upload_leaves_nothing_half_written_and_the_restart_cleans_u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_plays_and_downloads_from_the_bucket_with_range_requests() {
-    let Some(moto) = Moto::start().await else { return };
-    moto.create_bucket("vidkeep-ui").await;
-    let mut env = Env::with_storage(
-        fast_sim(),
-        "[defaults]\nmodel = \"viduq1-text\"\n",
-        &moto.storage_toml("s3://vidkeep-ui/lib"),
-    )
-    .await;
+    let Some((_moto, mut env)) = bucket_env(fast_sim(), "vidkeep-ui", "s3://vidkeep-ui/lib", "").await else { return };
     let origin = env.start_serving(None).await;
     env.drop_spec("fox.txt", "a fox served from the bucket");
     let jobs = env.wait_all_ended(1).await;
@@ -222,10 +216,10 @@ async fn the_ui_plays_and_downloads_from_the_bucket_with_range_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_sha256_metadata_uploads_go_straight_to_their_keys() {
-    let Some(moto) = Moto::start().await else { return };
-    moto.create_bucket("vidkeep-direct").await;
-    let section = format!("{}sha256_metadata = false\n", moto.storage_toml("s3://vidkeep-direct/a"));
-    let mut env = Env::with_storage(fast_sim(), "[defaults]\nmodel = \"viduq1-text\"\n", &section).await;
+    let direct = "sha256_metadata = false\n";
+    let Some((_moto, mut env)) = bucket_env(fast_sim(), "vidkeep-direct", "s3://vidkeep-direct/a", direct).await else {
+        return;
+    };
     env.start();
     env.drop_spec("fox.txt", "a fox, published without a copy");
     let jobs = env.wait_all_ended(1).await;
