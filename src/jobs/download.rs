@@ -1,14 +1,29 @@
 //! Archiving one job's results: video, cover, then the sidecar, then `archived`.
 //! Assets already recorded are skipped, so a restarted download redoes only what is missing.
+//!
+//! Also the engine's download step ([`fetch`]): what a failure means. A link answering "gone"
+//! makes it ask the platform for fresh links before counting it; the job fails as `expired`
+//! only when the task is unknown, the same dead links come back three times, or a day has
+//! passed since the task succeeded. Anything else is retried with backoff.
 
 use object_store::path::Path as Key;
 use serde_json::{Value, json};
 
-use super::{Change, JobState};
+use tokio::time::Instant;
+
+use super::engine::{Ctx, EngineError, Next};
+use super::{Change, JobError, JobState, backoff};
+use crate::api::{ErrorClass, TaskStatus};
 use crate::archive::{ArchiveError, Archiver};
 use crate::catalog::{Asset, AssetKind, CatalogError, Db, JobRecord};
 use crate::store::job_key;
 use crate::time::{now_ms, rfc3339};
+
+/// A result URL answering 403/404 this many times in a row (the platform giving no fresh one)
+/// is taken as expired.
+const GONE_LIMIT: u32 = 3;
+/// How long the platform keeps result links: "valid for one day" (reference §7).
+const URL_VALIDITY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Why archiving a job stopped.
 #[derive(Debug, thiserror::Error)]
@@ -99,4 +114,95 @@ fn sidecar(job: &JobRecord, assets: &[Asset]) -> Value {
         "platform_result": parse(job.result_json.as_deref()),
         "assets": assets,
     })
+}
+
+/// The engine's download step for `job`: archive it, or decide what its failure means (retry,
+/// refresh expired links, or fail it as `expired`).
+pub(super) async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) -> Result<Next, EngineError> {
+    let s = &ctx.settings;
+    let started = std::time::Instant::now();
+    let e = match archive_job(&ctx.db, &ctx.archiver, job).await {
+        Ok(()) => {
+            let id = job.id.clone();
+            let bytes: u64 = ctx.db.call(move |c| c.assets(&id)).await?.iter().map(|a| a.bytes).sum();
+            ctx.ops.metrics().download("archived");
+            ctx.ops.metrics().archived(bytes, started.elapsed().as_secs_f64());
+            return Ok(Next::Idle);
+        }
+        Err(DownloadError::Catalog(e)) => return Err(e.into()),
+        Err(DownloadError::Archive(e)) => e,
+    };
+    let id = job.id.clone();
+    let mut gone_now = 0;
+    if matches!(e, ArchiveError::Gone(_)) {
+        if job.result_at.is_some_and(|at| now_ms() > at.saturating_add(URL_VALIDITY_MS)) {
+            return expire(ctx, job, &format!("{e}, more than a day after the task succeeded")).await;
+        }
+        match refresh_links(ctx, job).await? {
+            Refresh::Fresh => {
+                // New links: try them at once, the gone count starts over.
+                ctx.ops.metrics().download("refreshed");
+                return Ok(Next::DownloadAt(Instant::now(), false));
+            }
+            Refresh::TaskGone(why) => return expire(ctx, job, &format!("{e}; {why}")).await,
+            Refresh::Same => gone_now = gone + 1,
+        }
+        if gone_now >= GONE_LIMIT {
+            return expire(ctx, job, &e.to_string()).await;
+        }
+    }
+    tracing::warn!(job_id = %job.id, error = %e, "download failed; will retry");
+    ctx.ops.metrics().download("retry");
+    let error = JobError::new(e.code(), e.to_string());
+    ctx.db.call(move |c| c.note_error(&id, &error)).await?;
+    let delay = backoff(s.retry_base, s.retry_max, attempts + 1);
+    Ok(Next::DownloadAt(Instant::now() + delay, gone_now > 0))
+}
+
+/// What asking the platform again about a task whose links answered "gone" found.
+enum Refresh {
+    /// The platform gave other links; they were recorded.
+    Fresh,
+    /// The same links (or no answer): count the failure.
+    Same,
+    /// The platform no longer knows the task: nothing can be fetched any more.
+    TaskGone(String),
+}
+
+/// Result links expire (a day on the real platform); before counting a link as gone, ask
+/// `async-result` again, which may hand out fresh ones.
+async fn refresh_links(ctx: &Ctx, job: &JobRecord) -> Result<Refresh, EngineError> {
+    let Some(task_id) = job.task_id.as_deref() else { return Ok(Refresh::Same) };
+    let report = match ctx.api.poll(task_id).await {
+        Ok(report) => report,
+        Err(e) if e.class(false) == ErrorClass::TaskGone => return Ok(Refresh::TaskGone(e.explain())),
+        Err(e) => {
+            tracing::warn!(job_id = %job.id, task_id, error = %e, "could not ask for fresh result links");
+            return Ok(Refresh::Same);
+        }
+    };
+    let TaskStatus::Success { video_url, cover_url } = report.status else { return Ok(Refresh::Same) };
+    if Some(&video_url) == job.video_url.as_ref() && cover_url == job.cover_url {
+        return Ok(Refresh::Same);
+    }
+    tracing::info!(job_id = %job.id, task_id, "the result links had expired; the platform gave fresh ones");
+    let id = job.id.clone();
+    ctx.db.call(move |c| c.refresh_result(&id, &video_url, cover_url.as_deref(), &report.raw)).await?;
+    Ok(Refresh::Fresh)
+}
+
+/// Fails a job whose result can no longer be fetched, with the reason `expired`.
+async fn expire(ctx: &Ctx, job: &JobRecord, detail: &str) -> Result<Next, EngineError> {
+    let error = JobError::new(
+        "expired",
+        format!(
+            "the result could not be downloaded before its link expired ({detail}). The task was paid for; \
+             drop the spec again to make the video anew"
+        ),
+    );
+    tracing::error!(job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""), "result link expired; job failed");
+    let id = job.id.clone();
+    ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
+    ctx.ops.metrics().download("expired");
+    Ok(Next::Idle)
 }

@@ -19,10 +19,10 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::download::{self, DownloadError};
+use super::download::fetch;
 use super::{Change, JobError, JobState, Limiter, LiveSettings, backoff};
 use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus};
-use crate::archive::{ArchiveError, Archiver};
+use crate::archive::Archiver;
 use crate::catalog::{CatalogError, Db, JobRecord};
 use crate::config::UncertainPolicy;
 use crate::ops::Ops;
@@ -32,11 +32,6 @@ use crate::watch::Inbox;
 
 /// Polls running at once.
 const MAX_POLLS: usize = 16;
-/// A result URL answering 403/404 this many times in a row (the platform giving no fresh one)
-/// is taken as expired.
-const GONE_LIMIT: u32 = 3;
-/// How long the platform keeps result links: "valid for one day" (reference §7).
-const URL_VALIDITY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Timing and concurrency settings.
 #[derive(Debug, Clone)]
@@ -67,7 +62,7 @@ pub enum EngineError {
 
 /// What a finished step tells the loop.
 #[derive(Debug)]
-enum Next {
+pub(super) enum Next {
     /// Nothing to remember.
     Idle,
     /// Poll this task again at the given time.
@@ -96,12 +91,12 @@ struct Done {
 
 /// Shared parts every step needs.
 #[derive(Clone)]
-struct Ctx {
-    db: Db,
-    api: ApiClient,
-    archiver: Archiver,
-    settings: Arc<EngineSettings>,
-    ops: Ops,
+pub(super) struct Ctx {
+    pub(super) db: Db,
+    pub(super) api: ApiClient,
+    pub(super) archiver: Archiver,
+    pub(super) settings: Arc<EngineSettings>,
+    pub(super) ops: Ops,
 }
 
 /// The engine and its in-memory timing state.
@@ -515,95 +510,6 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
     };
     let id = job.id.clone();
     ctx.db.call(move |c| c.transition(&id, JobState::Submitted, &change)).await?;
-    Ok(Next::Idle)
-}
-
-async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) -> Result<Next, EngineError> {
-    let s = &ctx.settings;
-    let started = std::time::Instant::now();
-    let e = match download::archive_job(&ctx.db, &ctx.archiver, job).await {
-        Ok(()) => {
-            let id = job.id.clone();
-            let bytes: u64 = ctx.db.call(move |c| c.assets(&id)).await?.iter().map(|a| a.bytes).sum();
-            ctx.ops.metrics().download("archived");
-            ctx.ops.metrics().archived(bytes, started.elapsed().as_secs_f64());
-            return Ok(Next::Idle);
-        }
-        Err(DownloadError::Catalog(e)) => return Err(e.into()),
-        Err(DownloadError::Archive(e)) => e,
-    };
-    let id = job.id.clone();
-    let mut gone_now = 0;
-    if matches!(e, ArchiveError::Gone(_)) {
-        if job.result_at.is_some_and(|at| now_ms() > at.saturating_add(URL_VALIDITY_MS)) {
-            return expire(ctx, job, &format!("{e}, more than a day after the task succeeded")).await;
-        }
-        match refresh_links(ctx, job).await? {
-            Refresh::Fresh => {
-                // New links: try them at once, the gone count starts over.
-                ctx.ops.metrics().download("refreshed");
-                return Ok(Next::DownloadAt(Instant::now(), false));
-            }
-            Refresh::TaskGone(why) => return expire(ctx, job, &format!("{e}; {why}")).await,
-            Refresh::Same => gone_now = gone + 1,
-        }
-        if gone_now >= GONE_LIMIT {
-            return expire(ctx, job, &e.to_string()).await;
-        }
-    }
-    tracing::warn!(job_id = %job.id, error = %e, "download failed; will retry");
-    ctx.ops.metrics().download("retry");
-    let error = JobError::new(e.code(), e.to_string());
-    ctx.db.call(move |c| c.note_error(&id, &error)).await?;
-    let delay = backoff(s.retry_base, s.retry_max, attempts + 1);
-    Ok(Next::DownloadAt(Instant::now() + delay, gone_now > 0))
-}
-
-/// What asking the platform again about a task whose links answered "gone" found.
-enum Refresh {
-    /// The platform gave other links; they were recorded.
-    Fresh,
-    /// The same links (or no answer): count the failure.
-    Same,
-    /// The platform no longer knows the task: nothing can be fetched any more.
-    TaskGone(String),
-}
-
-/// Result links expire (a day on the real platform); before counting a link as gone, ask
-/// `async-result` again, which may hand out fresh ones.
-async fn refresh_links(ctx: &Ctx, job: &JobRecord) -> Result<Refresh, EngineError> {
-    let Some(task_id) = job.task_id.as_deref() else { return Ok(Refresh::Same) };
-    let report = match ctx.api.poll(task_id).await {
-        Ok(report) => report,
-        Err(e) if e.class(false) == ErrorClass::TaskGone => return Ok(Refresh::TaskGone(e.explain())),
-        Err(e) => {
-            tracing::warn!(job_id = %job.id, task_id, error = %e, "could not ask for fresh result links");
-            return Ok(Refresh::Same);
-        }
-    };
-    let TaskStatus::Success { video_url, cover_url } = report.status else { return Ok(Refresh::Same) };
-    if Some(&video_url) == job.video_url.as_ref() && cover_url == job.cover_url {
-        return Ok(Refresh::Same);
-    }
-    tracing::info!(job_id = %job.id, task_id, "the result links had expired; the platform gave fresh ones");
-    let id = job.id.clone();
-    ctx.db.call(move |c| c.refresh_result(&id, &video_url, cover_url.as_deref(), &report.raw)).await?;
-    Ok(Refresh::Fresh)
-}
-
-/// Fails a job whose result can no longer be fetched, with the reason `expired`.
-async fn expire(ctx: &Ctx, job: &JobRecord, detail: &str) -> Result<Next, EngineError> {
-    let error = JobError::new(
-        "expired",
-        format!(
-            "the result could not be downloaded before its link expired ({detail}). The task was paid for; \
-             drop the spec again to make the video anew"
-        ),
-    );
-    tracing::error!(job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""), "result link expired; job failed");
-    let id = job.id.clone();
-    ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
-    ctx.ops.metrics().download("expired");
     Ok(Next::Idle)
 }
 
