@@ -5,6 +5,7 @@
 //! embedded in the binary and applied by `PRAGMA user_version`. rusqlite is blocking, so the
 //! daemon reaches the catalogue through [`Db`], which runs each call on the blocking pool.
 
+mod export;
 mod jobs;
 mod query;
 mod records;
@@ -18,6 +19,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::jobs::JobState;
 
+pub use export::{csv, job_json};
 pub use jobs::{JobRecord, NewJob, SpecPlace};
 pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};

@@ -7,7 +7,7 @@ mod fetch;
 mod list;
 mod verify;
 
-pub use list::{csv, job_json, table};
+pub use list::table;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

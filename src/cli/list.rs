@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::catalog::{Asset, AssetKind, Catalog, JobFilter, JobRecord};
+use crate::catalog::{Asset, AssetKind, Catalog, JobFilter, JobRecord, csv, job_json};
 use crate::config::Config;
 use crate::jobs::{Change, JobError, JobState};
 use crate::time::rfc3339;
@@ -22,30 +22,6 @@ pub enum ExportFormat {
 fn open(config: &Config) -> anyhow::Result<Catalog> {
     Catalog::open(&config.catalog.path)
         .with_context(|| format!("cannot open the catalogue {}", config.catalog.path.display()))
-}
-
-/// One job as `export` and `jobs --json` print it.
-pub fn job_json(job: &JobRecord, assets: &[Asset]) -> Value {
-    json!({
-        "job_id": job.id,
-        "spec": job.spec_name,
-        "state": job.state,
-        "model": job.model,
-        "prompt": job.prompt,
-        "name": job.name,
-        "project": job.project,
-        "tags": job.tags,
-        "task_id": job.task_id,
-        "request_id": job.request_id,
-        "submissions": job.attempts,
-        "created_at": rfc3339(job.created_at),
-        "submitted_at": job.submitted_at.map(rfc3339),
-        "archived_at": job.archived_at.map(rfc3339),
-        "error": job.error.as_ref().filter(|_| job.state == JobState::Failed).map(|e| e.message.clone()),
-        "error_code": job.error.as_ref().filter(|_| job.state == JobState::Failed).map(|e| e.code.clone()),
-        "attention": job.error.as_ref().filter(|_| job.state == JobState::Uncertain).map(|e| e.message.clone()),
-        "assets": assets,
-    })
 }
 
 fn load(config: &Config, filter: &JobFilter) -> anyhow::Result<Vec<(JobRecord, Vec<Asset>)>> {
@@ -157,46 +133,6 @@ pub(super) fn export(config: &Config, format: ExportFormat, filter: &JobFilter) 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The CSV export: one row per job, assets in their own columns, formula-like cells defused.
-pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
-    let mut out = String::from(
-        "job_id,spec,state,model,prompt,task_id,submitted_at,archived_at,error,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes\n",
-    );
-    for (job, assets) in rows {
-        let asset = |kind| assets.iter().find(|a: &&Asset| a.kind == kind);
-        let (v, c) = (asset(AssetKind::Video), asset(AssetKind::Cover));
-        let failed = job.error.as_ref().filter(|_| job.state == JobState::Failed);
-        let cells = [
-            job.id.clone(),
-            job.spec_name.clone(),
-            job.state.to_string(),
-            job.model.clone(),
-            job.prompt.clone().unwrap_or_default(),
-            job.task_id.clone().unwrap_or_default(),
-            job.submitted_at.map(rfc3339).unwrap_or_default(),
-            job.archived_at.map(rfc3339).unwrap_or_default(),
-            failed.map(|e| e.message.clone()).unwrap_or_default(),
-            v.map(|a| a.key.clone()).unwrap_or_default(),
-            v.map(|a| a.sha256.clone()).unwrap_or_default(),
-            v.map(|a| a.bytes.to_string()).unwrap_or_default(),
-            c.map(|a| a.key.clone()).unwrap_or_default(),
-            c.map(|a| a.sha256.clone()).unwrap_or_default(),
-            c.map(|a| a.bytes.to_string()).unwrap_or_default(),
-        ];
-        let escaped: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-        out.push_str(&escaped.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-/// RFC 4180 quoting; cells starting with a formula character are prefixed with `'` so a
-/// spreadsheet does not run a prompt as a formula.
-fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
-}
-
 fn find(catalog: &Catalog, prefix: &str) -> anyhow::Result<JobRecord> {
     let matches: Vec<JobRecord> =
         catalog.jobs(&JobFilter::default())?.into_iter().filter(|j| j.id.starts_with(prefix)).collect();
@@ -267,16 +203,4 @@ pub(super) fn resolve(config: &Config, prefix: &str, resubmit: bool) -> anyhow::
     catalog.transition(&job.id, JobState::Uncertain, &change)?;
     println!("job {} is now {}", job.id, change.target());
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_cells_are_quoted_and_defused() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a, \"b\""), "\"a, \"\"b\"\"\"");
-        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-    }
 }

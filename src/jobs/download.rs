@@ -37,7 +37,8 @@ pub(super) enum DownloadError {
 }
 
 /// Stores every result file of `job` and marks it archived.
-pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -> Result<(), DownloadError> {
+/// Returns the bytes of the job's stored files.
+pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -> Result<u64, DownloadError> {
     let id = job.id.clone();
     let mut assets = db.call(move |c| c.assets(&id)).await?;
     let mut wanted = Vec::new();
@@ -74,7 +75,7 @@ pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -
     let id = job.id.clone();
     db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Archived)).await?;
     tracing::info!(job_id = %job.id, "archived");
-    Ok(())
+    Ok(assets.iter().map(|a| a.bytes).sum())
 }
 
 fn image_ext(url: &str) -> &'static str {
@@ -122,9 +123,7 @@ pub(super) async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) 
     let s = &ctx.settings;
     let started = std::time::Instant::now();
     let e = match archive_job(&ctx.db, &ctx.archiver, job).await {
-        Ok(()) => {
-            let id = job.id.clone();
-            let bytes: u64 = ctx.db.call(move |c| c.assets(&id)).await?.iter().map(|a| a.bytes).sum();
+        Ok(bytes) => {
             ctx.ops.metrics().download("archived");
             ctx.ops.metrics().archived(bytes, started.elapsed().as_secs_f64());
             return Ok(Next::Idle);

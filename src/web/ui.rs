@@ -30,8 +30,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::catalog::{Asset, Catalog, CatalogError, JobRecord};
-use crate::cli::{csv, job_json};
+use crate::catalog::{Asset, Catalog, CatalogError, JobRecord, csv, job_json};
 use crate::store::Store;
 use params::{PAGE_SIZE, Params};
 

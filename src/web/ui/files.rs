@@ -40,8 +40,6 @@ pub(super) async fn asset(
     let wanted = sha256.to_ascii_lowercase();
     let found = state.read(move |c| c.asset_by_sha256(&wanted)).await?;
     let asset = found.ok_or_else(|| UiError::NotFound("no asset has that hash".to_owned()))?;
-    let job_id = asset.job_id.clone();
-    let job = state.read(move |c| c.job(&job_id)).await?;
     let len = asset.bytes;
     let requested = headers.get(RANGE).and_then(|v| v.to_str().ok());
     let (status, start, end) = match range::parse(requested, len) {
@@ -76,6 +74,9 @@ pub(super) async fn asset(
         h.insert(CONTENT_RANGE, header(format!("bytes {start}-{}/{len}", end - 1)));
     }
     if param.download.is_some() {
+        // Only a download needs the job (for its file name); the player's range requests don't.
+        let job_id = asset.job_id.clone();
+        let job = state.read(move |c| c.job(&job_id)).await?;
         let name = download_name(&job.spec_name, &job.id, asset.kind, &asset.key);
         h.insert(CONTENT_DISPOSITION, header(format!("attachment; filename=\"{name}\"")));
     }
