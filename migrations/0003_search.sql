@@ -30,6 +30,8 @@ INSERT INTO jobs_fts (jobs_fts) VALUES ('rebuild');
 
 CREATE INDEX jobs_by_project ON jobs (project, created_at);
 CREATE INDEX jobs_by_model ON jobs (model, created_at);
+-- /metrics and the systemd status sum today's spend from the ledger, which only grows.
+CREATE INDEX submissions_by_start ON submissions (started_at);
 -- Pages poll MAX(updated_at) to notice changes.
 CREATE INDEX jobs_by_updated ON jobs (updated_at);
 

@@ -170,7 +170,7 @@ impl Default for WatchConfig {
 }
 
 /// `[storage]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// Where assets go: `file:///abs/path` (or a plain path, relative to the config file), or

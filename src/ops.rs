@@ -74,6 +74,12 @@ impl Ops {
         self.inner.watcher_alive.load(Ordering::Relaxed)
     }
 
+    /// Whether the catalogue answers a query (the readiness check; cheaper than a snapshot).
+    pub async fn catalog_answers(&self) -> Result<(), CatalogError> {
+        let Some(db) = self.inner.db.get() else { return Ok(()) };
+        db.call(|c| c.schema_version().map(drop)).await
+    }
+
     /// Counts from the catalogue now, spend since midnight UTC.
     pub async fn snapshot(&self) -> Result<OpsSnapshot, CatalogError> {
         let Some(db) = self.inner.db.get() else { return Ok(OpsSnapshot::default()) };

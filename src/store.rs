@@ -298,25 +298,23 @@ impl Store {
         let staging = Key::from(STAGING);
         if let Kind::Local(dir) = &self.kind {
             // Local multipart parts (`name#N`) are invisible to `list`: remove the folder itself.
-            let folder = dir.join(STAGING);
-            let count = std::fs::read_dir(&folder).map(Iterator::count).unwrap_or(0);
-            let failed = |e: std::io::Error| StoreError::Request {
-                about: "clean staging",
-                key: staging.to_string(),
-                reason: e.to_string(),
-            };
-            match std::fs::remove_dir_all(&folder) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(failed(e)),
-            }
-            // Uploads written straight to a final key (unknown length) stage beside it.
-            let (dir, beside) = (dir.clone(), count);
-            let partial = tokio::task::spawn_blocking(move || local::clean_staging(&dir))
-                .await
-                .map_err(|e| failed(std::io::Error::other(e.to_string())))?
-                .map_err(failed)?;
-            return Ok(beside + partial);
+            // Removing a crash's part files can take a while: off the async workers.
+            let dir = dir.clone();
+            let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+                let folder = dir.join(STAGING);
+                let staged = std::fs::read_dir(&folder).map(Iterator::count).unwrap_or(0);
+                match std::fs::remove_dir_all(&folder) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                // Uploads written straight to a final key (unknown length) stage beside it.
+                Ok(staged + local::clean_staging(&dir)?)
+            })
+            .await;
+            let failed =
+                |reason: String| StoreError::Request { about: "clean staging", key: staging.to_string(), reason };
+            return removed.map_err(|e| failed(e.to_string()))?.map_err(|e| failed(e.to_string()));
         }
         let mut removed = 0;
         if let Kind::S3(s3) = &self.kind {

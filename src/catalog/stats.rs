@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::{Catalog, CatalogError, sql};
 
-/// How long the platform keeps a result URL after the task succeeded.
+/// How long the platform keeps a result URL after the task succeeded: "valid for one day"
+/// (reference §7). The downloader's `expired` decision and the operators' expiry figures share it.
 pub const RESULT_URL_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A snapshot of the catalogue for operators.

@@ -15,15 +15,13 @@ use super::engine::{Ctx, EngineError, Next};
 use super::{Change, JobError, JobState, backoff};
 use crate::api::{ErrorClass, TaskStatus};
 use crate::archive::{ArchiveError, Archiver};
-use crate::catalog::{Asset, AssetKind, CatalogError, Db, JobRecord};
+use crate::catalog::{Asset, AssetKind, CatalogError, Db, JobRecord, RESULT_URL_LIFETIME_MS};
 use crate::store::job_key;
 use crate::time::{now_ms, rfc3339};
 
 /// A result URL answering 403/404 this many times in a row (the platform giving no fresh one)
 /// is taken as expired.
 const GONE_LIMIT: u32 = 3;
-/// How long the platform keeps result links: "valid for one day" (reference §7).
-const URL_VALIDITY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Why archiving a job stopped.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +132,7 @@ pub(super) async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) 
     let id = job.id.clone();
     let mut gone_now = 0;
     if matches!(e, ArchiveError::Gone(_)) {
-        if job.result_at.is_some_and(|at| now_ms() > at.saturating_add(URL_VALIDITY_MS)) {
+        if job.result_at.is_some_and(|at| now_ms() > at.saturating_add(RESULT_URL_LIFETIME_MS)) {
             return expire(ctx, job, &format!("{e}, more than a day after the task succeeded")).await;
         }
         match refresh_links(ctx, job).await? {

@@ -30,7 +30,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(ops): State<Ops>) -> Response {
-    let catalog = match tokio::time::timeout(CATALOG_TIMEOUT, ops.snapshot()).await {
+    let catalog = match tokio::time::timeout(CATALOG_TIMEOUT, ops.catalog_answers()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("catalogue: {e}")),
         Err(_) => Err("catalogue: no answer within 5 s".to_owned()),

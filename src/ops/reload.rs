@@ -54,7 +54,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     check("api.base_url", old.api.base_url != new.api.base_url, false);
     check("api.api_key_env", old.api.api_key_env != new.api.api_key_env, false);
     check("api.request_timeout", old.api.request_timeout != new.api.request_timeout, false);
-    check("storage.url", old.storage.url != new.storage.url, false);
+    check("storage", old.storage != new.storage, false);
     check("catalog.path", old.catalog.path != new.catalog.path, false);
     check("http.listen", old.http.listen != new.http.listen, false);
     check("http.token", old.http.token != new.http.token, false);
@@ -105,6 +105,9 @@ mod tests {
         assert_eq!(p.live, ["jobs.uncertain"]);
         assert_eq!(p.needs_restart, ["verify.every"], "the scrubber is not restarted by a reload");
         assert_eq!(effective(&plain, &scheduled).verify.every, None);
+
+        let parts = config("[storage]\npart_size = 8388608\n");
+        assert_eq!(plan(&plain, &parts).needs_restart, ["storage"], "any [storage] change is named, not dropped");
         assert_eq!(plan(&old, &old), Plan::default());
     }
 }

@@ -161,7 +161,7 @@ impl S3 {
         // source needs no percent-encoding.
         set("x-amz-copy-source", &format!("{}/{}", self.settings.bucket, from))?;
         set("x-amz-metadata-directive", "REPLACE")?;
-        set("x-amz-meta-sha256", &hex(sha256))?;
+        set("x-amz-meta-sha256", &crate::archive::hex(sha256))?;
         set("content-type", content_type)?;
         if self.settings.checksum_sha256 {
             set("x-amz-checksum-algorithm", "SHA256")?;
@@ -271,10 +271,6 @@ fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 /// The S3 error code of an error body (never the whole body, which may echo request details).
 fn error_code(body: &str) -> String {
     xml_text(body, "Code").map_or_else(|| "no error code in the answer".to_owned(), str::to_owned)
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
