@@ -25,11 +25,15 @@ pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
 
+/// The schema version this vidkeep writes: one per embedded migration.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// Embedded migrations, applied in order; index + 1 is the schema version they lead to.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_asset_checks.sql"),
     include_str!("../migrations/0003_search.sql"),
+    include_str!("../migrations/0006_intake.sql"),
 ];
 
 /// Errors from the catalogue.

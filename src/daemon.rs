@@ -226,7 +226,8 @@ struct Supervisor {
 impl Supervisor {
     fn spawn_intake(&mut self) {
         let c = &self.config;
-        let intake = Intake::new(self.db.clone(), c.inbox(), c.defaults.clone(), Arc::clone(&self.wake));
+        let intake =
+            Intake::new(self.db.clone(), c.inbox(), c.defaults.clone(), Arc::clone(&self.wake), self.ops.clone());
         let (quiet, rescan) = (c.watch.quiet_period, c.watch.rescan_interval);
         self.intake_stop = self.cancel.child_token();
         let token = self.intake_stop.clone();

@@ -34,6 +34,7 @@ struct Inner {
     db: std::sync::OnceLock<Db>,
     watcher_alive: AtomicBool,
     platform_seen_ms: AtomicI64,
+    intake_problem: std::sync::Mutex<Option<String>>,
 }
 
 impl Ops {
@@ -72,6 +73,17 @@ impl Ops {
     /// Whether the inbox watcher is running.
     pub fn watcher_alive(&self) -> bool {
         self.inner.watcher_alive.load(Ordering::Relaxed)
+    }
+
+    /// Intake is paused for `problem` (e.g. "failed/ is not a folder"), or runs again (`None`).
+    pub fn set_intake_problem(&self, problem: Option<String>) {
+        self.inner.metrics.set_intake_paused(problem.is_some());
+        *self.inner.intake_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    }
+
+    /// Why intake is paused, if it is.
+    pub fn intake_problem(&self) -> Option<String> {
+        self.inner.intake_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Whether the catalogue answers a query (the readiness check; cheaper than a snapshot).

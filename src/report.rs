@@ -50,16 +50,16 @@ struct RejectionReport<'a> {
     at: String,
 }
 
-/// Moves `from` into `dir`, keeping its name unless taken (then `stem.<tag>.ext`); returns the new name.
-pub fn move_unique(from: &Path, dir: &Path, tag: &str) -> io::Result<String> {
-    let name = from
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let target = unique_name(dir, &name, tag);
+/// Moves `from` into `dir` as `name` (the file's text name), or `stem.<tag>.ext` if that is
+/// taken; returns the name it got.
+pub fn move_unique(from: &Path, name: &str, dir: &Path, tag: &str) -> io::Result<String> {
+    let target = unique_name(dir, name, tag);
     std::fs::rename(from, dir.join(&target))?;
     Ok(target)
 }
+
+/// Mode of reports: the studio's group (the folder's, by setgid) may read them.
+const REPORT_MODE: u32 = 0o640;
 
 fn unique_name(dir: &Path, name: &str, tag: &str) -> String {
     if !dir.join(name).exists() {
@@ -78,6 +78,7 @@ fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(".report").suffix(".tmp").tempfile_in(dir)?;
     serde_json::to_writer_pretty(&mut tmp, value)?;
     io::Write::write_all(&mut tmp, b"\n")?;
+    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(REPORT_MODE))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -95,8 +96,13 @@ pub fn reject(inbox: &Inbox, path: &Path, rejection: &Rejection) -> io::Result<P
         next_step: "nothing was sent to the platform and nothing was charged; fix the spec and drop it into the inbox again",
         at: rfc3339(rejection.at),
     };
-    write_json(&failed.join(format!("{name}.report.json")), &report)?;
-    std::fs::rename(path, failed.join(&name))?;
+    let report_path = failed.join(format!("{name}.report.json"));
+    write_json(&report_path, &report)?;
+    if let Err(e) = std::fs::rename(path, failed.join(&name)) {
+        // A report beside no spec would say the spec is in failed/ when it is not.
+        let _ = std::fs::remove_file(&report_path);
+        return Err(e);
+    }
     Ok(failed.join(name))
 }
 

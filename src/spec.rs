@@ -11,6 +11,7 @@
 //! `style = "anime"` does not break an image-to-video spec. Parsing is pure apart from reading
 //! image files the spec names; it never talks to the network.
 
+pub mod file;
 pub mod images;
 pub mod models;
 
@@ -142,6 +143,9 @@ pub enum SpecError {
     /// The request does not fit the model's schema.
     #[error("{0}")]
     Invalid(#[from] Violation),
+    /// A valid spec that could not be moved out of the inbox, so it was not taken.
+    #[error("the spec could not be moved into processing/ ({0}); it was not taken and nothing was sent")]
+    Unmovable(String),
 }
 
 impl SpecError {
@@ -157,6 +161,7 @@ impl SpecError {
             SpecError::Image { .. } => "spec-image",
             SpecError::Invalid(Violation::UnknownModel(_)) => "spec-unknown-model",
             SpecError::Invalid(_) => "spec-invalid",
+            SpecError::Unmovable(_) => "spec-unmovable",
         }
     }
 }

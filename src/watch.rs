@@ -7,10 +7,13 @@
 //! have not changed for the quiet period.
 
 pub mod intake;
+pub mod name;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use std::os::unix::fs::DirBuilderExt as _;
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
@@ -46,13 +49,60 @@ impl Inbox {
         }
     }
 
-    /// Creates the inbox and its `processing/`, `done/` and `failed/` folders.
+    /// Creates the inbox and its `processing/`, `done/` and `failed/` folders, and makes those
+    /// three [`OWN_FOLDER_MODE`]: the studio's group drops files into the inbox root only.
     pub fn ensure(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.root)?;
         for place in [SpecPlace::Processing, SpecPlace::Done, SpecPlace::Failed] {
-            std::fs::create_dir_all(self.folder(place))?;
+            let dir = self.folder(place);
+            match std::fs::DirBuilder::new().mode(OWN_FOLDER_MODE).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            restrict(&dir)?;
         }
         Ok(())
     }
+
+    /// Whether `processing/`, `done/` and `failed/` can take files: each a real folder (not a
+    /// file or a link a group member put in its place) that vidkeep can write. A missing one is
+    /// created again. The error says which folder and what to do.
+    pub fn check_folders(&self) -> Result<(), String> {
+        for place in [SpecPlace::Processing, SpecPlace::Done, SpecPlace::Failed] {
+            let dir = self.folder(place);
+            let name = place.as_str();
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(format!("{name}/ is not a folder (a file or link took its place): remove it")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if let Err(e) = std::fs::DirBuilder::new().mode(OWN_FOLDER_MODE).create(&dir) {
+                        return Err(format!("{name}/ is missing and cannot be created: {e}"));
+                    }
+                }
+                Err(e) => return Err(format!("{name}/ cannot be read: {e}")),
+            }
+            if let Err(e) = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK) {
+                return Err(format!("{name}/ is not writable by vidkeep: {e}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mode of `processing/`, `done/` and `failed/`: setgid so reports keep the inbox's group, readable
+/// by the group, writable only by vidkeep (no member can rename or replace another's files).
+pub const OWN_FOLDER_MODE: u32 = 0o2750;
+
+/// Takes group and world write access away from a folder vidkeep owns (older installs made them 2770).
+fn restrict(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 && meta.is_dir() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & !0o022))?;
+    }
+    Ok(())
 }
 
 /// What a file in the inbox is, by its name.
@@ -95,12 +145,23 @@ pub struct Stability {
     renamed_in: HashSet<PathBuf>,
     seen: HashMap<PathBuf, (u64, SystemTime)>,
     noted: HashSet<PathBuf>,
+    stuck: HashMap<PathBuf, (u64, SystemTime)>,
+    paused: Option<String>,
+    sweep: bool,
 }
 
 impl Stability {
     /// A rule with the given quiet period.
     pub fn new(quiet: Duration) -> Stability {
-        Stability { quiet, renamed_in: HashSet::new(), seen: HashMap::new(), noted: HashSet::new() }
+        Stability {
+            quiet,
+            renamed_in: HashSet::new(),
+            seen: HashMap::new(),
+            noted: HashSet::new(),
+            stuck: HashMap::new(),
+            paused: None,
+            sweep: true,
+        }
     }
 
     /// Notes that `path` was renamed into the inbox: complete as of now.
@@ -138,6 +199,48 @@ impl Stability {
         self.seen.retain(|p, _| present.contains(p));
         self.renamed_in.retain(|p| present.contains(p));
         self.noted.retain(|p| present.contains(p));
+        self.stuck.retain(|p, _| present.contains(p));
+    }
+
+    /// Notes that `path` could not be moved anywhere: it is not tried again until its size or
+    /// mtime changes (or it goes away).
+    pub fn stuck(&mut self, path: &Path, size: u64, mtime: SystemTime) {
+        self.stuck.insert(path.to_owned(), (size, mtime));
+    }
+
+    /// Whether `path` is stuck as it is now.
+    pub fn is_stuck(&mut self, path: &Path, size: u64, mtime: SystemTime) -> bool {
+        match self.stuck.get(path) {
+            Some(seen) if *seen == (size, mtime) => true,
+            Some(_) => {
+                self.stuck.remove(path);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Intake pauses for `problem`; true when this is news (so it is logged once).
+    pub fn pause(&mut self, problem: &str) -> bool {
+        let news = self.paused.as_deref() != Some(problem);
+        self.paused = Some(problem.to_owned());
+        news
+    }
+
+    /// Intake may run; true when it was paused.
+    pub fn resume(&mut self) -> bool {
+        self.paused.take().is_some()
+    }
+
+    /// Whether this scan should also take the files in `processing/` that no job names (true on
+    /// the first scan and after [`Stability::sweep_next`]); clears the request.
+    pub fn take_sweep(&mut self) -> bool {
+        std::mem::take(&mut self.sweep)
+    }
+
+    /// Asks the next scan to look in `processing/` for files no job names.
+    pub fn sweep_next(&mut self) {
+        self.sweep = true;
     }
 
     /// True the first time a file that is not a spec is seen, so it is logged once.
@@ -184,7 +287,10 @@ pub fn watch(inbox: &Inbox) -> Result<(notify::RecommendedWatcher, mpsc::Receive
     let path = inbox.root().to_owned();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let hint = match res {
-            Ok(event) => Hint::from_event(event),
+            Ok(event) => match Hint::from_event(event) {
+                Some(hint) => hint,
+                None => return,
+            },
             Err(e) => {
                 tracing::debug!(error = %e, "file-system event error; the next scan covers it");
                 Hint::Rescan
@@ -222,14 +328,22 @@ pub enum Hint {
 }
 
 impl Hint {
-    fn from_event(event: notify::Event) -> Hint {
-        use notify::event::{ModifyKind, RenameMode};
+    /// What an event suggests, or `None` for events that cannot mean a new complete file.
+    /// notify's inotify backend always subscribes to `IN_OPEN`, so the daemon's own listing and
+    /// reads of the inbox raise open/close-nowrite events: reacting to those made every scan
+    /// trigger the next, a loop that kept a core busy. Only creation, writes, closes after
+    /// writing, renames and attribute changes (a `touch`) count.
+    fn from_event(event: notify::Event) -> Option<Hint> {
+        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
         match event.kind {
-            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Hint::RenamedIn(event.paths),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Some(Hint::RenamedIn(event.paths)),
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-                Hint::RenamedIn(event.paths.into_iter().skip(1).collect())
+                Some(Hint::RenamedIn(event.paths.into_iter().skip(1).collect()))
             }
-            _ => Hint::Rescan,
+            EventKind::Create(_) | EventKind::Modify(_) => Some(Hint::Rescan),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Hint::Rescan),
+            EventKind::Any | EventKind::Other => Some(Hint::Rescan),
+            EventKind::Access(_) | EventKind::Remove(_) => None,
         }
     }
 }

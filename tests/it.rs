@@ -12,6 +12,7 @@ mod config_example;
 mod conformance;
 mod e2e;
 mod faults;
+mod hostile;
 mod intake;
 mod limits;
 mod ops;

@@ -174,15 +174,21 @@ pub(super) fn finish_row(raw: (JobRecord, String, String, String)) -> Result<Job
 }
 
 impl Catalog {
-    /// Records a new job in state `queued`, its exact request body, and the first event.
+    /// Records a new job in state `queued`, its exact request body, and the first event, with
+    /// its spec file still in the inbox.
     pub fn insert_job(&mut self, job: &NewJob) -> Result<(), CatalogError> {
+        self.insert_job_in(job, SpecPlace::Inbox, &job.spec_name)
+    }
+
+    /// As [`Catalog::insert_job`], with the spec file already moved to `place` as `file`.
+    pub fn insert_job_in(&mut self, job: &NewJob, place: SpecPlace, file: &str) -> Result<(), CatalogError> {
         let now = now_ms();
         let price = job.spec.rules().map_or(0, |r| r.price_fen);
         let tx = self.conn.transaction().map_err(sql("begin insert"))?;
         tx.execute(
             "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
              model, prompt, name, project, tags, request_display, price_fen, state, created_at, updated_at) \
-             VALUES (?1, ?2, ?2, 'inbox', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13, ?13)",
+             VALUES (?1, ?2, ?14, ?15, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13, ?13)",
             params![
                 job.id,
                 job.spec_name,
@@ -197,6 +203,8 @@ impl Catalog {
                 serde_json::Value::Object(job.spec.display.clone()).to_string(),
                 price,
                 now,
+                file,
+                place.as_str(),
             ],
         )
         .map_err(sql("insert job"))?;
@@ -213,17 +221,15 @@ impl Catalog {
         tx.commit().map_err(sql("commit insert"))
     }
 
-    /// The job created from this exact spec file whose file has not left the inbox yet (a crash
-    /// between recording and moving it): intake finishes that move instead of making a second job.
-    pub fn job_for_unmoved_spec(&self, spec_name: &str, spec_sha256: &str) -> Result<Option<String>, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT id FROM jobs WHERE spec_place = 'inbox' AND spec_name = ?1 AND spec_sha256 = ?2",
-                params![spec_name, spec_sha256],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql("find unmoved spec"))
+    /// The names of the spec files the catalogue places in `processing/` (to find files no job
+    /// names); read through a partial index, so its cost does not grow with the archive.
+    pub fn spec_files_in_processing(&self) -> Result<std::collections::HashSet<String>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT spec_file FROM jobs WHERE spec_place = 'processing'")
+            .map_err(sql("list spec files"))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(sql("list spec files"))?;
+        rows.collect::<Result<_, _>>().map_err(sql("list spec files"))
     }
 
     /// Records where the job's spec file now is.

@@ -115,6 +115,8 @@ pub struct Engine {
     live: Option<watch::Receiver<LiveSettings>>,
     /// Inboxes used before a reload changed `watch.dir`: specs taken from them settle there.
     past_inboxes: Vec<Inbox>,
+    /// Jobs whose spec could not be settled, so the failure is logged once.
+    settle_warned: HashSet<String>,
 }
 
 impl Engine {
@@ -142,6 +144,7 @@ impl Engine {
             tasks: JoinSet::new(),
             live: None,
             past_inboxes: Vec::new(),
+            settle_warned: HashSet::new(),
         }
     }
 
@@ -391,27 +394,66 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves the spec files of finished jobs to `done/` or `failed/` with their reports.
+    /// Moves the spec files of finished jobs to `done/` or `failed/` with their reports. The
+    /// catalogue is read, then the files are moved off the async workers with no catalogue call
+    /// held, then the new places are recorded. A spec that cannot be settled is retried on the
+    /// next pass but logged once.
     async fn settle_specs(&mut self) -> Result<(), EngineError> {
-        let inbox = self.inbox.clone();
-        let past = self.past_inboxes.clone();
-        self.ctx
+        let pending = self
+            .ctx
             .db
-            .call(move |c| {
-                for job in c.specs_to_settle()? {
-                    let assets = c.assets(&job.id)?;
-                    // After a reload moved the inbox, a spec settles in the inbox it was taken from.
-                    let has_spec = |i: &Inbox| i.folder(job.spec_place).join(&job.spec_file).exists();
-                    let inbox =
-                        if has_spec(&inbox) { &inbox } else { past.iter().rev().find(|i| has_spec(i)).unwrap_or(&inbox) };
-                    match report::settle(inbox, &job, &assets) {
-                        Ok((place, file)) => c.set_spec_place(&job.id, place, &file)?,
-                        Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot write the report or move the spec; will retry"),
-                    }
-                }
-                Ok(())
+            .call(|c| {
+                c.specs_to_settle()?
+                    .into_iter()
+                    .map(|job| {
+                        let assets = c.assets(&job.id)?;
+                        Ok((job, assets))
+                    })
+                    .collect::<Result<Vec<_>, CatalogError>>()
             })
             .await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (inbox, past) = (self.inbox.clone(), self.past_inboxes.clone());
+        let settled = tokio::task::spawn_blocking(move || {
+            pending
+                .into_iter()
+                .map(|(job, assets)| {
+                    // After a reload moved the inbox, a spec settles in the inbox it was taken from.
+                    let has_spec = |i: &Inbox| i.folder(job.spec_place).join(&job.spec_file).exists();
+                    let inbox = if has_spec(&inbox) {
+                        &inbox
+                    } else {
+                        past.iter().rev().find(|i| has_spec(i)).unwrap_or(&inbox)
+                    };
+                    let result = report::settle(inbox, &job, &assets);
+                    (job.id, result)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| CatalogError::Join(e.to_string()))?;
+        let mut places = Vec::new();
+        for (job_id, result) in settled {
+            match result {
+                Ok((place, file)) => {
+                    self.settle_warned.remove(&job_id);
+                    places.push((job_id, place, file));
+                }
+                Err(e) => {
+                    if self.settle_warned.insert(job_id.clone()) {
+                        tracing::warn!(job_id = %job_id, error = %e, "cannot write the report or move the spec; will retry");
+                    }
+                }
+            }
+        }
+        if !places.is_empty() {
+            self.ctx
+                .db
+                .call(move |c| places.iter().try_for_each(|(id, place, file)| c.set_spec_place(id, *place, file)))
+                .await?;
+        }
         Ok(())
     }
 }

@@ -48,7 +48,7 @@ pub async fn reconcile(db: &Db, inbox: &Inbox) -> Result<Reconciled, CatalogErro
             if job.spec_place == SpecPlace::Inbox && !job.state.is_terminal() {
                 let from = inbox.root().join(&job.spec_file);
                 if from.exists() {
-                    if let Ok(file) = report::move_unique(&from, &inbox.folder(SpecPlace::Processing), &job.id) {
+                    if let Ok(file) = report::move_unique(&from, &job.spec_file, &inbox.folder(SpecPlace::Processing), &job.id) {
                         c.set_spec_place(&job.id, SpecPlace::Processing, &file)?;
                     }
                 }

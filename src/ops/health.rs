@@ -42,6 +42,9 @@ async fn readyz(State(ops): State<Ops>) -> Response {
     if !ops.watcher_alive() {
         problems.push("inbox watcher: not running".to_owned());
     }
+    if let Some(problem) = ops.intake_problem() {
+        problems.push(format!("inbox: intake paused: {problem}"));
+    }
     if !ops.platform_fresh() {
         problems.push(match ops.platform_seen_ms() {
             Some(t) => format!("platform: last answered {} s ago", (now_ms() - t) / 1000),

@@ -36,6 +36,8 @@ pub struct Metrics {
     jobs: Family<Label, Gauge>,
     expiry_seconds: Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>,
     spend_fen: Gauge,
+    intake_scans: Counter,
+    intake_paused: Gauge,
 }
 
 impl Default for Metrics {
@@ -84,6 +86,18 @@ impl Metrics {
             "List price of the submissions accepted since midnight UTC, in 0.01 CNY",
             spend_fen.clone(),
         );
+        let intake_scans = Counter::default();
+        registry.register(
+            "intake_scans",
+            "Scans of the inbox (on start, after file events, on the rescan timer)",
+            intake_scans.clone(),
+        );
+        let intake_paused = Gauge::default();
+        registry.register(
+            "intake_paused",
+            "1 while intake is paused because processing/, done/ or failed/ cannot be used (see /readyz)",
+            intake_paused.clone(),
+        );
         for state in JobState::ALL {
             let _ = jobs.get_or_create(&[("state", state.as_str().to_owned())]);
         }
@@ -103,7 +117,19 @@ impl Metrics {
             jobs,
             expiry_seconds,
             spend_fen,
+            intake_scans,
+            intake_paused,
         }
+    }
+
+    /// The inbox was scanned once.
+    pub fn intake_scanned(&self) {
+        self.intake_scans.inc();
+    }
+
+    /// Intake is paused (true) or running (false).
+    pub fn set_intake_paused(&self, paused: bool) {
+        self.intake_paused.set(i64::from(paused));
     }
 
     /// A submission ended with `outcome` (`accepted`, `refused` or `uncertain`).

@@ -7,20 +7,75 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use super::file::{self, ReadError};
 use super::{SpecContext, SpecError};
 
 /// Largest image file vidkeep reads from the inbox; per-model limits are checked afterwards.
 const MAX_IMAGE_FILE_BYTES: u64 = 50 * 1024 * 1024;
 
+/// Most bytes of local images one spec may inline, all images together: each is held in memory
+/// twice (raw and base64) until the request is recorded.
+pub const MAX_INPUT_BYTES: u64 = 100 * 1024 * 1024;
+
 /// Replaces every local image path in `body["image_url"]` with a data URI.
+///
+/// Counts first (the model's image count) and sizes second (each file and all of them together,
+/// by `fstat`), and reads only when both fit: a small spec naming one large image many times
+/// costs a rejection, not the daemon's memory.
 pub(crate) fn inline(body: &mut Map<String, Value>, ctx: &SpecContext<'_>) -> Result<(), SpecError> {
-    match body.get_mut("image_url") {
-        Some(Value::String(s)) => inline_one(s, ctx),
-        Some(Value::Array(items)) => items.iter_mut().try_for_each(|item| match item {
-            Value::String(s) => inline_one(s, ctx),
-            _ => Ok(()),
-        }),
-        _ => Ok(()),
+    super::models::check_image_count(body)?;
+    let entries: Vec<&mut String> = match body.get_mut("image_url") {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => items
+            .iter_mut()
+            .filter_map(|item| match item {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => return Ok(()),
+    };
+    let mut local = Vec::new();
+    let mut total = 0u64;
+    for entry in entries {
+        if is_remote(entry) {
+            continue;
+        }
+        let err = |reason: String| SpecError::Image { entry: entry.clone(), reason };
+        let (inbox, rel) = confine(Path::new(entry.as_str()), ctx).map_err(&err)?;
+        let mime = mime_for(&rel)
+            .ok_or_else(|| err("only .png, .jpg, .jpeg and .webp files can be sent as images".to_owned()))?;
+        let size = file::size_beneath(&inbox, &rel).map_err(|e| err(read_reason(e)))?;
+        if size > MAX_IMAGE_FILE_BYTES {
+            return Err(err(format!(
+                "the file is {size} bytes; the platform takes at most {MAX_IMAGE_FILE_BYTES} bytes"
+            )));
+        }
+        total += size;
+        if total > MAX_INPUT_BYTES {
+            return Err(err(format!(
+                "the spec's local images add up to more than {MAX_INPUT_BYTES} bytes; give large images as https:// URLs"
+            )));
+        }
+        local.push((entry, inbox, rel, mime));
+    }
+    for (entry, inbox, rel, mime) in local {
+        let err = |reason: String| SpecError::Image { entry: entry.clone(), reason };
+        let bytes = file::read_beneath(&inbox, &rel, MAX_IMAGE_FILE_BYTES).map_err(|e| err(read_reason(e)))?.bytes;
+        if !magic_matches(mime, &bytes) {
+            return Err(err(format!("the file does not look like a {mime} image")));
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        *entry = format!("data:image/{mime};base64,{b64}");
+    }
+    Ok(())
+}
+
+fn read_reason(e: ReadError) -> String {
+    match e {
+        ReadError::Gone => "no such file next to the spec".to_owned(),
+        ReadError::Outside => "the path leads outside the inbox; put the image in the inbox".to_owned(),
+        other => format!("cannot read it: {other}"),
     }
 }
 
@@ -30,46 +85,24 @@ pub fn is_remote(entry: &str) -> bool {
     lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("data:")
 }
 
-fn inline_one(entry: &mut String, ctx: &SpecContext<'_>) -> Result<(), SpecError> {
-    if is_remote(entry) {
-        return Ok(());
-    }
-    let err = |reason: String| SpecError::Image { entry: entry.clone(), reason };
-    let path = confine(Path::new(entry.as_str()), ctx).map_err(&err)?;
-    let mime = mime_for(&path)
-        .ok_or_else(|| err("only .png, .jpg, .jpeg and .webp files can be sent as images".to_owned()))?;
-    let meta = std::fs::metadata(&path).map_err(|e| err(format!("cannot read it: {e}")))?;
-    if meta.len() > MAX_IMAGE_FILE_BYTES {
-        return Err(err(format!(
-            "the file is {} bytes; the platform takes at most {} bytes",
-            meta.len(),
-            MAX_IMAGE_FILE_BYTES
-        )));
-    }
-    let bytes = std::fs::read(&path).map_err(|e| err(format!("cannot read it: {e}")))?;
-    if !magic_matches(mime, &bytes) {
-        return Err(err(format!("the file does not look like a {mime} image")));
-    }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
-    *entry = format!("data:image/{mime};base64,{b64}");
-    Ok(())
-}
-
-/// Resolves `rel` against the spec's folder and checks it stays inside the inbox.
-fn confine(rel: &Path, ctx: &SpecContext<'_>) -> Result<PathBuf, String> {
+/// Resolves `rel` against the spec's folder and checks it stays inside the inbox; returns the
+/// inbox's real path and the image's path below it, which [`file::read_beneath`] opens without
+/// following anything that leads out (a check here and a swap later cannot escape).
+fn confine(rel: &Path, ctx: &SpecContext<'_>) -> Result<(PathBuf, PathBuf), String> {
     if rel.is_absolute() {
         return Err("use a path relative to the spec's folder, not an absolute path".to_owned());
     }
     let joined = ctx.spec_dir.join(rel);
     let real = joined.canonicalize().map_err(|e| format!("no such file next to the spec ({e})"))?;
     let inbox = ctx.inbox.canonicalize().map_err(|e| format!("cannot resolve the inbox ({e})"))?;
-    if !real.starts_with(&inbox) {
-        return Err("the path leads outside the inbox; put the image in the inbox".to_owned());
-    }
-    if !real.is_file() {
+    let below = real
+        .strip_prefix(&inbox)
+        .map_err(|_| "the path leads outside the inbox; put the image in the inbox".to_owned())?
+        .to_owned();
+    if below.as_os_str().is_empty() {
         return Err("not a regular file".to_owned());
     }
-    Ok(real)
+    Ok((inbox, below))
 }
 
 fn mime_for(path: &Path) -> Option<&'static str> {

@@ -350,6 +350,31 @@ pub fn validate_request(body: &Map<String, Value>) -> Result<&'static ModelRules
     Ok(rules)
 }
 
+/// Checks only how many images `image_url` names against the model's limit, before any of them
+/// is read: the full check ([`validate_request`]) runs once local files are inlined.
+pub fn check_image_count(body: &Map<String, Value>) -> Result<(), Violation> {
+    let Some(rules) = body.get("model").and_then(Value::as_str).and_then(rules) else { return Ok(()) };
+    let given = match body.get("image_url") {
+        Some(Value::Array(items)) => items.len(),
+        _ => return Ok(()),
+    };
+    let (min, max) = match rules.image {
+        ImageRule::None => (0, 0),
+        ImageRule::Single => (1, 1),
+        ImageRule::SingleOrPair => (2, 2),
+        ImageRule::Array { min, max } => (min, max),
+    };
+    if given > max {
+        let want = if min == max { format!("exactly {max}") } else { format!("{min} to {max} (at most {max})") };
+        return Err(Violation::Illegal {
+            field: "image_url".to_owned(),
+            model: rules.name.to_owned(),
+            why: format!("takes {want} images, this spec gives {given}"),
+        });
+    }
+    Ok(())
+}
+
 type Ill<'a> = dyn Fn(&str, String) -> Violation + 'a;
 
 fn check_prompt(rules: &ModelRules, prompt: Option<&Value>, ill: &Ill<'_>) -> Result<(), Violation> {

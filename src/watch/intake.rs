@@ -1,12 +1,18 @@
-//! Taking a complete spec file: parse and validate it, record the job, then move the file to
-//! `processing/`; or, for a bad spec, move it to `failed/` with a report. Never submits anything:
-//! the engine does that from the catalogue.
+//! Taking a complete spec file: read and validate it, move it to `processing/`, then record the
+//! job; or, for a bad spec, move it to `failed/` with a report. Never submits anything: the engine
+//! does that from the catalogue.
 //!
-//! The order is crash-safe: the job row is written before the file moves, and a job whose file
-//! never left the inbox is found again by name and hash ([`Catalog::job_for_unmoved_spec`]), so a
-//! crash in between finishes the move instead of creating a second job.
+//! The rename into `processing/` is the claim. A job is recorded only for a file that has left
+//! the inbox, so a file that cannot be moved can never become a job, let alone a second one; and
+//! a crash between the move and the record leaves a file in `processing/` that no job names,
+//! which the first scan after a start takes from there ([`Intake::scan`]). Files are read and
+//! parsed outside the catalogue lock; the catalogue only records.
+//!
+//! Names are handled as bytes ([`SpecName`]): opened and renamed by their exact bytes, spoken of
+//! by a text form that is safe in the catalogue, logs and reports.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,11 +20,14 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
+use super::name::SpecName;
 use super::{FileKind, Inbox, Stability, classify};
 use crate::archive::sha256_hex;
-use crate::catalog::{Catalog, CatalogError, Db, NewJob, Rejection, SpecPlace};
+use crate::catalog::{Db, NewJob, Rejection, SpecPlace};
+use crate::ops::Ops;
 use crate::report;
-use crate::spec::{self, MAX_SPEC_BYTES, SpecContext, SpecError};
+use crate::spec::file::{self, ReadError};
+use crate::spec::{self, JobSpec, MAX_SPEC_BYTES, SpecContext, SpecError};
 
 /// Everything intake needs.
 #[derive(Debug, Clone)]
@@ -27,12 +36,31 @@ pub struct Intake {
     inbox: Inbox,
     defaults: Arc<Map<String, Value>>,
     wake: Arc<Notify>,
+    ops: Ops,
+}
+
+/// A file in the inbox as one listing saw it.
+#[derive(Debug, Clone)]
+struct Entry {
+    path: PathBuf,
+    name: SpecName,
+    size: u64,
+    mtime: SystemTime,
+}
+
+/// A spec read and parsed, before anything is moved or recorded.
+struct Read {
+    entry: Entry,
+    sha: String,
+    id: Option<(u64, u64)>,
+    parsed: Result<JobSpec, SpecError>,
 }
 
 impl Intake {
-    /// Intake into `db` from `inbox`, filling gaps from `defaults`, waking `wake` on new jobs.
-    pub fn new(db: Db, inbox: Inbox, defaults: Map<String, Value>, wake: Arc<Notify>) -> Intake {
-        Intake { db, inbox, defaults: Arc::new(defaults), wake }
+    /// Intake into `db` from `inbox`, filling gaps from `defaults`, waking `wake` on new jobs and
+    /// reporting its health through `ops`.
+    pub fn new(db: Db, inbox: Inbox, defaults: Map<String, Value>, wake: Arc<Notify>, ops: Ops) -> Intake {
+        Intake { db, inbox, defaults: Arc::new(defaults), wake, ops }
     }
 
     /// The inbox.
@@ -40,39 +68,59 @@ impl Intake {
         &self.inbox
     }
 
-    /// One pass over the inbox: takes every complete spec.
+    /// One pass over the inbox: takes every complete spec. The first pass after a start (and a
+    /// pass after a failed record) also takes the files in `processing/` that no job names.
     pub async fn scan(&self, stability: &mut Stability) {
-        let entries = match list(self.inbox.root()) {
+        self.ops.metrics().intake_scanned();
+        let inbox = self.inbox.clone();
+        let (folders, entries) = match run_blocking(move || (inbox.check_folders(), list(inbox.root()))).await {
+            Some(found) => found,
+            None => return,
+        };
+        if let Err(problem) = folders {
+            if stability.pause(&problem) {
+                tracing::error!(inbox = ?self.inbox.root(), %problem, "intake paused: no spec is taken until this is repaired");
+            }
+            self.ops.set_intake_problem(Some(problem));
+            return;
+        }
+        if stability.resume() {
+            tracing::info!(inbox = ?self.inbox.root(), "intake resumed: the inbox folders are usable again");
+        }
+        self.ops.set_intake_problem(None);
+        let entries = match entries {
             Ok(entries) => entries,
             Err(e) => {
-                tracing::error!(inbox = %self.inbox.root().display(), error = %e, "cannot list the inbox");
+                tracing::error!(inbox = ?self.inbox.root(), error = %e, "cannot list the inbox");
                 return;
             }
         };
-        let now = SystemTime::now();
-        let present: HashSet<PathBuf> = entries.iter().map(|(p, _, _)| p.clone()).collect();
-        stability.retain_present(&present);
         let mut taken = 0;
-        for (path, size, mtime) in entries {
-            let name = file_name(&path);
-            match classify(&name) {
+        if stability.take_sweep() {
+            taken += self.take_orphans(stability).await;
+        }
+        let now = SystemTime::now();
+        let present: HashSet<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+        stability.retain_present(&present);
+        for entry in entries {
+            match classify(entry.name.text()) {
                 FileKind::Spec(_) => {}
                 FileKind::Unknown => {
-                    if stability.first_notice(&path) {
-                        tracing::info!(file = %name, "not a spec (.json, .toml or .txt); left alone");
+                    if stability.first_notice(&entry.path) {
+                        tracing::info!(file = ?entry.name.text(), "not a spec (.json, .toml or .txt); left alone");
                     }
                     continue;
                 }
                 FileKind::Ignored | FileKind::Image => continue,
             }
-            if !stability.is_complete(&path, size, mtime, now) {
+            if stability.is_stuck(&entry.path, entry.size, entry.mtime)
+                || !stability.is_complete(&entry.path, entry.size, entry.mtime, now)
+            {
                 continue;
             }
-            stability.forget(&path);
-            match self.take(path.clone(), size).await {
-                Ok(true) => taken += 1,
-                Ok(false) => {}
-                Err(e) => tracing::error!(file = %name, error = %e, "cannot record spec; will retry"),
+            stability.forget(&entry.path);
+            if self.take(entry, stability).await {
+                taken += 1;
             }
         }
         if taken > 0 {
@@ -80,109 +128,199 @@ impl Intake {
         }
     }
 
-    /// Takes one spec file. `Ok(true)` when a job was created or resumed.
-    async fn take(&self, path: PathBuf, size: u64) -> Result<bool, CatalogError> {
-        let this = self.clone();
-        self.db.call(move |catalog| this.take_blocking(catalog, &path, size)).await
-    }
-
-    fn take_blocking(&self, catalog: &mut Catalog, path: &Path, size: u64) -> Result<bool, CatalogError> {
-        let name = file_name(path);
-        let bytes = if size > MAX_SPEC_BYTES {
-            Err(SpecError::TooLarge { bytes: size, max: MAX_SPEC_BYTES })
-        } else {
-            match std::fs::read(path) {
-                Ok(b) => Ok(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => {
-                    tracing::warn!(file = %name, error = %e, "cannot read spec; will retry");
-                    return Ok(false);
+    /// Takes one spec file from the inbox; true when a job was recorded.
+    async fn take(&self, entry: Entry, stability: &mut Stability) -> bool {
+        let ctx_inbox = self.inbox.clone();
+        let defaults = Arc::clone(&self.defaults);
+        let Some(read) = run_blocking(move || read_spec(entry, &ctx_inbox, &defaults)).await.flatten() else {
+            return false;
+        };
+        match read.parsed {
+            Ok(spec) => {
+                let job_id = uuid::Uuid::now_v7().to_string();
+                let inbox = self.inbox.clone();
+                let (entry, id, tag) = (read.entry.clone(), read.id, job_id.clone());
+                let moved = run_blocking(move || claim(&inbox, &entry, id, &tag)).await;
+                match moved {
+                    Some(Ok(file)) => self.record(job_id, &read.entry.name, read.sha, spec, file, stability).await,
+                    Some(Err(e)) => {
+                        self.unmovable(&read.entry, &read.sha, &e, stability).await;
+                        false
+                    }
+                    None => false,
                 }
             }
-        };
-        let sha = bytes.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
-        if let Some(job_id) = catalog.job_for_unmoved_spec(&name, &sha)? {
-            tracing::info!(job_id = %job_id, file = %name, "resuming the move of an accepted spec");
-            self.move_to_processing(catalog, &job_id, &name)?;
-            return Ok(true);
-        }
-        let parsed = bytes.and_then(|b| {
-            let ctx = SpecContext { defaults: &self.defaults, spec_dir: self.inbox.root(), inbox: self.inbox.root() };
-            spec::parse(&name, &b, &ctx)
-        });
-        match parsed {
-            Ok(spec) => {
-                let format = spec::SpecFormat::from_path(path).unwrap_or(spec::SpecFormat::Json);
-                let job = NewJob {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    spec_name: name.clone(),
-                    spec_sha256: sha,
-                    spec_format: format,
-                    spec,
-                };
-                catalog.insert_job(&job)?;
-                tracing::info!(job_id = %job.id, file = %name, model = %job.spec.model, "spec accepted");
-                self.move_to_processing(catalog, &job.id, &name)?;
-                Ok(true)
-            }
             Err(e) => {
-                self.reject(catalog, path, &name, &sha, &e)?;
-                Ok(false)
+                self.reject(&read.entry, &read.sha, &e, stability).await;
+                false
             }
         }
     }
 
-    fn move_to_processing(&self, catalog: &mut Catalog, job_id: &str, name: &str) -> Result<(), CatalogError> {
-        let from = self.inbox.root().join(name);
-        match report::move_unique(&from, &self.inbox.folder(SpecPlace::Processing), job_id) {
-            Ok(file) => catalog.set_spec_place(job_id, SpecPlace::Processing, &file),
-            Err(e) => {
-                tracing::warn!(job_id, file = name, error = %e, "cannot move spec to processing/; the job runs anyway");
-                Ok(())
-            }
-        }
-    }
-
-    fn reject(
+    /// Records the job of a spec now in `processing/` as `file`.
+    async fn record(
         &self,
-        catalog: &mut Catalog,
-        path: &Path,
-        name: &str,
-        sha: &str,
-        e: &SpecError,
-    ) -> Result<(), CatalogError> {
-        tracing::warn!(file = name, code = e.code(), reason = %e, "spec rejected; nothing was submitted");
+        job_id: String,
+        name: &SpecName,
+        sha: String,
+        spec: JobSpec,
+        file: String,
+        stability: &mut Stability,
+    ) -> bool {
+        let format = spec::SpecFormat::from_path(Path::new(name.text())).unwrap_or(spec::SpecFormat::Json);
+        let job = NewJob { id: job_id, spec_name: name.text().to_owned(), spec_sha256: sha, spec_format: format, spec };
+        let (id, model) = (job.id.clone(), job.spec.model.clone());
+        match self.db.call(move |c| c.insert_job_in(&job, SpecPlace::Processing, &file)).await {
+            Ok(()) => {
+                tracing::info!(job_id = %id, file = ?name.text(), model = %model, "spec accepted");
+                true
+            }
+            Err(e) => {
+                // The file waits in processing/ with no job; the next scan takes it from there.
+                tracing::error!(file = ?name.text(), error = %e, "cannot record the spec; it waits in processing/ and is retried");
+                stability.sweep_next();
+                false
+            }
+        }
+    }
+
+    /// Takes the files in `processing/` that no job names (a crash between move and record).
+    async fn take_orphans(&self, stability: &mut Stability) -> usize {
+        let dir = self.inbox.folder(SpecPlace::Processing);
+        let named = match self.db.call(|c| c.spec_files_in_processing()).await {
+            Ok(named) => named,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read which specs are in processing/; will retry");
+                stability.sweep_next();
+                return 0;
+            }
+        };
+        let Some(Ok(entries)) = run_blocking(move || list(&dir)).await else { return 0 };
+        let mut taken = 0;
+        for entry in entries {
+            let text = entry.name.text().to_owned();
+            if named.contains(&text) || !matches!(classify(&text), FileKind::Spec(_)) || !entry.name.is_exact() {
+                continue;
+            }
+            let (inbox, defaults) = (self.inbox.clone(), Arc::clone(&self.defaults));
+            let Some(read) = run_blocking(move || read_spec(entry, &inbox, &defaults)).await.flatten() else {
+                continue;
+            };
+            tracing::warn!(file = ?text, "a spec in processing/ has no job (a stop between its move and its record): taking it now");
+            match read.parsed {
+                Ok(spec) => {
+                    let job_id = uuid::Uuid::now_v7().to_string();
+                    if self.record(job_id, &read.entry.name, read.sha, spec, text, stability).await {
+                        taken += 1;
+                    }
+                }
+                Err(e) => self.reject(&read.entry, &read.sha, &e, stability).await,
+            }
+        }
+        taken
+    }
+
+    /// A valid spec that cannot be moved into `processing/`: nothing is recorded or paid. It goes
+    /// to `failed/` with a report if it can, and is otherwise left alone until it changes.
+    async fn unmovable(&self, entry: &Entry, sha: &str, e: &std::io::Error, stability: &mut Stability) {
+        let error = SpecError::Unmovable(e.to_string());
+        self.reject(entry, sha, &error, stability).await;
+    }
+
+    /// Moves a bad spec to `failed/` with its report, then records the rejection once. A spec
+    /// that cannot be moved is remembered and not tried again until it changes: one log line.
+    async fn reject(&self, entry: &Entry, sha: &str, e: &SpecError, stability: &mut Stability) {
         let rejection = Rejection {
-            spec_name: name.to_owned(),
+            spec_name: entry.name.text().to_owned(),
             spec_sha256: sha.to_owned(),
             error_code: e.code().to_owned(),
             error_message: e.to_string(),
             at: crate::time::now_ms(),
         };
-        catalog.record_rejection(&rejection)?;
-        if let Err(io) = report::reject(&self.inbox, path, &rejection) {
-            tracing::error!(file = name, error = %io, "cannot move rejected spec to failed/");
+        let (inbox, path, r) = (self.inbox.clone(), entry.path.clone(), rejection.clone());
+        match run_blocking(move || report::reject(&inbox, &path, &r)).await {
+            Some(Ok(_)) => {
+                tracing::warn!(file = ?entry.name.text(), code = e.code(), reason = %e, "spec rejected; nothing was submitted");
+                if let Err(err) = self.db.call(move |c| c.record_rejection(&rejection)).await {
+                    tracing::error!(file = ?entry.name.text(), error = %err, "cannot record the rejection (its report is in failed/)");
+                }
+            }
+            Some(Err(io)) => {
+                stability.stuck(&entry.path, entry.size, entry.mtime);
+                tracing::error!(
+                    file = ?entry.name.text(), code = e.code(), reason = %e, error = %io,
+                    "spec rejected but cannot be moved to failed/; left in the inbox and not tried again until it changes"
+                );
+            }
+            None => {}
         }
-        Ok(())
     }
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+/// Runs blocking file work off the async workers; `None` (logged) if the task died.
+async fn run_blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(error = %e, "intake: a file task did not complete");
+            None
+        }
+    }
 }
 
-/// Regular files directly in `dir`, with size and mtime.
-fn list(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64, SystemTime)>> {
+/// Reads and parses one spec; `None` when the file is gone or not a regular file any more (the
+/// next listing decides about it).
+fn read_spec(entry: Entry, inbox: &Inbox, defaults: &Map<String, Value>) -> Option<Read> {
+    let (bytes, id) = match file::read_regular(&entry.path, MAX_SPEC_BYTES) {
+        Ok(opened) => (Ok(opened.bytes), Some(opened.id)),
+        Err(ReadError::TooLarge { bytes, max }) => (Err(SpecError::TooLarge { bytes, max }), None),
+        Err(ReadError::Gone) => return None,
+        Err(e @ ReadError::NotRegular(_)) => {
+            tracing::info!(file = ?entry.name.text(), reason = %e, "not taken: no longer a regular file");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(file = ?entry.name.text(), error = %e, "cannot read spec; will retry");
+            return None;
+        }
+    };
+    let sha = bytes.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
+    let parsed = bytes.and_then(|b| {
+        let ctx = SpecContext { defaults, spec_dir: inbox.root(), inbox: inbox.root() };
+        spec::parse(entry.name.text(), &b, &ctx)
+    });
+    Some(Read { entry, sha, id, parsed })
+}
+
+/// Moves the spec into `processing/` under its text name (tagged with the job id if taken), if
+/// the file there is still the one that was read.
+fn claim(inbox: &Inbox, entry: &Entry, id: Option<(u64, u64)>, job_id: &str) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(&entry.path)?;
+    if id.is_some_and(|id| id != (meta.dev(), meta.ino())) || !meta.file_type().is_file() {
+        return Err(std::io::Error::other("the file was replaced while it was being read"));
+    }
+    report::move_unique(&entry.path, entry.name.text(), &inbox.folder(SpecPlace::Processing), job_id)
+}
+
+/// Regular files directly in `dir`, with size and mtime; one `read_dir` and one `lstat` each.
+fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
+        // DirEntry::metadata does not follow symlinks: a link is never a spec.
         let Ok(meta) = entry.metadata() else { continue };
         if !meta.is_file() {
             continue;
         }
-        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        out.push((entry.path(), meta.len(), mtime));
+        let raw: OsString = entry.file_name();
+        out.push(Entry {
+            path: entry.path(),
+            name: SpecName::new(&raw),
+            size: meta.len(),
+            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        });
     }
-    out.sort();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
