@@ -133,8 +133,10 @@ fn sysusers_and_tmpfiles_make_a_setgid_inbox_for_the_drop_group() {
     assert!(members.split(',').any(|m| m == "vidkeep"), "vidkeep reads the drop group's files");
     let state = std::fs::metadata(r.join("var/lib/vidkeep")).expect("state dir");
     assert_eq!((state.mode() & 0o7777, state.uid(), state.gid()), (0o751, uid, gid), "state folder");
-    for dir in ["inbox", "inbox/processing", "inbox/done", "inbox/failed"] {
+    let inbox = std::fs::metadata(r.join("var/lib/vidkeep/inbox")).expect("inbox");
+    assert_eq!((inbox.mode() & 0o7777, inbox.uid(), inbox.gid()), (0o3770, uid, drop_gid), "inbox: setgid, sticky");
+    for dir in ["inbox/processing", "inbox/done", "inbox/failed"] {
         let m = std::fs::metadata(r.join("var/lib/vidkeep").join(dir)).expect("inbox dir");
-        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o2770, uid, drop_gid), "{dir}: setgid drop group");
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o2750, uid, drop_gid), "{dir}: vidkeep's, group reads");
     }
 }
