@@ -143,6 +143,18 @@ pub enum SpecError {
     /// The request does not fit the model's schema.
     #[error("{0}")]
     Invalid(#[from] Violation),
+    /// The file begins with the exact bytes of a spec of the same name taken moments ago: the
+    /// same file still being written (and taken too early), not a new job.
+    #[error(
+        "this file begins with the exact content of the spec of the same name taken moments ago as job {job_id}: \
+         it was still being written when vidkeep took it, so nothing was sent for this version. Write specs \
+         elsewhere (or as .part) and rename them into the inbox when done; if you meant a new job, drop it again \
+         under another name"
+    )]
+    ExtendsTaken {
+        /// The job made from the earlier, shorter file.
+        job_id: String,
+    },
     /// A valid spec that could not be moved out of the inbox, so it was not taken.
     #[error("the spec could not be moved into processing/ ({0}); it was not taken and nothing was sent")]
     Unmovable(String),
@@ -162,6 +174,7 @@ impl SpecError {
             SpecError::Invalid(Violation::UnknownModel(_)) => "spec-unknown-model",
             SpecError::Invalid(_) => "spec-invalid",
             SpecError::Unmovable(_) => "spec-unmovable",
+            SpecError::ExtendsTaken { .. } => "spec-rewritten",
         }
     }
 }

@@ -138,17 +138,49 @@ pub fn classify(name: &str) -> FileKind {
     }
 }
 
+/// What the completeness rule saw of one file.
+#[derive(Debug, Clone)]
+struct Seen {
+    size: u64,
+    mtime: SystemTime,
+    /// When vidkeep first saw the file with this size and mtime.
+    since: SystemTime,
+    /// SHA-256 of the content at the last read that found the file otherwise complete.
+    sha: Option<String>,
+}
+
+/// A spec taken recently, to recognise a file that is still being rewritten.
+#[derive(Debug, Clone)]
+struct Taken {
+    name: String,
+    len: usize,
+    sha: String,
+    job_id: String,
+    at: SystemTime,
+}
+
 /// The completeness rule, with what it has seen so far.
+///
+/// A file renamed into the inbox is complete at the rename. A file written in place is complete
+/// when vidkeep itself has seen its size and mtime unchanged for the quiet period (an mtime
+/// alone proves nothing: `tar`, `cp -p` and `rsync` set old ones), its mtime is at least that
+/// old, no write was seen since its last close-after-writing (inotify `IN_CLOSE_WRITE` after the
+/// last `IN_MODIFY`), and two reads a scan apart found the same content hash.
 #[derive(Debug)]
 pub struct Stability {
     quiet: Duration,
     renamed_in: HashSet<PathBuf>,
-    seen: HashMap<PathBuf, (u64, SystemTime)>,
+    seen: HashMap<PathBuf, Seen>,
+    writing: HashMap<PathBuf, SystemTime>,
+    taken: std::collections::VecDeque<Taken>,
     noted: HashSet<PathBuf>,
     stuck: HashMap<PathBuf, (u64, SystemTime)>,
     paused: Option<String>,
     sweep: bool,
 }
+
+/// Most recently taken specs remembered for the rewrite check.
+const TAKEN_MEMORY: usize = 256;
 
 impl Stability {
     /// A rule with the given quiet period.
@@ -157,6 +189,8 @@ impl Stability {
             quiet,
             renamed_in: HashSet::new(),
             seen: HashMap::new(),
+            writing: HashMap::new(),
+            taken: std::collections::VecDeque::new(),
             noted: HashSet::new(),
             stuck: HashMap::new(),
             paused: None,
@@ -164,29 +198,101 @@ impl Stability {
         }
     }
 
+    /// A file held open without writes counts as still being written for this long at most
+    /// (events can be lost; a writer that went away must not hold a spec forever).
+    fn writing_limit(&self) -> Duration {
+        (self.quiet * 10).max(Duration::from_secs(60))
+    }
+
     /// Notes that `path` was renamed into the inbox: complete as of now.
     pub fn renamed_in(&mut self, path: PathBuf) {
+        self.writing.remove(&path);
         self.renamed_in.insert(path);
     }
 
-    /// Whether a file with `size` and `mtime` is complete at `now`; also remembers what it saw.
-    /// A file that changed since the last look is never complete, whatever its mtime says.
+    /// Notes a write to `path` (or its creation) at `at`: it is being written until it is closed.
+    pub fn written(&mut self, path: PathBuf, at: SystemTime) {
+        self.writing.insert(path, at);
+    }
+
+    /// Notes that a writer closed `path`.
+    pub fn closed(&mut self, path: &Path) {
+        self.writing.remove(path);
+    }
+
+    /// Whether a file with `size` and `mtime` may be complete at `now` (its content is then
+    /// checked by [`Stability::confirm`]); also remembers what it saw. A file that changed since
+    /// the last look is never complete, whatever its mtime says.
     pub fn is_complete(&mut self, path: &Path, size: u64, mtime: SystemTime, now: SystemTime) -> bool {
-        let changed = self.seen.insert(path.to_owned(), (size, mtime)).is_some_and(|prev| prev != (size, mtime));
+        let fresh = Seen { size, mtime, since: now, sha: None };
+        let changed = match self.seen.get(path) {
+            Some(prev) => (prev.size, prev.mtime) != (size, mtime),
+            None => {
+                self.seen.insert(path.to_owned(), fresh.clone());
+                false
+            }
+        };
         if changed {
+            self.seen.insert(path.to_owned(), fresh);
             self.renamed_in.remove(path);
             return false;
         }
         if self.renamed_in.contains(path) {
             return true;
         }
-        now.duration_since(mtime).is_ok_and(|age| age >= self.quiet)
+        if let Some(at) = self.writing.get(path) {
+            if now.duration_since(*at).is_ok_and(|d| d < self.writing_limit()) {
+                return false;
+            }
+        }
+        let since = self.seen.get(path).map_or(now, |s| s.since);
+        let quiet = |t: SystemTime| now.duration_since(t).is_ok_and(|age| age >= self.quiet);
+        quiet(since) && quiet(mtime)
+    }
+
+    /// Whether the content read now (`sha`) is the content read at the previous complete look:
+    /// true for a file renamed in, or the second read in a row that finds the same hash.
+    pub fn confirm(&mut self, path: &Path, sha: &str) -> bool {
+        if self.renamed_in.contains(path) {
+            return true;
+        }
+        match self.seen.get_mut(path) {
+            Some(seen) if seen.sha.as_deref() == Some(sha) => true,
+            Some(seen) => {
+                seen.sha = Some(sha.to_owned());
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers a spec just taken as job `job_id`.
+    pub fn remember_taken(&mut self, name: &str, bytes: &[u8], job_id: &str, now: SystemTime) {
+        if self.taken.len() == TAKEN_MEMORY {
+            self.taken.pop_front();
+        }
+        let (len, sha) = (bytes.len(), crate::archive::sha256_hex(bytes));
+        self.taken.push_back(Taken { name: name.to_owned(), len, sha, job_id: job_id.to_owned(), at: now });
+    }
+
+    /// The job of a spec taken within the last minute (or ten quiet periods) under the same
+    /// name whose bytes `bytes` begin with: the same file, still being rewritten.
+    pub fn extends_taken(&self, name: &str, bytes: &[u8], now: SystemTime) -> Option<String> {
+        let window = self.writing_limit();
+        self.taken
+            .iter()
+            .rev()
+            .filter(|t| t.name == name && t.len < bytes.len())
+            .filter(|t| now.duration_since(t.at).is_ok_and(|d| d <= window))
+            .find(|t| crate::archive::sha256_hex(&bytes[..t.len]) == t.sha)
+            .map(|t| t.job_id.clone())
     }
 
     /// Forgets a file that was taken or is gone.
     pub fn forget(&mut self, path: &Path) {
         self.seen.remove(path);
         self.renamed_in.remove(path);
+        self.writing.remove(path);
     }
 
     /// Whether any file is waiting to become complete.
@@ -197,6 +303,7 @@ impl Stability {
     /// Keeps memory only of files still present after a scan.
     pub fn retain_present(&mut self, present: &HashSet<PathBuf>) {
         self.seen.retain(|p, _| present.contains(p));
+        self.writing.retain(|p, _| present.contains(p));
         self.renamed_in.retain(|p| present.contains(p));
         self.noted.retain(|p| present.contains(p));
         self.stuck.retain(|p, _| present.contains(p));
@@ -325,6 +432,10 @@ pub enum Hint {
     Rescan,
     /// These paths were renamed into the folder: complete now.
     RenamedIn(Vec<PathBuf>),
+    /// These paths were created or written to: incomplete until closed.
+    Written(Vec<PathBuf>),
+    /// A writer closed these paths.
+    Closed(Vec<PathBuf>),
 }
 
 impl Hint {
@@ -340,11 +451,29 @@ impl Hint {
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
                 Some(Hint::RenamedIn(event.paths.into_iter().skip(1).collect()))
             }
-            EventKind::Create(_) | EventKind::Modify(_) => Some(Hint::Rescan),
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Hint::Rescan),
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                Some(Hint::Written(event.paths))
+            }
+            EventKind::Modify(_) => Some(Hint::Rescan),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Hint::Closed(event.paths)),
             EventKind::Any | EventKind::Other => Some(Hint::Rescan),
             EventKind::Access(_) | EventKind::Remove(_) => None,
         }
+    }
+}
+
+/// How long the worker lets events gather before it scans.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
+fn apply(stability: &mut Stability, hint: Hint) {
+    match hint {
+        Hint::Rescan => {}
+        Hint::RenamedIn(paths) => paths.into_iter().for_each(|p| stability.renamed_in(p)),
+        Hint::Written(paths) => {
+            let now = SystemTime::now();
+            paths.into_iter().for_each(|p| stability.written(p, now));
+        }
+        Hint::Closed(paths) => paths.iter().for_each(|p| stability.closed(p)),
     }
 }
 
@@ -366,16 +495,15 @@ pub async fn run(
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
             hint = hints.recv() => match hint {
-                Some(Hint::RenamedIn(paths)) => paths.into_iter().for_each(|p| stability.renamed_in(p)),
-                Some(Hint::Rescan) => {}
+                Some(hint) => apply(&mut stability, hint),
                 None => return Ok(()),
             },
             () = tokio::time::sleep(wait) => {}
         }
+        // Debounce: a burst of events (many files dropped at once) makes one scan, not one each.
+        tokio::time::sleep(DEBOUNCE).await;
         while let Ok(hint) = hints.try_recv() {
-            if let Hint::RenamedIn(paths) = hint {
-                paths.into_iter().for_each(|p| stability.renamed_in(p));
-            }
+            apply(&mut stability, hint);
         }
     }
 }
@@ -401,13 +529,42 @@ mod tests {
         let mut s = Stability::new(Duration::from_secs(2));
         let p = Path::new("/in/a.json");
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        assert!(!s.is_complete(p, 10, t0, t0 + Duration::from_secs(1)), "too fresh");
-        assert!(s.is_complete(p, 10, t0, t0 + Duration::from_secs(3)), "quiet long enough");
-        assert!(!s.is_complete(p, 20, t0, t0 + Duration::from_secs(9)), "grew since last look");
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert!(!s.is_complete(p, 10, t0, at(1)), "too fresh");
+        assert!(!s.is_complete(p, 10, t0, at(2)), "seen for 1 s only, though its mtime is old enough");
+        assert!(s.is_complete(p, 10, t0, at(3)), "seen unchanged for the quiet period");
+        assert!(!s.confirm(p, "aa"), "the first read only records the content");
+        assert!(!s.confirm(p, "bb"), "a different content starts over");
+        assert!(s.confirm(p, "bb"), "the same content twice: complete");
+        assert!(!s.is_complete(p, 20, t0, at(9)), "grew since last look");
+        // A file written to and not closed since is not complete, until its writer closes it.
+        let w = Path::new("/in/w.txt");
+        assert!(!s.is_complete(w, 5, t0, at(3)));
+        s.written(w.to_owned(), at(3));
+        assert!(!s.is_complete(w, 5, t0, at(10)), "still open for writing");
+        s.closed(w);
+        assert!(s.is_complete(w, 5, t0, at(10)), "closed and quiet");
+        // A writer that never closes holds the file for a bounded time only.
+        s.written(w.to_owned(), at(10));
+        assert!(s.is_complete(w, 5, t0, at(71)), "a lost close event cannot hold a spec forever");
         let q = Path::new("/in/b.json");
         s.renamed_in(q.to_owned());
         assert!(s.is_complete(q, 5, t0, t0), "renamed in: complete at once");
         s.forget(q);
         assert!(!s.is_complete(q, 5, t0, t0));
+    }
+
+    #[test]
+    fn a_rewrite_of_a_just_taken_spec_is_recognised() {
+        let mut s = Stability::new(Duration::from_secs(1));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        s.remember_taken("slow.txt", b"a lighthouse", "job-1", t0);
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(s.extends_taken("slow.txt", b"a lighthouse in a storm", later).as_deref(), Some("job-1"));
+        assert_eq!(s.extends_taken("other.txt", b"a lighthouse in a storm", later), None, "another name");
+        assert_eq!(s.extends_taken("slow.txt", b"a lighthouse", later), None, "the same bytes are not an extension");
+        assert_eq!(s.extends_taken("slow.txt", b"a lightship at sea", later), None, "not a prefix");
+        let much_later = t0 + Duration::from_secs(3600);
+        assert_eq!(s.extends_taken("slow.txt", b"a lighthouse in a storm", much_later), None, "not just taken");
     }
 }

@@ -167,3 +167,54 @@ async fn inbox_folders_and_reports_have_safe_modes() {
     }
     env.stop().await;
 }
+
+const CHUNKS: [&str; 3] = ["a lighthouse ", "in a storm ", "at midnight"];
+
+/// A writer that keeps the file open and appends three chunks 1 s apart, with a quiet period of
+/// 300 ms: the file is not complete until its writer closes it, so one job with the whole prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_held_open_by_a_slow_writer_is_taken_once_whole() {
+    use std::io::Write as _;
+    let mut env = Env::default().await;
+    env.start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut file = std::fs::File::create(env.inbox().join("slow.txt")).expect("create");
+    for chunk in CHUNKS {
+        file.write_all(chunk.as_bytes()).expect("write");
+        file.flush().expect("flush");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    drop(file);
+    let jobs = env.wait_all_ended(1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.jobs().len(), 1);
+    assert_eq!(jobs[0].prompt.as_deref(), Some(CHUNKS.concat().as_str()), "the whole prompt, not its first chunk");
+    assert_eq!(env.sim.stats().accepted, 1);
+    env.stop().await;
+}
+
+/// A writer that rewrites the whole file three times, 1 s apart, each time longer: the first
+/// version may be taken (it was quiet for longer than the quiet period), but each longer version
+/// is a loud rejection naming that job, never a second charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_rewritten_longer_after_it_was_taken_is_not_paid_again() {
+    let mut env = Env::default().await;
+    env.start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut text = String::new();
+    for chunk in CHUNKS {
+        text.push_str(chunk);
+        std::fs::write(env.inbox().join("slow.txt"), &text).expect("write");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let jobs = env.wait_all_ended(1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.jobs().len(), 1, "{jobs:?}");
+    assert_eq!(env.sim.stats().accepted, 1, "one charge");
+    let rejections = env.rejections();
+    assert!(rejections.iter().all(|r| r.error_code == "spec-rewritten"), "{rejections:?}");
+    if let Some(r) = rejections.first() {
+        assert!(r.error_message.contains(&jobs[0].id), "names the job already made: {}", r.error_message);
+    }
+    env.stop().await;
+}

@@ -118,7 +118,6 @@ impl Intake {
             {
                 continue;
             }
-            stability.forget(&entry.path);
             if self.take(entry, stability).await {
                 taken += 1;
             }
@@ -128,13 +127,42 @@ impl Intake {
         }
     }
 
-    /// Takes one spec file from the inbox; true when a job was recorded.
+    /// Takes one spec file from the inbox once two reads found the same content; true when a
+    /// job was recorded.
     async fn take(&self, entry: Entry, stability: &mut Stability) -> bool {
-        let ctx_inbox = self.inbox.clone();
-        let defaults = Arc::clone(&self.defaults);
-        let Some(read) = run_blocking(move || read_spec(entry, &ctx_inbox, &defaults)).await.flatten() else {
+        let Some(raw) = run_blocking(move || read_bytes(entry)).await.flatten() else { return false };
+        if !stability.confirm(&raw.entry.path, &raw.sha) {
+            return false;
+        }
+        stability.forget(&raw.entry.path);
+        let now = SystemTime::now();
+        if let Ok(bytes) = &raw.bytes {
+            if let Some(job_id) = stability.extends_taken(raw.entry.name.text(), bytes, now) {
+                let e = SpecError::ExtendsTaken { job_id };
+                self.reject(&raw.entry, &raw.sha, &e, stability).await;
+                return false;
+            }
+        }
+        let (inbox, defaults) = (self.inbox.clone(), Arc::clone(&self.defaults));
+        let Some((read, bytes)) = run_blocking(move || {
+            let bytes = raw.bytes.as_ref().ok().cloned();
+            (parse(raw, &inbox, &defaults), bytes)
+        })
+        .await
+        else {
             return false;
         };
+        let name = read.entry.name.text().to_owned();
+        let taken = self.claim_and_record(read, stability).await;
+        if let (Some(job_id), Some(bytes)) = (&taken, bytes) {
+            stability.remember_taken(&name, &bytes, job_id, now);
+        }
+        taken.is_some()
+    }
+
+    /// Moves a parsed spec into `processing/` and records its job (or rejects a bad one); the
+    /// job id when a job was recorded.
+    async fn claim_and_record(&self, read: Read, stability: &mut Stability) -> Option<String> {
         match read.parsed {
             Ok(spec) => {
                 let job_id = uuid::Uuid::now_v7().to_string();
@@ -142,17 +170,20 @@ impl Intake {
                 let (entry, id, tag) = (read.entry.clone(), read.id, job_id.clone());
                 let moved = run_blocking(move || claim(&inbox, &entry, id, &tag)).await;
                 match moved {
-                    Some(Ok(file)) => self.record(job_id, &read.entry.name, read.sha, spec, file, stability).await,
+                    Some(Ok(file)) => {
+                        let recorded = self.record(job_id.clone(), &read.entry.name, read.sha, spec, file, stability);
+                        recorded.await.then_some(job_id)
+                    }
                     Some(Err(e)) => {
                         self.unmovable(&read.entry, &read.sha, &e, stability).await;
-                        false
+                        None
                     }
-                    None => false,
+                    None => None,
                 }
             }
             Err(e) => {
                 self.reject(&read.entry, &read.sha, &e, stability).await;
-                false
+                None
             }
         }
     }
@@ -203,9 +234,8 @@ impl Intake {
                 continue;
             }
             let (inbox, defaults) = (self.inbox.clone(), Arc::clone(&self.defaults));
-            let Some(read) = run_blocking(move || read_spec(entry, &inbox, &defaults)).await.flatten() else {
-                continue;
-            };
+            let read = run_blocking(move || read_bytes(entry).map(|raw| parse(raw, &inbox, &defaults)));
+            let Some(read) = read.await.flatten() else { continue };
             tracing::warn!(file = ?text, "a spec in processing/ has no job (a stop between its move and its record): taking it now");
             match read.parsed {
                 Ok(spec) => {
@@ -268,9 +298,17 @@ async fn run_blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static)
     }
 }
 
-/// Reads and parses one spec; `None` when the file is gone or not a regular file any more (the
-/// next listing decides about it).
-fn read_spec(entry: Entry, inbox: &Inbox, defaults: &Map<String, Value>) -> Option<Read> {
+/// A spec file's bytes, as read from one descriptor.
+struct RawSpec {
+    entry: Entry,
+    bytes: Result<Vec<u8>, SpecError>,
+    sha: String,
+    id: Option<(u64, u64)>,
+}
+
+/// Reads one spec (at most [`MAX_SPEC_BYTES`]); `None` when the file is gone or not a regular
+/// file any more (the next listing decides about it).
+fn read_bytes(entry: Entry) -> Option<RawSpec> {
     let (bytes, id) = match file::read_regular(&entry.path, MAX_SPEC_BYTES) {
         Ok(opened) => (Ok(opened.bytes), Some(opened.id)),
         Err(ReadError::TooLarge { bytes, max }) => (Err(SpecError::TooLarge { bytes, max }), None),
@@ -285,11 +323,16 @@ fn read_spec(entry: Entry, inbox: &Inbox, defaults: &Map<String, Value>) -> Opti
         }
     };
     let sha = bytes.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
-    let parsed = bytes.and_then(|b| {
+    Some(RawSpec { entry, bytes, sha, id })
+}
+
+/// Parses and validates a spec's bytes (reading the images it names).
+fn parse(raw: RawSpec, inbox: &Inbox, defaults: &Map<String, Value>) -> Read {
+    let parsed = raw.bytes.and_then(|b| {
         let ctx = SpecContext { defaults, spec_dir: inbox.root(), inbox: inbox.root() };
-        spec::parse(entry.name.text(), &b, &ctx)
+        spec::parse(raw.entry.name.text(), &b, &ctx)
     });
-    Some(Read { entry, sha, id, parsed })
+    Read { entry: raw.entry, sha: raw.sha, id: raw.id, parsed }
 }
 
 /// Moves the spec into `processing/` under its text name (tagged with the job id if taken), if
