@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::jobs::JobState;
 
 pub use export::{csv, job_json};
-pub use jobs::{JobRecord, NewJob, SpecPlace};
+pub use jobs::{JobRecord, NewJob, Recorded, SpecPlace};
 pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
@@ -315,6 +315,7 @@ mod tests {
             spec_sha256: "00".into(),
             spec_format: crate::spec::SpecFormat::Json,
             spec,
+            take: None,
         };
         c.insert_job(&job).expect("insert");
         job.id

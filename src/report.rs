@@ -106,6 +106,57 @@ pub fn reject(inbox: &Inbox, path: &Path, rejection: &Rejection) -> io::Result<P
     Ok(failed.join(name))
 }
 
+/// The report of a spec whose request already made a job.
+#[derive(Debug, Serialize)]
+struct AlreadyPaidReport<'a> {
+    spec: &'a str,
+    state: &'static str,
+    submitted: bool,
+    existing_job: &'a str,
+    existing_state: JobState,
+    existing_spec: &'a str,
+    existing_task_id: Option<&'a str>,
+    assets: &'a [Asset],
+    next_step: String,
+    at: String,
+}
+
+/// Moves a spec whose request already made `existing` (archived, running or waiting) from
+/// `from` to `done/`, with a report naming that job and its assets; nothing was submitted.
+pub fn already_paid(
+    inbox: &Inbox,
+    from: &Path,
+    name: &str,
+    existing: &JobRecord,
+    assets: &[Asset],
+) -> io::Result<PathBuf> {
+    let done = inbox.folder(SpecPlace::Done);
+    let target = unique_name(&done, name, &existing.id);
+    let when = match existing.archived_at {
+        Some(at) => format!("archived {}", rfc3339(at)),
+        None => format!("{} since {}", existing.state, rfc3339(existing.created_at)),
+    };
+    let report = AlreadyPaidReport {
+        spec: name,
+        state: "already-paid",
+        submitted: false,
+        existing_job: &existing.id,
+        existing_state: existing.state,
+        existing_spec: &existing.spec_name,
+        existing_task_id: existing.task_id.as_deref(),
+        assets,
+        next_step: format!(
+            "already paid for: job {}, {when}; nothing was sent for this file. To make another take, set \
+             vidkeep.takes or vidkeep.force = true in the spec and drop it again",
+            existing.id
+        ),
+        at: rfc3339(crate::time::now_ms()),
+    };
+    write_json(&done.join(format!("{target}.report.json")), &report)?;
+    std::fs::rename(from, done.join(&target))?;
+    Ok(done.join(target))
+}
+
 /// Writes a terminal job's report and moves its spec to `done/` or `failed/`; returns the place
 /// and the spec's file name there.
 pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset]) -> io::Result<(SpecPlace, String)> {
@@ -126,7 +177,12 @@ pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset]) -> io::Result<(S
         created_at: rfc3339(job.created_at),
         archived_at: job.archived_at.map(rfc3339),
     };
-    write_json(&dir.join(format!("{name}.report.json")), &report)?;
+    // Takes of one spec share its file: each writes its own report beside it.
+    let report_name = match &job.take_group {
+        Some(_) => format!("{name}.take-{}.report.json", job.take_no),
+        None => format!("{name}.report.json"),
+    };
+    write_json(&dir.join(report_name), &report)?;
     if source.exists() {
         std::fs::rename(&source, dir.join(&name))?;
     }

@@ -60,6 +60,20 @@ pub struct SpecMeta {
     pub project: Option<String>,
     /// Free-form tags for filtering.
     pub tags: Vec<String>,
+    /// How many results (takes) to make from this spec, one charge each (default 1).
+    pub takes: Option<u32>,
+    /// Submit even though the same request already made a job ("already paid for").
+    pub force: bool,
+}
+
+/// Most takes one spec may ask for.
+pub const MAX_TAKES: u32 = 20;
+
+impl SpecMeta {
+    /// The number of jobs this spec makes.
+    pub fn take_count(&self) -> u32 {
+        self.takes.unwrap_or(1)
+    }
 }
 
 /// A parsed, validated spec, ready to be submitted.
@@ -127,7 +141,7 @@ pub enum SpecError {
     #[error("the text file is empty: write the prompt in it")]
     EmptyText,
     /// The `vidkeep` table is malformed.
-    #[error("the `vidkeep` table is invalid: {0} (it takes name, project and tags)")]
+    #[error("the `vidkeep` table is invalid: {0} (it takes name, project, tags, takes and force)")]
     Meta(String),
     /// A field vidkeep sets itself.
     #[error("`{0}` is set by vidkeep for each submission; remove it from the spec")]
@@ -239,7 +253,13 @@ fn parse_text(text: &str) -> Result<Map<String, Value>, SpecError> {
 fn take_meta(body: &mut Map<String, Value>) -> Result<SpecMeta, SpecError> {
     match body.remove("vidkeep") {
         None => Ok(SpecMeta::default()),
-        Some(v) => serde_json::from_value(v).map_err(|e| SpecError::Meta(e.to_string())),
+        Some(v) => {
+            let meta: SpecMeta = serde_json::from_value(v).map_err(|e| SpecError::Meta(e.to_string()))?;
+            if meta.takes.is_some_and(|n| n == 0 || n > MAX_TAKES) {
+                return Err(SpecError::Meta(format!("`takes` must be 1 to {MAX_TAKES}")));
+            }
+            Ok(meta)
+        }
     }
 }
 

@@ -89,7 +89,8 @@ fn drop_spec(env: &Env, i: usize) {
         ),
         _ => (
             format!("start-end-{i}.json"),
-            json!({"model": "viduq1-start-end", "image_url": ["lantern-first.png", "lantern-last.png"]}),
+            // Each with its own prompt: the same request twice would be "already paid for".
+            json!({"model": "viduq1-start-end", "image_url": ["lantern-first.png", "lantern-last.png"], "prompt": format!("dusk {i}")}),
         ),
     };
     env.drop_spec(&name, &body.to_string());

@@ -88,3 +88,65 @@ async fn ignored_names_and_images_are_left_alone() {
     }
     env.stop().await;
 }
+
+/// The same request dropped again (another file name, another format) is not paid for again: it
+/// goes to done/ with a report naming the job that has it. `vidkeep.force` makes one more, and
+/// `vidkeep.takes = 3` makes three takes, one charge each, grouped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_request_is_paid_once_unless_a_take_is_asked_for() {
+    let mut env = Env::default().await;
+    env.start();
+    env.drop_spec("fox.txt", "a fox in the snow");
+    let first = env.wait_all_ended(1).await.remove(0);
+    assert_eq!(first.state, JobState::Archived);
+
+    env.drop_spec("fox-again.json", &json!({"prompt":"a fox in the snow","model":"viduq1-text"}).to_string());
+    let done = env.inbox().join("done").join("fox-again.json");
+    for _ in 0..200 {
+        if done.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = env.report("done", "fox-again.json");
+    assert_eq!(report["state"], "already-paid", "{report}");
+    assert_eq!(report["submitted"], false);
+    assert_eq!(report["existing_job"], first.id.as_str());
+    assert_eq!(report["assets"].as_array().map(Vec::len), Some(2), "names the video and cover it has");
+    assert!(report["next_step"].as_str().unwrap_or_default().contains("vidkeep.takes"), "{report}");
+    assert_eq!(env.jobs().len(), 1);
+    assert_eq!(env.sim.stats().accepted, 1, "not paid again");
+
+    let forced = json!({"model":"viduq1-text","prompt":"a fox in the snow","vidkeep":{"force":true}});
+    env.drop_spec("fox-forced.json", &forced.to_string());
+    env.wait_all_ended(2).await;
+    assert_eq!(env.sim.stats().accepted, 2, "force makes one more");
+
+    let takes = json!({"model":"viduq1-text","prompt":"a hare at dusk","vidkeep":{"takes":3}});
+    env.drop_spec("hare.json", &takes.to_string());
+    let jobs = env.wait_all_ended(5).await;
+    assert_eq!(env.sim.stats().accepted, 5, "three takes, one charge each");
+    let hares: Vec<_> = jobs.iter().filter(|j| j.spec_name == "hare.json").collect();
+    assert_eq!(hares.len(), 3);
+    assert!(hares.iter().all(|j| j.state == JobState::Archived && j.take_group == hares[0].take_group));
+    let mut numbers: Vec<i64> = hares.iter().map(|j| j.take_no).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3]);
+    for n in 1..=3 {
+        let path = env.inbox().join("done").join(format!("hare.json.take-{n}.report.json"));
+        for _ in 0..200 {
+            if path.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(path.exists(), "a report per take: {path:?}");
+    }
+    let out = env.cli(&["show", &hares[0].id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("of 3"), "show lists the takes: {text}");
+    for h in &hares[1..] {
+        assert!(text.contains(&h.id), "show names every other take: {text}");
+    }
+    env.stop().await;
+}

@@ -52,6 +52,7 @@ fn seed_job(env: &Env, id: &str, task_id: Option<&str>) -> NewJob {
         spec_sha256: vidkeep::archive::sha256_hex(body.as_bytes()),
         spec_format: SpecFormat::Json,
         spec: spec::parse("fox.json", body.as_bytes(), &ctx).expect("valid"),
+        take: None,
     };
     let mut catalog = Catalog::open(&env.config.catalog.path).expect("catalogue");
     catalog.insert_job(&job).expect("insert");

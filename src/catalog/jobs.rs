@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{Catalog, CatalogError, JobFilter, sql};
 use crate::jobs::{Change, JobError, JobState};
@@ -57,12 +57,27 @@ pub struct NewJob {
     pub spec_format: SpecFormat,
     /// The parsed spec.
     pub spec: JobSpec,
+    /// For one of several takes of a spec: the group (the first take's id) and this take's number.
+    pub take: Option<(String, i64)>,
+}
+
+/// What recording a spec's jobs found.
+#[derive(Debug)]
+pub enum Recorded {
+    /// The jobs were recorded.
+    New,
+    /// The same request already made this job (archived, running or waiting; not failed):
+    /// nothing was recorded, and nothing will be paid.
+    AlreadyPaid(Box<JobRecord>),
 }
 
 impl NewJob {
     /// SHA-256 of the request body as sent, with keys in sorted order: equal specs, equal fingerprints.
+    /// A `null` field means "not set", so it does not change the fingerprint; local images are
+    /// in the request as data URIs, so their bytes are part of it.
     pub fn fingerprint(&self) -> String {
-        let canonical: BTreeMap<&String, &serde_json::Value> = self.spec.request.iter().collect();
+        let canonical: BTreeMap<&String, &serde_json::Value> =
+            self.spec.request.iter().filter(|(_, v)| !v.is_null()).collect();
         let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
         crate::archive::sha256_hex(&bytes)
     }
@@ -124,12 +139,16 @@ pub struct JobRecord {
     pub archived_at: Option<i64>,
     /// Reached a terminal state (unix ms).
     pub finished_at: Option<i64>,
+    /// For takes of one spec: the group id (the first take's job id).
+    pub take_group: Option<String>,
+    /// Take number within the group (1 for a single job).
+    pub take_no: i64,
 }
 
 pub(super) const COLUMNS: &str = "id, spec_name, spec_file, spec_place, model, prompt, name, project, tags, \
     request_display, fingerprint, price_fen, state, attempts, next_attempt_at, request_id, task_id, \
     video_url, cover_url, result_json, error_code, error_message, created_at, submitted_at, \
-    result_at, archived_at, finished_at";
+    result_at, archived_at, finished_at, take_group, take_no";
 
 pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, String, String)> {
     let code: Option<String> = r.get(20)?;
@@ -161,6 +180,8 @@ pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, Stri
         result_at: r.get(24)?,
         archived_at: r.get(25)?,
         finished_at: r.get(26)?,
+        take_group: r.get(27)?,
+        take_no: r.get(28)?,
     };
     Ok((record, r.get(3)?, r.get(8)?, r.get(12)?))
 }
@@ -173,52 +194,123 @@ pub(super) fn finish_row(raw: (JobRecord, String, String, String)) -> Result<Job
     Ok(record)
 }
 
+fn insert_row(
+    tx: &rusqlite::Transaction<'_>,
+    job: &NewJob,
+    place: SpecPlace,
+    file: &str,
+    now: i64,
+) -> Result<(), CatalogError> {
+    let price = job.spec.rules().map_or(0, |r| r.price_fen);
+    let (group, take_no) = job.take.clone().map_or((None, 1), |(g, n)| (Some(g), n));
+    tx.execute(
+        "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
+         model, prompt, name, project, tags, request_display, price_fen, state, created_at, updated_at, \
+         take_group, take_no) \
+         VALUES (?1, ?2, ?14, ?15, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13, ?13, ?16, ?17)",
+        params![
+            job.id,
+            job.spec_name,
+            job.spec_sha256,
+            format_name(job.spec_format),
+            job.fingerprint(),
+            job.spec.model,
+            job.spec.prompt,
+            job.spec.meta.name,
+            job.spec.meta.project,
+            serde_json::to_string(&job.spec.meta.tags).unwrap_or_else(|_| "[]".to_owned()),
+            serde_json::Value::Object(job.spec.display.clone()).to_string(),
+            price,
+            now,
+            file,
+            place.as_str(),
+            group,
+            take_no,
+        ],
+    )
+    .map_err(sql("insert job"))?;
+    tx.execute(
+        "INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)",
+        params![job.id, serde_json::Value::Object(job.spec.request.clone()).to_string()],
+    )
+    .map_err(sql("insert request"))?;
+    let note = match &job.take {
+        Some((_, n)) => format!("accepted spec {} (take {n})", job.spec_name),
+        None => format!("accepted spec {}", job.spec_name),
+    };
+    tx.execute(
+        "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, NULL, 'queued', ?3)",
+        params![job.id, now, note],
+    )
+    .map_err(sql("insert event"))?;
+    Ok(())
+}
+
 impl Catalog {
     /// Records a new job in state `queued`, its exact request body, and the first event, with
     /// its spec file still in the inbox.
     pub fn insert_job(&mut self, job: &NewJob) -> Result<(), CatalogError> {
-        self.insert_job_in(job, SpecPlace::Inbox, &job.spec_name)
+        let tx = self.conn.transaction().map_err(sql("begin insert"))?;
+        insert_row(&tx, job, SpecPlace::Inbox, &job.spec_name, now_ms())?;
+        tx.commit().map_err(sql("commit insert"))
     }
 
-    /// As [`Catalog::insert_job`], with the spec file already moved to `place` as `file`.
-    pub fn insert_job_in(&mut self, job: &NewJob, place: SpecPlace, file: &str) -> Result<(), CatalogError> {
+    /// Records the jobs of one spec (one per take), its file already moved to `place` as `file`,
+    /// unless `force` is false and a job with the same request fingerprint exists that is not
+    /// failed: then nothing is recorded and that job is returned. One transaction, so two specs
+    /// with the same request can never both be recorded.
+    pub fn record_spec(
+        &mut self,
+        jobs: &[NewJob],
+        place: SpecPlace,
+        file: &str,
+        force: bool,
+    ) -> Result<Recorded, CatalogError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin record"))?;
+        if let (false, Some(first)) = (force, jobs.first()) {
+            let found = tx
+                .query_row(
+                    &format!(
+                        "SELECT {COLUMNS} FROM jobs WHERE fingerprint = ?1 AND state <> 'failed' ORDER BY created_at LIMIT 1"
+                    ),
+                    [first.fingerprint()],
+                    read_row,
+                )
+                .optional()
+                .map_err(sql("find paid request"))?;
+            if let Some(raw) = found {
+                let existing = finish_row(raw)?;
+                tx.execute(
+                    "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, ?3, ?3, ?4)",
+                    params![
+                        existing.id,
+                        now_ms(),
+                        existing.state.as_str(),
+                        format!("the same request was dropped again as {}; not submitted", first.spec_name)
+                    ],
+                )
+                .map_err(sql("insert event"))?;
+                tx.commit().map_err(sql("commit record"))?;
+                return Ok(Recorded::AlreadyPaid(Box::new(existing)));
+            }
+        }
         let now = now_ms();
-        let price = job.spec.rules().map_or(0, |r| r.price_fen);
-        let tx = self.conn.transaction().map_err(sql("begin insert"))?;
-        tx.execute(
-            "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
-             model, prompt, name, project, tags, request_display, price_fen, state, created_at, updated_at) \
-             VALUES (?1, ?2, ?14, ?15, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13, ?13)",
-            params![
-                job.id,
-                job.spec_name,
-                job.spec_sha256,
-                format_name(job.spec_format),
-                job.fingerprint(),
-                job.spec.model,
-                job.spec.prompt,
-                job.spec.meta.name,
-                job.spec.meta.project,
-                serde_json::to_string(&job.spec.meta.tags).unwrap_or_else(|_| "[]".to_owned()),
-                serde_json::Value::Object(job.spec.display.clone()).to_string(),
-                price,
-                now,
-                file,
-                place.as_str(),
-            ],
-        )
-        .map_err(sql("insert job"))?;
-        tx.execute(
-            "INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)",
-            params![job.id, serde_json::Value::Object(job.spec.request.clone()).to_string()],
-        )
-        .map_err(sql("insert request"))?;
-        tx.execute(
-            "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, NULL, 'queued', ?3)",
-            params![job.id, now, format!("accepted spec {}", job.spec_name)],
-        )
-        .map_err(sql("insert event"))?;
-        tx.commit().map_err(sql("commit insert"))
+        for job in jobs {
+            insert_row(&tx, job, place, file, now)?;
+        }
+        tx.commit().map_err(sql("commit record"))?;
+        Ok(Recorded::New)
+    }
+
+    /// The other takes of the same spec as `job`, by take number.
+    pub fn siblings(&self, job: &JobRecord) -> Result<Vec<JobRecord>, CatalogError> {
+        let Some(group) = &job.take_group else { return Ok(Vec::new()) };
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE take_group = ?1 AND id <> ?2 ORDER BY take_no"))
+            .map_err(sql("read takes"))?;
+        let rows = stmt.query_map(params![group, job.id], read_row).map_err(sql("read takes"))?;
+        rows.map(|r| r.map_err(sql("read takes")).and_then(finish_row)).collect()
     }
 
     /// The names of the spec files the catalogue places in `processing/` (to find files no job

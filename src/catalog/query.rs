@@ -149,6 +149,7 @@ mod tests {
             spec_sha256: String::new(),
             spec_format: SpecFormat::Json,
             spec: crate::spec::parse("s.json", bytes.as_bytes(), &ctx).expect("valid spec"),
+            take: None,
         };
         c.insert_job(&job).expect("insert");
         c.conn

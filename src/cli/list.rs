@@ -149,10 +149,16 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
     let job = find(&catalog, prefix)?;
     let assets = catalog.assets(&job.id)?;
     let events = catalog.events(&job.id)?;
+    let siblings = catalog.siblings(&job)?;
     if json {
         let mut v = job_json(&job, &assets);
         v["request"] = serde_json::from_str(&job.request_display).unwrap_or(Value::Null);
         v["events"] = serde_json::to_value(&events)?;
+        v["take"] = serde_json::json!(job.take_no);
+        v["takes"] = siblings
+            .iter()
+            .map(|s| serde_json::json!({"take": s.take_no, "job_id": s.id, "state": s.state.as_str()}))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -165,6 +171,12 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
     }
     if !job.tags.is_empty() {
         println!("tags      {}", job.tags.join(", "));
+    }
+    if job.take_group.is_some() {
+        println!("take      {} of {}", job.take_no, siblings.len() + 1);
+        for s in &siblings {
+            println!("  take {:<3} {}  {}", s.take_no, s.id, s.state);
+        }
     }
     println!("request   {}", job.request_display);
     println!("cost      {:.2} CNY per submission, {} submission(s)", job.price_fen as f64 / 100.0, job.attempts);

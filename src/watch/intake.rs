@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use super::name::SpecName;
 use super::{FileKind, Inbox, Stability, classify};
 use crate::archive::sha256_hex;
-use crate::catalog::{Db, NewJob, Rejection, SpecPlace};
+use crate::catalog::{Db, NewJob, Recorded, Rejection, SpecPlace};
 use crate::ops::Ops;
 use crate::report;
 use crate::spec::file::{self, ReadError};
@@ -188,7 +188,9 @@ impl Intake {
         }
     }
 
-    /// Records the job of a spec now in `processing/` as `file`.
+    /// Records the jobs (one per take) of a spec now in `processing/` as `file`; or, when the
+    /// same request already made a job that did not fail, moves the spec to `done/` with a
+    /// report naming that job. True when jobs were recorded.
     async fn record(
         &self,
         job_id: String,
@@ -199,12 +201,48 @@ impl Intake {
         stability: &mut Stability,
     ) -> bool {
         let format = spec::SpecFormat::from_path(Path::new(name.text())).unwrap_or(spec::SpecFormat::Json);
-        let job = NewJob { id: job_id, spec_name: name.text().to_owned(), spec_sha256: sha, spec_format: format, spec };
-        let (id, model) = (job.id.clone(), job.spec.model.clone());
-        match self.db.call(move |c| c.insert_job_in(&job, SpecPlace::Processing, &file)).await {
-            Ok(()) => {
-                tracing::info!(job_id = %id, file = ?name.text(), model = %model, "spec accepted");
+        let (takes, force) = (i64::from(spec.meta.take_count()), spec.meta.force);
+        let jobs: Vec<NewJob> = (1..=takes)
+            .map(|n| NewJob {
+                id: if n == 1 { job_id.clone() } else { uuid::Uuid::now_v7().to_string() },
+                spec_name: name.text().to_owned(),
+                spec_sha256: sha.clone(),
+                spec_format: format,
+                spec: spec.clone(),
+                take: (takes > 1).then(|| (job_id.clone(), n)),
+            })
+            .collect();
+        let model = spec.model.clone();
+        let place_file = file.clone();
+        let recorded = self
+            .db
+            .call(move |c| {
+                let recorded = c.record_spec(&jobs, SpecPlace::Processing, &place_file, force)?;
+                let assets = match &recorded {
+                    Recorded::AlreadyPaid(existing) => c.assets(&existing.id)?,
+                    Recorded::New => Vec::new(),
+                };
+                Ok((recorded, assets))
+            })
+            .await;
+        match recorded {
+            Ok((Recorded::New, _)) => {
+                tracing::info!(job_id = %job_id, takes, file = ?name.text(), model = %model, "spec accepted");
                 true
+            }
+            Ok((Recorded::AlreadyPaid(existing), assets)) => {
+                tracing::info!(
+                    file = ?name.text(), existing_job = %existing.id, state = %existing.state,
+                    "already paid for: the same request made this job; not submitted (set vidkeep.takes or vidkeep.force for another take)"
+                );
+                let (inbox, name) = (self.inbox.clone(), name.text().to_owned());
+                let from = self.inbox.folder(SpecPlace::Processing).join(&file);
+                if let Some(Err(e)) =
+                    run_blocking(move || report::already_paid(&inbox, &from, &name, &existing, &assets)).await
+                {
+                    tracing::error!(file = ?file, error = %e, "cannot move the duplicate spec to done/; it stays in processing/");
+                }
+                false
             }
             Err(e) => {
                 // The file waits in processing/ with no job; the next scan takes it from there.
