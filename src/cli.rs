@@ -303,7 +303,7 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     println!("catalogue UI: http://{local}/");
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
-    crate::web::serve(listener, crate::web::app(routes, config.http.token()), cancel).await?;
+    crate::web::serve(listener, crate::web::app(routes, &config.http), cancel).await?;
     Ok(ExitCode::SUCCESS)
 }
 

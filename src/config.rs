@@ -68,11 +68,16 @@ pub struct HttpConfig {
     /// It is a secret: `vidkeep config check` prints it redacted and no log shows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Host names (without port) the UI answers to besides loopback names and IP addresses; any
+    /// other `Host` is refused, so a DNS-rebinding page cannot read the catalogue.
+    pub hosts: Vec<String>,
+    /// Mark the token cookie `Secure` (set it when a TLS proxy serves the UI).
+    pub cookie_secure: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> HttpConfig {
-        HttpConfig { listen: "127.0.0.1:8780".to_owned(), token: None }
+        HttpConfig { listen: "127.0.0.1:8780".to_owned(), token: None, hosts: Vec::new(), cookie_secure: false }
     }
 }
 
@@ -81,6 +86,8 @@ impl std::fmt::Debug for HttpConfig {
         f.debug_struct("HttpConfig")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("hosts", &self.hosts)
+            .field("cookie_secure", &self.cookie_secure)
             .finish()
     }
 }

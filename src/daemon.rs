@@ -247,7 +247,7 @@ impl Supervisor {
             Err(e) => tracing::warn!(error = %e, "HTTP server: cannot read its address"),
         }
         let routes = ops::health::routes(self.ops.clone()).merge(web::ui::routes(ui));
-        let app = web::app(routes, self.config.http.token());
+        let app = web::app(routes, &self.config.http);
         let token = self.cancel.clone();
         self.workers.spawn(async move { ("http", web::serve(listener, app, token).await.map_err(Into::into)) });
     }

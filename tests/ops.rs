@@ -409,14 +409,20 @@ async fn readiness_needs_the_platform_and_the_token_guards_every_route() {
     cancel.cancel();
     daemon.await.expect("daemon task").expect("daemon stops cleanly");
 
-    let token = vidkeep::secret::Secret::new("0123456789abcdef-token");
-    let app = vidkeep::web::app(vidkeep::ops::health::routes(vidkeep::ops::Ops::default()), Some(token));
+    let http = vidkeep::config::HttpConfig {
+        token: Some("0123456789abcdef-token".to_owned()),
+        ..vidkeep::config::HttpConfig::default()
+    };
+    let app = vidkeep::web::app(vidkeep::ops::health::routes(vidkeep::ops::Ops::default()), &http);
     let listener = vidkeep::web::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let cancel = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(vidkeep::web::serve(listener, app, cancel.clone()));
     let client = reqwest::Client::new();
-    for path in ["/healthz", "/readyz", "/metrics"] {
+    // Liveness probes cannot send a token: /healthz answers without one; the others need it.
+    let bare = client.get(format!("{url}/healthz")).send().await.expect("GET");
+    assert_eq!(bare.status().as_u16(), 200, "/healthz without a token");
+    for path in ["/readyz", "/metrics"] {
         let bare = client.get(format!("{url}{path}")).send().await.expect("GET");
         assert_eq!(bare.status().as_u16(), 401, "{path} without a token");
         let wrong = client.get(format!("{url}{path}")).bearer_auth("0123456789abcdef-guess").send().await.expect("GET");

@@ -10,6 +10,10 @@ use vidkeep::web::ui::{UiState, routes};
 use crate::support::{Env, sha256_file};
 
 /// Archives three jobs, stops the daemon, serves the UI; returns the env and the UI's origin.
+async fn page_headers(http: &reqwest::Client, url: &str, cookie: &str) -> reqwest::header::HeaderMap {
+    http.get(url).header("cookie", cookie).send().await.expect("get").headers().clone()
+}
+
 async fn ui() -> (Env, String) {
     let mut env = Env::default().await;
     env.copy_example("lantern-first.png");
@@ -285,6 +289,25 @@ async fn serve_shows_the_catalogue_read_only_behind_its_token() {
     assert!(page.text().await.expect("body").contains("1 job(s)"));
     let api = http.get(format!("{origin}/api/jobs")).bearer_auth("t0ken-for-the-ui").send().await.expect("api");
     assert_eq!(api.json::<Value>().await.expect("json")["total"], 3);
+    let lower = http.get(format!("{origin}/api/jobs")).header("authorization", "bearer t0ken-for-the-ui");
+    assert_eq!(lower.send().await.expect("api").status(), StatusCode::OK, "the scheme is case-insensitive");
+
+    // Hostile-input issue, item 11: a rebinding host name is refused; `?token=` never redirects
+    // off-site; a huge query is a 400; every answer carries the security headers. (`/healthz`
+    // without a token is tested with the daemon's server in tests/ops.rs.)
+    let rebound = http.get(format!("{origin}/api/jobs")).header("host", "evil.example").bearer_auth("t0ken-for-the-ui");
+    assert_eq!(rebound.send().await.expect("get").status(), StatusCode::MISDIRECTED_REQUEST);
+    let offsite = http.get(format!("{origin}//evil.example/?token=t0ken-for-the-ui")).send().await.expect("get");
+    assert_eq!(offsite.headers()["location"], "/evil.example/", "stays on this server");
+    let long: String = vec!["fox"; 1000].join("+");
+    let bounded = http.get(format!("{origin}/?q={long}")).header("cookie", &pair).send().await.expect("get");
+    assert_eq!(bounded.status(), StatusCode::BAD_REQUEST, "a 1,000-word query is refused, not a 500");
+    let headers = page_headers(&http, &format!("{origin}/"), &pair).await;
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    let csp = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'sha256-"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
 
     child.kill().await.expect("stop");
     assert_eq!(std::fs::read(&env.config.catalog.path).expect("bytes"), catalog_before, "serve wrote nothing");

@@ -19,6 +19,8 @@ mod files;
 mod pages;
 mod params;
 
+pub(crate) use pages::content_security_policy;
+
 use std::sync::{Arc, Mutex};
 
 use axum::Json;

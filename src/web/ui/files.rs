@@ -64,7 +64,12 @@ pub(super) async fn asset(
     *response.status_mut() = status;
     let h = response.headers_mut();
     let header = |v: String| HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""));
-    h.insert(CONTENT_TYPE, header(asset.content_type.clone()));
+    let (content_type, inline) = servable_type(&asset.content_type);
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if !inline {
+        // Anything not on the list (an `image/svg+xml` cover, HTML) would run in the UI's origin.
+        h.insert(CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
+    }
     h.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
     h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     // Content-addressed: the bytes under this URL never change.
@@ -81,6 +86,19 @@ pub(super) async fn asset(
         h.insert(CONTENT_DISPOSITION, header(format!("attachment; filename=\"{name}\"")));
     }
     Ok(response)
+}
+
+/// The content type an asset is served with, and whether it may be shown inline: a fixed list
+/// of media types a browser cannot run as script; anything else goes as an opaque download.
+pub(super) fn servable_type(stored: &str) -> (&'static str, bool) {
+    let essence = stored.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "video/mp4" => ("video/mp4", true),
+        "image/jpeg" => ("image/jpeg", true),
+        "image/png" => ("image/png", true),
+        "image/webp" => ("image/webp", true),
+        _ => ("application/octet-stream", false),
+    }
 }
 
 /// `<spec name without extension>-<first 8 of the job id>.<ext>`, in safe ASCII.
@@ -131,6 +149,15 @@ fn decode_data_uri(uri: &str) -> Option<(String, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_media_types_are_served_inline() {
+        assert_eq!(servable_type("video/mp4"), ("video/mp4", true));
+        assert_eq!(servable_type("IMAGE/JPEG; charset=x"), ("image/jpeg", true));
+        for hostile in ["image/svg+xml", "text/html", "application/javascript", ""] {
+            assert_eq!(servable_type(hostile), ("application/octet-stream", false), "{hostile}");
+        }
+    }
 
     #[test]
     fn download_names_are_safe_and_recognisable() {

@@ -6,6 +6,12 @@ use serde::Deserialize;
 use crate::catalog::JobFilter;
 use crate::jobs::JobState;
 
+/// Longest search, in words and in characters: a prompt is at most 512 characters, and each word
+/// is one more index lookup.
+pub(super) const MAX_QUERY_WORDS: usize = 32;
+/// See [`MAX_QUERY_WORDS`].
+pub(super) const MAX_QUERY_CHARS: usize = 512;
+
 /// Jobs per grid page.
 pub(super) const PAGE_SIZE: usize = 24;
 
@@ -45,6 +51,12 @@ impl Params {
 
     /// The catalogue filter, newest first; paged when `paged`.
     pub(super) fn filter(&self, paged: bool) -> Result<JobFilter, BadParam> {
+        let words = self.q.split_whitespace().count();
+        if self.q.chars().count() > MAX_QUERY_CHARS || words > MAX_QUERY_WORDS {
+            return Err(BadParam(format!(
+                "a search may have at most {MAX_QUERY_WORDS} words and {MAX_QUERY_CHARS} characters"
+            )));
+        }
         let state = match given(&self.state) {
             Some(s) => Some(s.parse::<JobState>().map_err(|_| BadParam(format!("state `{s}` is not a job state")))?),
             None => None,
@@ -115,6 +127,8 @@ mod tests {
         assert_eq!(p.query_string(Some(4)), "q=lantern&state=archived&to=2026-11-24&page=4");
         assert_eq!(p.query_string(Some(1)), "q=lantern&state=archived&to=2026-11-24");
         assert!(Params { state: "done".into(), ..Params::default() }.filter(false).is_err());
+        let long = vec!["word"; 1000].join(" ");
+        assert!(Params { q: long, ..Params::default() }.filter(false).is_err(), "bounded, answered 400");
         assert!(Params { from: "yesterday".into(), ..Params::default() }.filter(false).is_err());
     }
 }
