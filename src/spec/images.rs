@@ -16,6 +16,10 @@ const MAX_IMAGE_FILE_BYTES: u64 = 50 * 1024 * 1024;
 pub(crate) fn inline(body: &mut Map<String, Value>, ctx: &SpecContext<'_>) -> Result<(), SpecError> {
     match body.get_mut("image_url") {
         Some(Value::String(s)) => inline_one(s, ctx),
+        Some(Value::Object(members)) => match members.get_mut("url") {
+            Some(Value::String(s)) => inline_one(s, ctx),
+            _ => Ok(()),
+        },
         Some(Value::Array(items)) => items.iter_mut().try_for_each(|item| match item {
             Value::String(s) => inline_one(s, ctx),
             _ => Ok(()),
