@@ -6,6 +6,7 @@
 mod support;
 mod web;
 
+mod answers;
 mod chaos;
 mod cli;
 mod config_example;
