@@ -115,7 +115,7 @@ async fn kills_and_faults_lose_nothing_and_pay_nothing_twice() {
     let sim = SimConfig {
         faults,
         fresh_links: true,
-        seed,
+        seed: Some(seed),
         latency_min: Duration::from_millis(300),
         latency_max: Duration::from_millis(1500),
         ..SimConfig::default()

@@ -33,7 +33,12 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "1001", "Header中未收到Authorization参数，无法进行身份验证。")
     }
 
-    /// A token that is not the configured key (`1002`).
+    /// A signed token whose `exp` has passed (`1003`, "token expired" in the code table).
+    pub(super) fn expired_token() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "1003", "Authorization Token已过期，请重新生成Token。")
+    }
+
+    /// A token that is not the configured key nor a valid token signed with it (`1002`).
     pub(super) fn bad_token() -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "1002", "Authorization Token非法，请确认Authorization Token正确传递。")
     }
