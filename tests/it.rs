@@ -19,4 +19,5 @@ mod ops;
 mod recovery;
 mod s3;
 mod safety;
+mod sdk;
 mod systemd;
