@@ -33,7 +33,7 @@
 //! 3. **FAIL payload**: `id`, `request_id`, `model`, `task_status`, `created`; no `video_result`
 //!    and no `error`, as clients in the wild observe.
 //! 4. **Extra result fields**: `created` always, `usage` (all zeros) on success; `model` is echoed
-//!    exactly as sent.
+//!    exactly as sent, or in display case (`CogVideoX-Flash`) under the `model_case` fault.
 //! 5. **Unknown ids**: HTTP 400 code `1233`. Tasks stay queryable for the simulator's lifetime,
 //!    which covers the suggested "at least the URL validity".
 //! 6. **Concurrency**: [`SimConfig::model_limit`] defaults to 5, the console figure for Vidu models
@@ -217,10 +217,13 @@ pub struct Faults {
     pub download_truncate: f64,
     /// A result download answers 404 as if the link had expired; the next request may work.
     pub download_gone: f64,
+    /// A poll answer echoes `model` in another case (`CogVideoX-Flash` for `cogvideox-flash`),
+    /// as the platform has been seen to (reference §4).
+    pub model_case: f64,
 }
 
 impl Faults {
-    fn probabilities(&self) -> [(&'static str, f64); 10] {
+    fn probabilities(&self) -> [(&'static str, f64); 11] {
         [
             ("submit_5xx", self.submit_5xx),
             ("submit_1305", self.submit_1305),
@@ -232,6 +235,7 @@ impl Faults {
             ("submit_1302", self.submit_1302),
             ("download_truncate", self.download_truncate),
             ("download_gone", self.download_gone),
+            ("model_case", self.model_case),
         ]
     }
 }

@@ -100,3 +100,17 @@ async fn a_result_gone_for_good_fails_as_expired_after_asking_again() {
     assert_eq!(env.sim.stats().accepted, 1, "nothing was submitted again");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_echoed_in_another_case_is_the_same_model() {
+    let sim = SimConfig { faults: Faults { model_case: 1.0, ..Faults::default() }, ..fast_sim() };
+    let mut env = Env::new(sim, "", "[defaults]\nmodel = \"cogvideox-flash\"\n").await;
+    env.start();
+    env.drop_spec("flash.txt", "a lantern at night");
+    let jobs = env.wait_all_ended(1).await;
+    assert_archived_as_served(&env, &jobs);
+    let answer: serde_json::Value =
+        serde_json::from_str(jobs[0].result_json.as_deref().expect("result")).expect("json");
+    assert_eq!(answer["model"], "CogVideoX-Flash", "the platform's case is kept in the record");
+    env.stop().await;
+}

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::media::{Media, MediaKind};
 use super::task::{self, Snapshot, Status, Task};
-use super::wire::{ApiError, PollAnswer, SubmitAnswer};
+use super::wire::{ApiError, PollAnswer, SubmitAnswer, display_case};
 use super::{SimConfig, SimStats, SimTask};
 use crate::spec::models::ModelRules;
 
@@ -184,9 +184,13 @@ impl Sim {
         }
         let index = *books.by_id.get(id).ok_or_else(|| ApiError::no_such_task(id))?;
         let shows_unknown_status = books.chance(faults.unknown_status);
+        let shows_model_case = books.chance(faults.model_case);
         let task = books.tasks.get(index).ok_or_else(|| ApiError::no_such_task(id))?;
         let status = task.status(now);
         let mut answer = PollAnswer::new(&task.id, &task.request_id, task.model, status, task.created);
+        if shows_model_case {
+            answer.model = display_case(task.model);
+        }
         match status {
             Status::Processing if shows_unknown_status => answer.task_status = "SUBMITTED",
             Status::Success => {

@@ -97,3 +97,12 @@ async fn the_request_log_keeps_bodies_exactly_and_never_the_key() {
     assert_eq!(lines[1]["headers"]["authorization"]["form"], "token");
     assert_eq!(lines[1]["headers"]["authorization"]["jwt_payload"]["api_key"], "sim-key");
 }
+
+#[tokio::test]
+async fn model_case_fault_echoes_the_display_case() {
+    let f = Fixture::new(SimConfig { faults: Faults { model_case: 1.0, ..Faults::default() }, ..fast() }).await;
+    let id = f.submit_ok(&json!({"model": "cogvideox-flash", "prompt": "x"})).await;
+    assert_eq!(f.poll(&id).await.1["model"], "CogVideoX-Flash");
+    let id = f.submit_ok(&text_request()).await;
+    assert_eq!(f.poll(&id).await.1["model"], "ViduQ1-Text");
+}
