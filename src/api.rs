@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::secret::Secret;
 
-pub use wire::{ErrorBody, TaskStatus};
+pub use wire::{ErrorBody, TaskStatus, same_model};
 
 /// What a failure means for the job and the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,8 @@ pub struct Accepted {
 pub struct TaskReport {
     /// The status.
     pub status: TaskStatus,
+    /// The model the answer names, as written (compare it with [`same_model`]).
+    pub model: Option<String>,
     /// The answer verbatim, for the sidecar and the catalogue.
     pub raw: String,
 }
@@ -200,9 +202,11 @@ impl ApiClient {
         let (status, text) = read(response).await?;
         let answer: wire::SubmitAnswer = serde_json::from_str(&text)
             .map_err(|e| ApiError::BadAnswer { http: status, detail: format!("{e}: {}", wire::excerpt(&text)) })?;
-        match answer.id {
-            Some(id) if !id.is_empty() => Ok(Accepted { task_id: id }),
-            _ => Err(ApiError::BadAnswer { http: status, detail: format!("no task id in {}", wire::excerpt(&text)) }),
+        match answer.task_id() {
+            Some(task_id) => Ok(Accepted { task_id }),
+            None => {
+                Err(ApiError::BadAnswer { http: status, detail: format!("no task id in {}", wire::excerpt(&text)) })
+            }
         }
     }
 
@@ -218,7 +222,7 @@ impl ApiClient {
         let (status, text) = read(response).await?;
         let answer: wire::ResultAnswer = serde_json::from_str(&text)
             .map_err(|e| ApiError::BadAnswer { http: status, detail: format!("{e}: {}", wire::excerpt(&text)) })?;
-        Ok(TaskReport { status: answer.status(), raw: text })
+        Ok(TaskReport { status: answer.status(), model: answer.model().map(str::to_owned), raw: text })
     }
 }
 

@@ -19,6 +19,9 @@
 //!   downloads and unknown status values, each with a probability drawn from one seeded RNG.
 //! - Admin routes for tests that run the simulator as another process: `GET /_sim/stats`,
 //!   `GET /_sim/tasks`, `GET /_sim/tasks/{id}` (no auth).
+//! - A request log ([`SimConfig::request_log`]): every API request as a JSON line with its
+//!   headers and its body's exact text, so what a client sends can be recorded and compared
+//!   (`tests/sdk/` records the official SDK's requests with it).
 //!
 //! # Defaults chosen for the reference's open questions (§12)
 //!
@@ -30,7 +33,7 @@
 //! 3. **FAIL payload**: `id`, `request_id`, `model`, `task_status`, `created`; no `video_result`
 //!    and no `error`, as clients in the wild observe.
 //! 4. **Extra result fields**: `created` always, `usage` (all zeros) on success; `model` is echoed
-//!    exactly as sent.
+//!    exactly as sent, or in display case (`CogVideoX-Flash`) under the `model_case` fault.
 //! 5. **Unknown ids**: HTTP 400 code `1233`. Tasks stay queryable for the simulator's lifetime,
 //!    which covers the suggested "at least the URL validity".
 //! 6. **Concurrency**: [`SimConfig::model_limit`] defaults to 5, the console figure for Vidu models
@@ -52,8 +55,13 @@
 //! 11. **Result URLs**: the real path shape on the simulator's own host (or
 //!     [`SimConfig::public_url`]); `404` once [`SimConfig::url_ttl`] (default 24 h) has passed since
 //!     success; single `Range` requests are honoured, multi-range ones get the full body.
-//! 12. **Auth**: the raw API key as a Bearer token (what current SDKs send); no JWT. Missing →
-//!     `1001`, anything else → `1002`, both HTTP 401.
+//! 12. **Auth**: the raw API key as a Bearer token (what current SDKs send by default), or an
+//!     HS256 token signed with the key's secret as the SDKs make it, with or without `Bearer`
+//!     (`jwt`). Missing → `1001`, an expired token → `1003`, anything else → `1002`, all HTTP 401.
+//! 16. **Nulls**: a `null` field is not set, as the official SDK means it (it sends every unset
+//!     argument as `null`). The SDK's fields outside a model's published schema (`off_peak`,
+//!     `watermark_enabled`, `sensitive_word_check`, `quality`/`fps`/`with_audio` on Vidu) are
+//!     type-checked and then ignored, as the real platform presumably ignores them.
 //! 13. **Billing**: each accepted submit is charged the model's list price, lost answers and
 //!     failed tasks included, with no refund — the cautious assumption for a client's ledger.
 //! 14. **Language**: Chinese messages, as open.bigmodel.cn sends.
@@ -70,6 +78,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+pub use jwt::sign as sign_token;
+
+mod jwt;
 mod media;
 
 mod routes;
@@ -121,8 +132,13 @@ pub struct SimConfig {
     /// signed URLs do, so a client that asks again after a link failed gets a new one. Off by
     /// default: the platform's observed links are plain paths.
     pub fresh_links: bool,
-    /// Seed for all randomness: latencies, faults and ids.
-    pub seed: u64,
+    /// Seed for all randomness: latencies, faults, task ids and file keys. Unset, it is drawn
+    /// from the clock, so two simulators never mint the same ids; the seed in use is logged and
+    /// shown in [`SimStats::seed`], to replay a run.
+    pub seed: Option<u64>,
+    /// Append every API request (method, path, headers with the key described rather than
+    /// copied, the body's exact text) to this file as one JSON line.
+    pub request_log: Option<std::path::PathBuf>,
     /// Fault injection.
     pub faults: Faults,
 }
@@ -142,7 +158,8 @@ impl Default for SimConfig {
             video_bytes: None,
             fresh_links: false,
             download_rate: None,
-            seed: 0,
+            seed: None,
+            request_log: None,
             faults: Faults::default(),
         }
     }
@@ -200,10 +217,13 @@ pub struct Faults {
     pub download_truncate: f64,
     /// A result download answers 404 as if the link had expired; the next request may work.
     pub download_gone: f64,
+    /// A poll answer echoes `model` in another case (`CogVideoX-Flash` for `cogvideox-flash`),
+    /// as the platform has been seen to (reference §4).
+    pub model_case: f64,
 }
 
 impl Faults {
-    fn probabilities(&self) -> [(&'static str, f64); 10] {
+    fn probabilities(&self) -> [(&'static str, f64); 11] {
         [
             ("submit_5xx", self.submit_5xx),
             ("submit_1305", self.submit_1305),
@@ -215,6 +235,7 @@ impl Faults {
             ("submit_1302", self.submit_1302),
             ("download_truncate", self.download_truncate),
             ("download_gone", self.download_gone),
+            ("model_case", self.model_case),
         ]
     }
 }
@@ -242,6 +263,8 @@ pub struct SimStats {
     pub ranged_downloads: u64,
     /// Fen charged for accepted submissions.
     pub spent_fen: u64,
+    /// The seed the simulator's randomness started from.
+    pub seed: u64,
 }
 
 /// One task as the simulator sees it.
@@ -283,7 +306,11 @@ pub async fn start(config: SimConfig, listener: TcpListener) -> io::Result<SimHa
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => format!("http://{}", reachable(addr)),
     };
-    let sim = Arc::new(state::Sim::new(config, origin));
+    let request_log = match &config.request_log {
+        Some(path) => Some(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+        None => None,
+    };
+    let sim = Arc::new(state::Sim::new(config, origin, request_log));
     let cancel = CancellationToken::new();
     let serve = axum::serve(listener, routes::router(Arc::clone(&sim)))
         .with_graceful_shutdown(cancel.clone().cancelled_owned());

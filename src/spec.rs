@@ -20,7 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use models::{ModelRules, Violation, validate_request};
+pub use models::{ModelRules, Violation, may_be_ignored, validate_request};
 
 /// Largest spec file vidkeep reads; images are read separately with their own limit.
 pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
@@ -207,6 +207,9 @@ pub fn parse(file_name: &str, bytes: &[u8], ctx: &SpecContext<'_>) -> Result<Job
         SpecFormat::Toml => parse_toml(text)?,
         SpecFormat::Text => parse_text(text)?,
     };
+    // A `null` is "not set" (the official SDK writes every unset field so): dropped before
+    // anything looks at the body, so it never reaches the catalogue, the fingerprint or the wire.
+    models::drop_nulls(&mut body);
     let meta = take_meta(&mut body)?;
     if body.contains_key("request_id") {
         return Err(SpecError::Reserved("request_id"));
@@ -263,8 +266,8 @@ fn take_meta(body: &mut Map<String, Value>) -> Result<SpecMeta, SpecError> {
     }
 }
 
-/// Fills fields the spec leaves out from `defaults`: `model` first, then only the fields that
-/// model's schema has.
+/// Fills fields the spec leaves out (or sets to `null`) from `defaults`: `model` first, then only
+/// the fields that model's published schema has.
 fn apply_defaults(body: &mut Map<String, Value>, defaults: &Map<String, Value>) {
     if !body.contains_key("model") {
         if let Some(model) = defaults.get("model") {
@@ -275,7 +278,7 @@ fn apply_defaults(body: &mut Map<String, Value>, defaults: &Map<String, Value>) 
         return;
     };
     for (key, value) in defaults {
-        if key != "request_id" && rules.accepts_field(key) && !body.contains_key(key) {
+        if key != "request_id" && !value.is_null() && rules.documents_field(key) && !body.contains_key(key) {
             body.insert(key.clone(), value.clone());
         }
     }
@@ -347,6 +350,26 @@ mod tests {
             let err = parse_with(name, text, json!({})).expect_err(text);
             assert_eq!(err.code(), code, "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn nulls_are_dropped_before_anything_reads_the_body() {
+        let spec = parse_with(
+            "sdk.json",
+            r#"{"model":"viduq1-text","prompt":"a fox","style":null,"image_url":null,"request_id":null,"vidkeep":null}"#,
+            json!({"style":"anime"}),
+        )
+        .expect("nulls are not set");
+        assert_eq!(spec.request.get("style"), Some(&json!("anime")), "a null field takes the default");
+        assert!(spec.request.values().all(|v| !v.is_null()), "{:?}", spec.request);
+        assert!(!spec.request.contains_key("request_id") && !spec.display.contains_key("image_url"));
+    }
+
+    #[test]
+    fn quality_default_is_not_applied_to_vidu_although_vidu_passes_it_through() {
+        let spec =
+            parse_with("a.txt", "a fox", json!({"model":"viduq1-text","quality":"speed","fps":30})).expect("valid");
+        assert!(!spec.request.contains_key("quality") && !spec.request.contains_key("fps"), "{:?}", spec.request);
     }
 
     #[test]

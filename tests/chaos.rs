@@ -112,11 +112,12 @@ async fn kills_and_faults_lose_nothing_and_pay_nothing_twice() {
         download_truncate: 0.1,
         download_gone: 0.1,
         unknown_status: 0.1,
+        model_case: 0.2,
     };
     let sim = SimConfig {
         faults,
         fresh_links: true,
-        seed,
+        seed: Some(seed),
         latency_min: Duration::from_millis(300),
         latency_max: Duration::from_millis(1500),
         ..SimConfig::default()

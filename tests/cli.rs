@@ -42,6 +42,26 @@ fn check_fails_on_an_invalid_spec_and_says_why() {
 }
 
 #[test]
+fn check_accepts_an_sdk_body_with_nulls_and_names_the_fields_the_platform_may_ignore() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("sdk.json");
+    // What zai-sdk 0.2.3 `videos.generations` sends for viduq1-text with the SDK's example
+    // arguments (`quality`, `with_audio` and `fps` are passed, the rest left unset as nulls).
+    let body = r#"{"model":"viduq1-text","prompt":"a fox","image_url":null,"quality":"speed","with_audio":null,"size":"1920x1080","duration":5,"fps":30,"style":"anime","aspect_ratio":"16:9","off_peak":true,"movement_amplitude":"auto","request_id":null,"user_id":null}"#;
+    std::fs::write(&spec, body).expect("write");
+    let out = vidkeep(&["check", spec.to_str().expect("utf8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for field in ["quality", "fps", "off_peak"] {
+        assert!(stdout.contains(&format!("note: the platform may ignore `{field}`")), "{field}: {stdout}");
+    }
+    assert!(!stdout.contains("may ignore `style`"), "schema fields are not flagged: {stdout}");
+    for unset in ["image_url", "with_audio", "request_id", "user_id"] {
+        assert!(!stdout.contains(unset), "a null is not set, so not in the request: {stdout}");
+    }
+}
+
+#[test]
 fn a_config_with_an_unknown_key_is_refused_with_its_name_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.toml");

@@ -15,7 +15,7 @@ async fn transient_errors_are_retried_and_nothing_is_submitted_twice() {
         unknown_status: 0.3,
         ..Faults::default()
     };
-    let sim = SimConfig { faults, seed: 42, ..fast_sim() };
+    let sim = SimConfig { faults, seed: Some(42), ..fast_sim() };
     let mut env = Env::new(sim, "max_in_flight = 4\n", "[defaults]\nmodel = \"viduq1-text\"\n").await;
     env.start();
     for i in 0..8 {
@@ -48,7 +48,7 @@ async fn a_failed_task_fails_the_job_with_a_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_and_truncated_downloads_resume_with_range_requests() {
     let faults = Faults { download_reset: 0.4, download_truncate: 0.4, ..Faults::default() };
-    let sim = SimConfig { faults, seed: 11, ..fast_sim() };
+    let sim = SimConfig { faults, seed: Some(11), ..fast_sim() };
     let mut env = Env::new(sim, "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
     env.start();
     for i in 0..4 {
@@ -65,7 +65,7 @@ async fn cut_and_truncated_downloads_resume_with_range_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_links_are_refreshed_from_the_platform_then_archived() {
     let faults = Faults { download_gone: 0.6, ..Faults::default() };
-    let sim = SimConfig { faults, fresh_links: true, seed: 5, ..fast_sim() };
+    let sim = SimConfig { faults, fresh_links: true, seed: Some(5), ..fast_sim() };
     let mut env = Env::new(sim, "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
     env.start();
     for i in 0..3 {
@@ -98,5 +98,19 @@ async fn a_result_gone_for_good_fails_as_expired_after_asking_again() {
     // Each "gone" was followed by asking async-result again before giving up.
     assert!(env.sim.stats().polls >= 2 + 3, "{:?}", env.sim.stats());
     assert_eq!(env.sim.stats().accepted, 1, "nothing was submitted again");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_echoed_in_another_case_is_the_same_model() {
+    let sim = SimConfig { faults: Faults { model_case: 1.0, ..Faults::default() }, ..fast_sim() };
+    let mut env = Env::new(sim, "", "[defaults]\nmodel = \"cogvideox-flash\"\n").await;
+    env.start();
+    env.drop_spec("flash.txt", "a lantern at night");
+    let jobs = env.wait_all_ended(1).await;
+    assert_archived_as_served(&env, &jobs);
+    let answer: serde_json::Value =
+        serde_json::from_str(jobs[0].result_json.as_deref().expect("result")).expect("json");
+    assert_eq!(answer["model"], "CogVideoX-Flash", "the platform's case is kept in the record");
     env.stop().await;
 }

@@ -6,6 +6,7 @@
 mod support;
 mod web;
 
+mod answers;
 mod chaos;
 mod cli;
 mod config_example;
@@ -19,4 +20,5 @@ mod ops;
 mod recovery;
 mod s3;
 mod safety;
+mod sdk;
 mod systemd;

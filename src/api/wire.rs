@@ -1,28 +1,71 @@
 //! Wire shapes of the platform's answers, kept apart from the domain types and tolerant of what
-//! the reference says varies: numeric or string error codes, flat or nested error objects, extra
-//! fields, unknown task statuses, model names in another case.
+//! the reference and the official SDK show may vary: numeric or string error codes, flat or
+//! nested error objects, extra fields, unknown task statuses, model names in another case,
+//! numeric task ids, and `null` for any field (`zai-sdk` 0.2.3 declares
+//! `zai.types.video.VideoObject.id` optional and parses `"video_result": null`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// Answer to `POST /videos/generations`.
+/// Answer to `POST /videos/generations`: only the task id matters, and any answer that has one
+/// is an accepted task (a paid one), whatever else it holds.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SubmitAnswer {
-    pub(crate) id: Option<String>,
+    #[serde(default)]
+    id: Option<Box<RawValue>>,
+}
+
+impl SubmitAnswer {
+    /// The task id as text: a JSON string as it is, a JSON number by its exact digits (the old
+    /// official example shows the 19-digit `8868902201637896192`, the old SDK's tests a 25-digit
+    /// one, beyond what a float or `u64` holds). `None` for a missing, null, empty or other id.
+    pub(crate) fn task_id(&self) -> Option<String> {
+        let raw = self.id.as_deref()?.get().trim();
+        if raw.starts_with('"') {
+            let id: String = serde_json::from_str(raw).ok()?;
+            return Some(id).filter(|id| !id.trim().is_empty());
+        }
+        (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit())).then(|| raw.to_owned())
+    }
 }
 
 /// Answer to `GET /async-result/{id}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ResultAnswer {
+    #[serde(default, deserialize_with = "lenient_string")]
     task_status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "results")]
     video_result: Vec<VideoResult>,
 }
 
 #[derive(Debug, Deserialize)]
 struct VideoResult {
+    #[serde(default, deserialize_with = "lenient_string")]
     url: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
     cover_image_url: Option<String>,
+}
+
+/// A string field that may also come as `null` or in another JSON type (then it is unset).
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// `video_result`: an array of results; `null` (seen while `PROCESSING`) is none, a lone object
+/// is one, and entries that are not objects are skipped.
+fn results<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<VideoResult>, D::Error> {
+    let items = match Value::deserialize(d)? {
+        Value::Array(items) => items,
+        one @ Value::Object(_) => vec![one],
+        _ => Vec::new(),
+    };
+    Ok(items.into_iter().filter_map(|item| serde_json::from_value(item).ok()).collect())
 }
 
 /// A task's status.
@@ -44,6 +87,11 @@ pub enum TaskStatus {
 }
 
 impl ResultAnswer {
+    /// The model the answer names, in whatever case the platform wrote it.
+    pub(crate) fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
     pub(crate) fn status(&self) -> TaskStatus {
         let status = self.task_status.as_deref().unwrap_or("").to_ascii_uppercase();
         match status.as_str() {
@@ -61,6 +109,12 @@ impl ResultAnswer {
             _ => TaskStatus::Processing(status),
         }
     }
+}
+
+/// Whether the model an answer names is the model the request named: the platform has been seen
+/// to echo `cogvideox-flash` as `CogVideoX-Flash` (reference §4), so case does not count.
+pub fn same_model(sent: &str, answered: &str) -> bool {
+    sent.trim().eq_ignore_ascii_case(answered.trim())
 }
 
 /// The platform's error body, normalised.
@@ -126,5 +180,45 @@ mod tests {
         assert_eq!(f.status(), TaskStatus::Fail);
         let e: ResultAnswer = serde_json::from_str(r#"{"task_status":"SUCCESS","video_result":[]}"#).expect("parse");
         assert_eq!(e.status(), TaskStatus::SuccessWithoutResult);
+    }
+
+    #[test]
+    fn nulls_and_odd_types_in_results_are_unset() {
+        let shapes = [
+            r#"{"task_status":"PROCESSING","video_result":null,"model":"CogVideoX-Flash","id":8868902201637896192}"#,
+            r#"{"task_status":"PROCESSING","video_result":null,"usage":null,"request_id":null}"#,
+            r#"{"task_status":"PROCESSING","video_result":[null],"model":null}"#,
+            r#"{"task_status":null}"#,
+        ];
+        for text in shapes {
+            let a: ResultAnswer = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(matches!(a.status(), TaskStatus::Processing(_)), "{text}");
+        }
+        let one: ResultAnswer = serde_json::from_str(
+            r#"{"task_status":"SUCCESS","video_result":{"url":"https://x/a.mp4","cover_image_url":null}}"#,
+        )
+        .expect("parse");
+        assert_eq!(one.status(), TaskStatus::Success { video_url: "https://x/a.mp4".into(), cover_url: None });
+    }
+
+    #[test]
+    fn task_ids_as_strings_or_exact_digits() {
+        let id = |text: &str| serde_json::from_str::<SubmitAnswer>(text).expect("parse").task_id();
+        assert_eq!(id(r#"{"id":"2026081810250142"}"#).as_deref(), Some("2026081810250142"));
+        assert_eq!(
+            id(r#"{"id":8868902201637896192,"task_status":"PROCESSING"}"#).as_deref(),
+            Some("8868902201637896192")
+        );
+        assert_eq!(id(r#"{"id":1014908869548405238276203}"#).as_deref(), Some("1014908869548405238276203"));
+        assert_eq!(id(r#"{"id":"x","task_status":42,"model":null,"video_result":"odd"}"#).as_deref(), Some("x"));
+        for none in [r#"{"id":null}"#, r#"{"id":""}"#, r#"{"id":1.5}"#, r#"{"id":-3}"#, r#"{"id":{}}"#, r#"{}"#] {
+            assert_eq!(id(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn models_compare_without_case() {
+        assert!(same_model("cogvideox-flash", "CogVideoX-Flash"));
+        assert!(!same_model("cogvideox-flash", "cogvideox-3"));
     }
 }

@@ -580,3 +580,37 @@ fn settle_submission(
     .map_err(sql("settle submission"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{SpecContext, parse};
+
+    fn job(body: &str) -> NewJob {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let defaults = serde_json::Map::new();
+        let ctx = SpecContext { defaults: &defaults, spec_dir: dir.path(), inbox: dir.path() };
+        let spec = parse("a.json", body.as_bytes(), &ctx).expect("valid spec");
+        NewJob {
+            id: "j".into(),
+            spec_name: "a.json".into(),
+            spec_sha256: String::new(),
+            spec_format: SpecFormat::Json,
+            spec,
+            take: None,
+        }
+    }
+
+    #[test]
+    fn nulls_do_not_change_the_fingerprint() {
+        let plain = job(r#"{"model":"viduq1-text","prompt":"a fox","duration":5}"#);
+        let sdk = job(
+            r#"{"prompt":"a fox","quality":null,"model":"viduq1-text","duration":5,"off_peak":null,"user_id":null}"#,
+        );
+        assert_eq!(plain.fingerprint(), sdk.fingerprint());
+        assert_ne!(
+            plain.fingerprint(),
+            job(r#"{"model":"viduq1-text","prompt":"a fox","duration":5,"off_peak":true}"#).fingerprint()
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! `vidkeep check`: validate specs offline and print the request each would send, images shown
-//! as their source.
+//! as their source, and the fields the platform may ignore for the spec's model (fields the
+//! official SDK sends that the model's published schema lacks; see [`crate::spec::models`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,7 +19,13 @@ pub(super) fn run(config: Option<&Path>, specs: &[PathBuf]) -> anyhow::Result<Ex
     let mut bad = 0;
     for path in specs {
         match check_one(path, &defaults) {
-            Ok(request) => println!("{}: ok\n{}", path.display(), serde_json::to_string_pretty(&request)?),
+            Ok((request, ignored)) => {
+                println!("{}: ok", path.display());
+                for (field, why) in &ignored {
+                    println!("  note: the platform may ignore `{field}`: {why}");
+                }
+                println!("{}", serde_json::to_string_pretty(&request)?);
+            }
             Err(reason) => {
                 bad += 1;
                 println!("{}: INVALID: {reason}", path.display());
@@ -28,7 +35,8 @@ pub(super) fn run(config: Option<&Path>, specs: &[PathBuf]) -> anyhow::Result<Ex
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn check_one(path: &Path, defaults: &Map<String, Value>) -> Result<Value, String> {
+/// The spec's request as shown, and the fields the platform may ignore with the reasons.
+fn check_one(path: &Path, defaults: &Map<String, Value>) -> Result<(Value, Vec<(String, String)>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -41,13 +49,19 @@ fn check_one(path: &Path, defaults: &Map<String, Value>) -> Result<Value, String
     let mut out = Map::new();
     out.insert("request".to_owned(), Value::Object(shown));
     out.insert("vidkeep".to_owned(), serde_json::to_value(&spec.meta).unwrap_or(Value::Null));
-    Ok(Value::Object(out))
+    let ignored = spec.rules().map(|rules| spec::may_be_ignored(rules, &spec.request)).unwrap_or_default();
+    let listed: Map<String, Value> = ignored.iter().map(|(f, why)| (f.clone(), Value::String(why.clone()))).collect();
+    out.insert("platform_may_ignore".to_owned(), Value::Object(listed));
+    Ok((Value::Object(out), ignored))
 }
 
 fn show_images(v: &Value) -> Value {
     match v {
         Value::String(s) => Value::String(images::describe(s)),
         Value::Array(items) => Value::Array(items.iter().map(show_images).collect()),
+        Value::Object(members) => Value::Object(
+            members.iter().map(|(k, v)| (k.clone(), if k == "url" { show_images(v) } else { v.clone() })).collect(),
+        ),
         other => other.clone(),
     }
 }

@@ -21,7 +21,7 @@ use tracing::Instrument as _;
 
 use super::download::fetch;
 use super::{Change, JobError, JobState, Limiter, LiveSettings, backoff};
-use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus};
+use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus, same_model};
 use crate::archive::Archiver;
 use crate::catalog::{CatalogError, Db, JobRecord};
 use crate::config::UncertainPolicy;
@@ -527,6 +527,9 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
             TaskStatus::Processing(_) => return Ok(later),
             TaskStatus::Success { video_url, cover_url } => {
                 tracing::info!(job_id = %job.id, task_id = %task_id, "task succeeded");
+                if let Some(answered) = report.model.as_deref().filter(|m| !same_model(&job.model, m)) {
+                    tracing::warn!(job_id = %job.id, task_id = %task_id, sent = %job.model, answered, "the platform names another model for this task");
+                }
                 Change::ResultReady { video_url, cover_url, result_json: report.raw }
             }
             TaskStatus::SuccessWithoutResult => Change::Failed(JobError::new(

@@ -39,6 +39,7 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
 }
 
 async fn submit(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    sim.log_request("POST", "/api/paas/v4/videos/generations", &headers, body.as_ref().ok());
     match try_submit(&sim, &headers, body) {
         Ok(response) => response,
         Err(error) => {
@@ -99,6 +100,7 @@ fn end_after_delay() -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
 }
 
 async fn poll(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    sim.log_request("GET", &format!("/api/paas/v4/async-result/{id}"), &headers, None);
     let answer = authorize(&sim, &headers).and_then(|()| sim.poll(&id));
     match answer {
         Ok(answer) => Json(answer).into_response(),
@@ -106,17 +108,26 @@ async fn poll(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id): Path<St
     }
 }
 
-/// Accepts `Authorization: Bearer <api key>` (scheme case-insensitive).
+/// Accepts the API key as `Authorization: Bearer <id.secret>` (scheme case-insensitive), and a
+/// token signed with it (see [`super::jwt`]) with or without `Bearer`: what `zai-sdk` 0.2.3
+/// sends (`zai._client.ZhipuAiClient.auth_headers`: the raw key by default, the token with
+/// `disable_token_cache=False`) and what older SDKs sent (the token bare).
 fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers.get(AUTHORIZATION).ok_or_else(ApiError::no_authorization)?;
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()));
-    match token {
-        Some(token) if token == sim.config().api_key => Ok(()),
-        _ => Err(ApiError::bad_token()),
+    let value = value.to_str().map_err(|_| ApiError::bad_token())?.trim();
+    let (bearer, token) = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => (true, token.trim()),
+        Some(_) => return Err(ApiError::bad_token()),
+        None => (false, value),
+    };
+    let key = &sim.config().api_key;
+    if bearer && token == key {
+        return Ok(());
+    }
+    match super::jwt::verify(token, key, crate::time::now_ms().try_into().unwrap_or(0)) {
+        Ok(()) => Ok(()),
+        Err(super::jwt::Refusal::Expired) => Err(ApiError::expired_token()),
+        Err(super::jwt::Refusal::Invalid) => Err(ApiError::bad_token()),
     }
 }
 

@@ -3,17 +3,21 @@
 //! concurrent clients see one consistent platform.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::media::{Media, MediaKind};
 use super::task::{self, Snapshot, Status, Task};
-use super::wire::{ApiError, PollAnswer, SubmitAnswer};
+use super::wire::{ApiError, PollAnswer, SubmitAnswer, display_case};
 use super::{SimConfig, SimStats, SimTask};
 use crate::spec::models::ModelRules;
 
@@ -24,6 +28,8 @@ pub(super) struct Sim {
     /// Scheme, host and port of result URLs, without a trailing slash.
     origin: String,
     books: Mutex<Books>,
+    /// Where each API request is appended as a JSON line ([`SimConfig::request_log`]).
+    request_log: Option<Mutex<File>>,
 }
 
 #[derive(Debug)]
@@ -70,16 +76,42 @@ pub(super) struct Download {
 }
 
 impl Sim {
-    /// A simulator with no tasks; result URLs start with `origin`.
-    pub(super) fn new(config: SimConfig, origin: String) -> Sim {
+    /// A simulator with no tasks; result URLs start with `origin`; API requests are appended to
+    /// `request_log` when given. Its randomness follows [`SimConfig::seed`], or the clock.
+    pub(super) fn new(config: SimConfig, origin: String, request_log: Option<File>) -> Sim {
+        let seed = config.seed.unwrap_or_else(seed_from_clock);
+        tracing::info!(seed, "simulator randomness (set `seed` to replay it)");
         let books = Books {
-            rng: StdRng::seed_from_u64(config.seed),
+            rng: StdRng::seed_from_u64(seed),
             tasks: Vec::new(),
             by_id: HashMap::new(),
             by_key: HashMap::new(),
-            stats: SimStats::default(),
+            stats: SimStats { seed, ..SimStats::default() },
         };
-        Sim { config, origin, books: Mutex::new(books) }
+        Sim { config, origin, books: Mutex::new(books), request_log: request_log.map(Mutex::new) }
+    }
+
+    /// Appends one API request to the request log, if there is one: method, path, headers (the
+    /// `Authorization` value described, never copied: its scheme, whether it is the key or a
+    /// token, and a token's decoded header and payload) and the body's exact text.
+    pub(super) fn log_request(&self, method: &str, path: &str, headers: &HeaderMap, body: Option<&axum::body::Bytes>) {
+        let Some(log) = &self.request_log else { return };
+        let mut shown = Map::new();
+        for (name, value) in headers {
+            let value = if name == AUTHORIZATION {
+                describe_authorization(value.to_str().unwrap_or(""), &self.config.api_key)
+            } else {
+                Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned())
+            };
+            shown.insert(name.as_str().to_owned(), value);
+        }
+        let body = body.map(|b| Value::String(String::from_utf8_lossy(b).into_owned())).unwrap_or(Value::Null);
+        let mut line = json!({"method": method, "path": path, "headers": shown, "body": body}).to_string();
+        line.push('\n');
+        let mut file = log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
+            tracing::warn!(error = %e, "cannot write the simulator's request log");
+        }
     }
 
     /// The configuration.
@@ -152,9 +184,13 @@ impl Sim {
         }
         let index = *books.by_id.get(id).ok_or_else(|| ApiError::no_such_task(id))?;
         let shows_unknown_status = books.chance(faults.unknown_status);
+        let shows_model_case = books.chance(faults.model_case);
         let task = books.tasks.get(index).ok_or_else(|| ApiError::no_such_task(id))?;
         let status = task.status(now);
         let mut answer = PollAnswer::new(&task.id, &task.request_id, task.model, status, task.created);
+        if shows_model_case {
+            answer.model = display_case(task.model);
+        }
         match status {
             Status::Processing if shows_unknown_status => answer.task_status = "SUBMITTED",
             Status::Success => {
@@ -224,6 +260,38 @@ impl Sim {
             books.tasks.iter().map(|t| t.snapshot(&self.origin, now)).collect()
         };
         snapshots.into_iter().map(Snapshot::finish).collect()
+    }
+}
+
+/// A seed that differs between simulator instances: the clock's nanoseconds, mixed with the
+/// process id so two simulators started in the same instant differ too.
+fn seed_from_clock() -> u64 {
+    let nanos = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mixed = (nanos as u64) ^ ((nanos >> 64) as u64) ^ u64::from(std::process::id()).rotate_left(32);
+    // One SplitMix64 step spreads nearby clock readings over the whole range.
+    let mut z = mixed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What an `Authorization` value is, without the secret: `{"scheme", "form"}` where form is
+/// `api-key` (the configured key), `token` (a JWT, with its decoded `jwt_header` and
+/// `jwt_payload`) or `other`.
+fn describe_authorization(value: &str, api_key: &str) -> Value {
+    let value = value.trim();
+    let (scheme, token) = match value.split_once(' ') {
+        Some((scheme, token)) => (scheme, token.trim()),
+        None => ("", value),
+    };
+    if token == api_key {
+        return json!({"scheme": scheme, "form": "api-key"});
+    }
+    match super::jwt::decode(token) {
+        Some((header, payload)) => {
+            json!({"scheme": scheme, "form": "token", "jwt_header": header, "jwt_payload": payload})
+        }
+        None => json!({"scheme": scheme, "form": "other"}),
     }
 }
 

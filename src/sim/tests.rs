@@ -12,6 +12,7 @@ use super::*;
 
 mod faults;
 mod refusals;
+mod sdk;
 
 /// A config whose tasks finish within 300 ms: long enough to see them `PROCESSING` on a busy
 /// machine, short enough for quick tests.

@@ -33,7 +33,12 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "1001", "Header中未收到Authorization参数，无法进行身份验证。")
     }
 
-    /// A token that is not the configured key (`1002`).
+    /// A signed token whose `exp` has passed (`1003`, "token expired" in the code table).
+    pub(super) fn expired_token() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "1003", "Authorization Token已过期，请重新生成Token。")
+    }
+
+    /// A token that is not the configured key nor a valid token signed with it (`1002`).
     pub(super) fn bad_token() -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "1002", "Authorization Token非法，请确认Authorization Token正确传递。")
     }
@@ -90,6 +95,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A model code in the case the platform has been seen to echo it (`cogvideox-flash` as
+/// `CogVideoX-Flash`, reference §4): each part capitalised, CogVideoX and the Vidu versions as the
+/// product pages write them.
+pub(super) fn display_case(model: &str) -> String {
+    model
+        .split('-')
+        .map(|part| match part {
+            "cogvideox" => "CogVideoX".to_owned(),
+            "viduq1" => "ViduQ1".to_owned(),
+            other => {
+                let mut chars = other.chars();
+                chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// The answer to an accepted submit.
 #[derive(Debug, Clone, Serialize)]
 pub(super) struct SubmitAnswer {
@@ -120,7 +143,8 @@ impl SubmitAnswer {
 pub(super) struct PollAnswer {
     id: String,
     request_id: String,
-    model: &'static str,
+    /// Model code as sent, or in display case under the `model_case` fault.
+    pub(super) model: String,
     /// `PROCESSING`, `SUCCESS`, `FAIL` — or an unknown value under the `unknown_status` fault.
     pub(super) task_status: &'static str,
     created: u64,
@@ -149,7 +173,7 @@ impl PollAnswer {
         PollAnswer {
             id: id.to_owned(),
             request_id: request_id.to_owned(),
-            model,
+            model: model.to_owned(),
             task_status: status.as_str(),
             created,
             usage: None,

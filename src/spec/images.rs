@@ -26,6 +26,11 @@ pub(crate) fn inline(body: &mut Map<String, Value>, ctx: &SpecContext<'_>) -> Re
     super::models::check_image_count(body)?;
     let entries: Vec<&mut String> = match body.get_mut("image_url") {
         Some(Value::String(s)) => vec![s],
+        // `image_url` as an object (zai-sdk 0.2.3 types it `str | dict`): its `url` member.
+        Some(Value::Object(members)) => match members.get_mut("url") {
+            Some(Value::String(s)) => vec![s],
+            _ => return Ok(()),
+        },
         Some(Value::Array(items)) => items
             .iter_mut()
             .filter_map(|item| match item {

@@ -2,6 +2,14 @@
 //! (`../shared/reference/bigmodel-video-api.md` §2). One table, used by spec validation and by the
 //! simulator, so the two cannot drift apart on the facts; each side decides on its own what a
 //! violation means (a rejected spec here, a platform error code there).
+//!
+//! Two kinds of field are accepted. A field in the model's published schema is checked against
+//! the schema's values. A field the official SDK sends that the schema lacks for this model is
+//! passed through after a type check, and [`may_be_ignored`] names it, because the platform may
+//! ignore it. The SDK fields are those of `zai-sdk` 0.2.3, `zai.api_resource.videos.Videos.generations`
+//! (`off_peak`, `watermark_enabled`, `sensitive_word_check`, and `quality`, `fps`, `with_audio` on
+//! every model, as the SDK's own Vidu examples send them). A JSON `null` means "not set"
+//! everywhere: that SDK sends every keyword argument left at its default as `null`.
 
 use serde_json::{Map, Value};
 
@@ -182,8 +190,38 @@ pub fn rules(model: &str) -> Option<&'static ModelRules> {
 }
 
 impl ModelRules {
-    /// Whether the model's request schema has `field` at all.
+    /// Whether `field` is sent to this model: in its schema, or passed through for the SDK.
     pub fn accepts_field(&self, field: &str) -> bool {
+        self.documents_field(field) || self.pass_through(field).is_some()
+    }
+
+    /// Why the platform may ignore `field` for this model: `Some` for a field vidkeep passes
+    /// through although the model's published schema lacks it, `None` for schema fields (and for
+    /// fields not accepted at all).
+    pub fn pass_through(&self, field: &str) -> Option<&'static str> {
+        if self.documents_field(field) {
+            return None;
+        }
+        Some(match field {
+            "off_peak" => {
+                "not in the platform's documents (the SDK sends it); on Vidu's own API off-peak tasks cost less \
+                 and finish within 48 h, here its effect is unknown: vidkeep records the list price and polls \
+                 for as long as the task takes"
+            }
+            "sensitive_word_check" => {
+                "a legacy SDK field absent from the current documents; switching the check off needs the \
+                 platform's permission, otherwise it is ignored"
+            }
+            "watermark_enabled" => "documented for CogVideoX models only",
+            "quality" => "documented for CogVideoX models only",
+            "fps" => "documented for CogVideoX models only (Vidu makes 24 fps)",
+            "with_audio" => "not in this model's published schema",
+            _ => return None,
+        })
+    }
+
+    /// Whether the model's published request schema has `field`; `[defaults]` fill only these.
+    pub fn documents_field(&self, field: &str) -> bool {
         match field {
             "model" | "prompt" | "request_id" | "user_id" => true,
             "image_url" => self.image != ImageRule::None,
@@ -281,37 +319,80 @@ const ALL_FIELDS: &[&str] = &[
     "movement_amplitude",
     "with_audio",
     "watermark_enabled",
+    "off_peak",
+    "sensitive_word_check",
     "request_id",
     "user_id",
 ];
+
+/// `sensitive_word_check.type` values: "currently only supports ALL" (`zai-sdk` 0.2.3,
+/// `zai.types.sensitive_word_check.SensitiveWordCheckRequest`).
+const SENSITIVE_TYPES: &[&str] = &["ALL"];
+/// `sensitive_word_check.status` values, from the same SDK type: `ENABLE` or `DISABLE`.
+const SENSITIVE_STATUSES: &[&str] = &["ENABLE", "DISABLE"];
+
+/// The value of `field` in `body`, `None` when it is absent or `null` (not set).
+fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+/// Removes every `null` member, in nested objects too (not inside arrays, where a `null` is an
+/// entry, not an unset field): a `null` means "not set", so a body with them and one without are
+/// the same request and get the same fingerprint.
+pub fn drop_nulls(body: &mut Map<String, Value>) {
+    body.retain(|_, v| !v.is_null());
+    for value in body.values_mut() {
+        if let Value::Object(inner) = value {
+            drop_nulls(inner);
+        }
+    }
+}
+
+/// The fields of a valid `body` that the platform may ignore for its model, each with the reason.
+pub fn may_be_ignored(rules: &ModelRules, body: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut notes: Vec<(String, String)> = body
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .filter_map(|(f, _)| rules.pass_through(f).map(|why| (f.clone(), why.to_owned())))
+        .collect();
+    if field(body, "image_url").is_some_and(Value::is_object) {
+        notes.push((
+            "image_url".to_owned(),
+            "given as an object, which the SDK allows but the documents do not show (they show a string or an \
+             array): the platform may not read it"
+                .to_owned(),
+        ));
+    }
+    notes
+}
 
 /// Checks a request body as it goes on the wire against its model's schema.
 ///
 /// Images must already be `http(s)://` URLs or `data:image/...;base64,` URIs here; the spec parser
 /// turns local paths into data URIs before calling this.
 pub fn validate_request(body: &Map<String, Value>) -> Result<&'static ModelRules, Violation> {
-    let model = match body.get("model") {
-        None | Some(Value::Null) => return Err(Violation::MissingModel),
+    let model = match field(body, "model") {
+        None => return Err(Violation::MissingModel),
         Some(Value::String(m)) => m.as_str(),
         Some(other) => return Err(Violation::UnknownModel(other.to_string())),
     };
     let rules = rules(model).ok_or_else(|| Violation::UnknownModel(model.to_owned()))?;
     let ill = |field: &str, why: String| Violation::Illegal { field: field.to_owned(), model: model.to_owned(), why };
-    for field in body.keys() {
-        if !rules.accepts_field(field) {
+    for (name, value) in body {
+        if !value.is_null() && !rules.accepts_field(name) {
             let accepted: Vec<&str> = ALL_FIELDS.iter().copied().filter(|f| rules.accepts_field(f)).collect();
             return Err(Violation::UnknownField {
-                field: field.clone(),
+                field: name.clone(),
                 model: model.to_owned(),
                 accepted: accepted.join(", "),
             });
         }
     }
-    check_prompt(rules, body.get("prompt"), &ill)?;
-    check_images(rules, body.get("image_url"), &ill)?;
+    check_prompt(rules, field(body, "prompt"), &ill)?;
+    check_images(rules, field(body, "image_url"), &ill)?;
     if rules.image == ImageRule::None || !rules.image_required {
-        let has_prompt = matches!(body.get("prompt"), Some(Value::String(p)) if !p.trim().is_empty());
-        if !has_prompt && !body.contains_key("image_url") {
+        let has_prompt = matches!(field(body, "prompt"), Some(Value::String(p)) if !p.trim().is_empty());
+        if !has_prompt && field(body, "image_url").is_none() {
             return Err(Violation::Missing {
                 field: "prompt",
                 model: model.to_owned(),
@@ -320,29 +401,48 @@ pub fn validate_request(body: &Map<String, Value>) -> Result<&'static ModelRules
         }
     }
     check_int(body, "duration", rules.durations, &ill)?;
-    check_int(body, "fps", rules.fps, &ill)?;
     check_str(body, "size", rules.sizes, &ill)?;
     check_str(body, "aspect_ratio", rules.aspect_ratios, &ill)?;
     check_str(body, "style", rules.styles, &ill)?;
-    check_str(body, "quality", rules.qualities, &ill)?;
+    if rules.fps.is_empty() {
+        // Passed through: the SDK types it as an int; the platform's Vidu schema has no fps.
+        if let Some(v) = field(body, "fps") {
+            if v.as_u64().is_none_or(|n| n == 0) {
+                return Err(ill("fps", format!("must be a positive whole number of frames per second, not {v}")));
+            }
+        }
+    } else {
+        check_int(body, "fps", rules.fps, &ill)?;
+    }
+    if rules.qualities.is_empty() {
+        // Passed through: any string, as the SDK types it (its Java twin sends "high" to Vidu).
+        if let Some(v) = field(body, "quality") {
+            if v.as_str().is_none_or(|q| q.trim().is_empty()) {
+                return Err(ill("quality", format!("must be a non-empty string, not {v}")));
+            }
+        }
+    } else {
+        check_str(body, "quality", rules.qualities, &ill)?;
+    }
     if rules.movement_amplitude {
         check_str(body, "movement_amplitude", MOVEMENT, &ill)?;
     }
-    for flag in ["with_audio", "watermark_enabled"] {
-        if let Some(v) = body.get(flag) {
+    for flag in ["with_audio", "watermark_enabled", "off_peak"] {
+        if let Some(v) = field(body, flag) {
             if !v.is_boolean() {
                 return Err(ill(flag, format!("must be true or false, not {v}")));
             }
         }
     }
-    if rules.with_audio_true_refused && body.get("with_audio") == Some(&Value::Bool(true)) {
+    if rules.with_audio_true_refused && field(body, "with_audio") == Some(&Value::Bool(true)) {
         return Err(ill(
             "with_audio",
             "Vidu adds background music only to 4-second videos and this model makes 5-second ones; remove it or set it to false".to_owned(),
         ));
     }
-    check_user_id(body.get("user_id"), &ill)?;
-    if let Some(v) = body.get("request_id") {
+    check_sensitive_word_check(field(body, "sensitive_word_check"), &ill)?;
+    check_user_id(field(body, "user_id"), &ill)?;
+    if let Some(v) = field(body, "request_id") {
         if !v.is_string() {
             return Err(ill("request_id", "must be a string".to_owned()));
         }
@@ -379,12 +479,12 @@ type Ill<'a> = dyn Fn(&str, String) -> Violation + 'a;
 
 fn check_prompt(rules: &ModelRules, prompt: Option<&Value>, ill: &Ill<'_>) -> Result<(), Violation> {
     match prompt {
-        None | Some(Value::Null) if rules.prompt_required => Err(Violation::Missing {
+        None if rules.prompt_required => Err(Violation::Missing {
             field: "prompt",
             model: rules.name.to_owned(),
             why: "this model makes video from text alone; write what the video should show",
         }),
-        None | Some(Value::Null) => Ok(()),
+        None => Ok(()),
         Some(Value::String(p)) => {
             if rules.prompt_required && p.trim().is_empty() {
                 return Err(Violation::Missing {
@@ -417,6 +517,14 @@ fn check_images(rules: &ModelRules, images: Option<&Value>, ill: &Ill<'_>) -> Re
     };
     let list: Vec<&Value> = match (rules.image, images) {
         (ImageRule::Single | ImageRule::SingleOrPair, Value::String(_)) => vec![images],
+        // The SDK's `image_url: str | List[str] | dict`: an object stands for one image, by its
+        // `url` member (the platform's form for image objects elsewhere); other members go as they are.
+        (ImageRule::Single | ImageRule::SingleOrPair, Value::Object(members)) => match members.get("url") {
+            Some(url @ Value::String(_)) => vec![url],
+            _ => {
+                return Err(ill("image_url", "an image given as an object needs a `url` string".to_owned()));
+            }
+        },
         (ImageRule::Single, _) => {
             return Err(ill("image_url", "must be one image given as a string, not an array".to_owned()));
         }
@@ -483,20 +591,46 @@ fn shorten(s: &str) -> String {
     out
 }
 
-fn check_int(body: &Map<String, Value>, field: &str, allowed: &[i64], ill: &Ill<'_>) -> Result<(), Violation> {
-    match body.get(field) {
+fn check_int(body: &Map<String, Value>, name: &str, allowed: &[i64], ill: &Ill<'_>) -> Result<(), Violation> {
+    match field(body, name) {
         None => Ok(()),
         Some(v) if v.as_i64().is_some_and(|n| allowed.contains(&n)) => Ok(()),
-        Some(v) => Err(ill(field, format!("{v} is not one of {allowed:?}"))),
+        Some(v) => Err(ill(name, format!("{v} is not one of {allowed:?}"))),
     }
 }
 
-fn check_str(body: &Map<String, Value>, field: &str, allowed: &[&str], ill: &Ill<'_>) -> Result<(), Violation> {
-    match body.get(field) {
+fn check_str(body: &Map<String, Value>, name: &str, allowed: &[&str], ill: &Ill<'_>) -> Result<(), Violation> {
+    match field(body, name) {
         None => Ok(()),
         Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
-        Some(v) => Err(ill(field, format!("{v} is not one of {allowed:?}"))),
+        Some(v) => Err(ill(name, format!("{v} is not one of {allowed:?}"))),
     }
+}
+
+/// `{type, status}`, each optional, with the values the SDK documents.
+fn check_sensitive_word_check(v: Option<&Value>, ill: &Ill<'_>) -> Result<(), Violation> {
+    let Some(v) = v else { return Ok(()) };
+    let Value::Object(members) = v else {
+        return Err(ill(
+            "sensitive_word_check",
+            format!("must be an object like {{\"type\":\"ALL\",\"status\":\"DISABLE\"}}, not {v}"),
+        ));
+    };
+    for (name, value) in members {
+        let allowed = match name.as_str() {
+            "type" => SENSITIVE_TYPES,
+            "status" => SENSITIVE_STATUSES,
+            other => {
+                return Err(ill("sensitive_word_check", format!("has no member `{other}` (it takes type and status)")));
+            }
+        };
+        match value {
+            Value::Null => {}
+            Value::String(s) if allowed.contains(&s.as_str()) => {}
+            _ => return Err(ill("sensitive_word_check", format!("`{name}` is {value}, not one of {allowed:?}"))),
+        }
+    }
+    Ok(())
 }
 
 fn check_user_id(v: Option<&Value>, ill: &Ill<'_>) -> Result<(), Violation> {
@@ -567,6 +701,77 @@ mod tests {
             let err = check(body.clone()).expect_err(&body.to_string());
             assert_eq!(err.platform_code(), code, "{body}: {err}");
         }
+    }
+
+    /// Bodies as `zai-sdk` 0.2.3 `Videos.generations` writes them: every unset argument `null`.
+    #[test]
+    fn nulls_are_not_set() {
+        check(json!({"model":"viduq1-text","prompt":"a fox","image_url":null,"quality":null,"with_audio":null,
+            "size":"1920x1080","duration":5,"fps":null,"style":"anime","aspect_ratio":"16:9","off_peak":null,
+            "movement_amplitude":"auto","request_id":null,"user_id":null}))
+        .expect("viduq1-text with the SDK's nulls");
+        check(json!({"model":"viduq1-image","prompt":null,"image_url":"https://a/b.png","duration":null,"size":null}))
+            .expect("nulls in schema fields");
+        let err = check(json!({"model":"viduq1-image","image_url":null})).expect_err("null image is no image");
+        assert_eq!(err.platform_code(), "1213", "{err}");
+        assert_eq!(check(json!({"model":null,"prompt":"x"})).map(|r| r.name), Err(Violation::MissingModel));
+    }
+
+    #[test]
+    fn sdk_fields_pass_through_and_are_named_as_ignorable() {
+        let body = json!({"model":"viduq1-text","prompt":"x","quality":"high","fps":30,"with_audio":false,
+            "watermark_enabled":false,"off_peak":true,"sensitive_word_check":{"type":"ALL","status":"DISABLE"}});
+        let Value::Object(map) = body else { unreachable!() };
+        let rules = validate_request(&map).expect("the SDK's fields are accepted");
+        let mut ignored: Vec<String> = may_be_ignored(rules, &map).into_iter().map(|(f, _)| f).collect();
+        ignored.sort();
+        assert_eq!(
+            ignored,
+            ["fps", "off_peak", "quality", "sensitive_word_check", "watermark_enabled", "with_audio"],
+            "every field outside viduq1-text's schema is named"
+        );
+        let cog = json!({"model":"cogvideox-3","prompt":"x","quality":"speed","fps":60,"with_audio":true,"watermark_enabled":false});
+        let Value::Object(cog) = cog else { unreachable!() };
+        let rules = validate_request(&cog).expect("cogvideox-3");
+        assert!(may_be_ignored(rules, &cog).is_empty(), "schema fields are not flagged");
+        let object = json!({"model":"viduq1-image","image_url":{"url":"https://a/b.png"}});
+        let Value::Object(object) = object else { unreachable!() };
+        let rules = validate_request(&object).expect("image_url as an object");
+        assert_eq!(may_be_ignored(rules, &object).first().map(|(f, _)| f.as_str()), Some("image_url"));
+    }
+
+    #[test]
+    fn documented_invalid_values_are_still_refused() {
+        let cases = [
+            json!({"model":"cogvideox-3","prompt":"x","quality":"high"}),
+            json!({"model":"cogvideox-3","prompt":"x","fps":24}),
+            json!({"model":"viduq1-image","image_url":"https://a/b.png","with_audio":true}),
+            json!({"model":"viduq1-text","prompt":"x","fps":0}),
+            json!({"model":"viduq1-text","prompt":"x","fps":"30"}),
+            json!({"model":"viduq1-text","prompt":"x","quality":""}),
+            json!({"model":"viduq1-text","prompt":"x","off_peak":"yes"}),
+            json!({"model":"viduq1-text","prompt":"x","watermark_enabled":1}),
+            json!({"model":"viduq1-text","prompt":"x","sensitive_word_check":"DISABLE"}),
+            json!({"model":"viduq1-text","prompt":"x","sensitive_word_check":{"type":"SOME","status":"DISABLE"}}),
+            json!({"model":"viduq1-text","prompt":"x","sensitive_word_check":{"status":"OFF"}}),
+            json!({"model":"viduq1-text","prompt":"x","sensitive_word_check":{"level":1}}),
+            json!({"model":"viduq1-image","image_url":{"uri":"https://a/b.png"}}),
+            json!({"model":"viduq1-image","image_url":{"url":"ftp://a/b.png"}}),
+            json!({"model":"viduq1-start-end","image_url":{"url":"https://a/b.png"}}),
+        ];
+        for body in cases {
+            let err = check(body.clone()).expect_err(&body.to_string());
+            assert_eq!(err.platform_code(), "1214", "{body}: {err}");
+        }
+        check(json!({"model":"viduq1-text","prompt":"x","sensitive_word_check":{"type":null,"status":"ENABLE"}}))
+            .expect("a null member is not set");
+    }
+
+    #[test]
+    fn drop_nulls_reaches_into_objects_but_not_arrays() {
+        let Value::Object(mut body) = json!({"a":null,"b":{"c":null,"d":1},"e":[null]}) else { unreachable!() };
+        drop_nulls(&mut body);
+        assert_eq!(Value::Object(body), json!({"b":{"d":1},"e":[null]}));
     }
 
     #[test]

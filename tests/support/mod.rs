@@ -26,7 +26,7 @@ pub fn fast_sim() -> SimConfig {
     SimConfig {
         latency_min: Duration::from_millis(200),
         latency_max: Duration::from_millis(500),
-        seed: 7,
+        seed: Some(7),
         ..SimConfig::default()
     }
 }

@@ -128,7 +128,7 @@ async fn unknown_status_shows_while_processing() {
 async fn faults_follow_the_seed() {
     let run = |seed: u64| async move {
         let faults = Faults { submit_5xx: 0.5, ..Faults::default() };
-        let f = Fixture::new(SimConfig { seed, faults, model_limit: 100, ..fast() }).await;
+        let f = Fixture::new(SimConfig { seed: Some(seed), faults, model_limit: 100, ..fast() }).await;
         let mut outcomes = Vec::new();
         for _ in 0..16 {
             outcomes.push(f.submit(&text_request()).await.0.as_u16());

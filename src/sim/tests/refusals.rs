@@ -51,7 +51,8 @@ async fn invalid_bodies_get_the_platforms_codes() {
 
 #[tokio::test]
 async fn unknown_fields_are_ignored_unless_configured_otherwise() {
-    let body = json!({"model": "viduq1-text", "prompt": "x", "quality": "high", "fps": 30});
+    // `seed` and `bgm` are Vidu-native fields that neither this platform nor its SDK has.
+    let body = json!({"model": "viduq1-text", "prompt": "x", "seed": 42, "bgm": true});
     let lenient = Fixture::new(fast()).await;
     let id = lenient.submit_ok(&body).await;
     assert_eq!(lenient.sim.task(&id).expect("task").request, body, "the body is kept as received");
