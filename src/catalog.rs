@@ -7,6 +7,7 @@
 
 mod export;
 mod jobs;
+mod ledger;
 mod query;
 mod records;
 mod stats;
@@ -15,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::jobs::JobState;
 
-pub use export::{csv, job_json};
+pub use export::{csv, csv_cell, job_json};
 pub use jobs::{JobRecord, NewJob, SpecPlace};
+pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
@@ -30,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_asset_checks.sql"),
     include_str!("../migrations/0003_search.sql"),
+    include_str!("../migrations/0004_ledger.sql"),
 ];
 
 /// Errors from the catalogue.
@@ -231,6 +234,15 @@ impl Catalog {
         if current == known {
             return Ok(());
         }
+        // A migration that rebuilds a table (0004) needs foreign keys off; it cannot be switched
+        // inside a transaction, so it is off for all steps and each is checked before it commits.
+        self.conn.execute_batch("PRAGMA foreign_keys = OFF;").map_err(sql("pause foreign keys"))?;
+        let result = self.migrate_steps(known);
+        self.conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(sql("restore foreign keys"))?;
+        result
+    }
+
+    fn migrate_steps(&mut self, known: i64) -> Result<(), CatalogError> {
         loop {
             let tx =
                 self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin migration"))?;
@@ -241,6 +253,16 @@ impl Catalog {
             }
             let Some(script) = MIGRATIONS.get(usize::try_from(found).unwrap_or(0)) else { return Ok(()) };
             tx.execute_batch(script).map_err(sql("apply migration"))?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()
+                .map_err(sql("check foreign keys"))?;
+            if let Some(table) = broken {
+                return Err(CatalogError::Corrupt(format!(
+                    "migration {} left broken references in {table}",
+                    found + 1
+                )));
+            }
             tx.pragma_update(None, "user_version", found + 1).map_err(sql("record schema version"))?;
             tx.commit().map_err(sql("commit migration"))?;
             tracing::info!(version = found + 1, "catalogue migrated");

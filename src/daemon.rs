@@ -197,6 +197,8 @@ fn live_settings(config: &Config) -> LiveSettings {
             account_pause: config.jobs.account_pause,
             shutdown_grace: config.jobs.shutdown_grace,
             uncertain: config.jobs.uncertain,
+            prices: config.price_table(),
+            budget: config.budget_limits(),
         },
         max_in_flight: config.api.max_in_flight,
         max_in_flight_per_model: config.api.max_in_flight_per_model.clone(),

@@ -23,8 +23,9 @@ use super::download::fetch;
 use super::{Change, JobError, JobState, Limiter, LiveSettings, backoff};
 use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus};
 use crate::archive::Archiver;
-use crate::catalog::{CatalogError, Db, JobRecord};
+use crate::catalog::{BudgetCheck, CatalogError, Db, JobRecord};
 use crate::config::UncertainPolicy;
+use crate::money::{Budget, Prices};
 use crate::ops::Ops;
 use crate::report;
 use crate::time::{after, now_ms};
@@ -50,6 +51,10 @@ pub struct EngineSettings {
     pub shutdown_grace: Duration,
     /// What to do with `uncertain` jobs without a person.
     pub uncertain: UncertainPolicy,
+    /// Price of one submission per model.
+    pub prices: Prices,
+    /// Spending limits, checked in the transaction that starts each submission.
+    pub budget: Budget,
 }
 
 /// Errors that stop the engine.
@@ -285,24 +290,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Reads the request and records `submitting` in one catalogue call; `None` if the job moved on.
+    /// Checks the budget, reads the request and records `submitting` in one catalogue
+    /// transaction; `None` if the job moved on or must wait for budget.
     async fn begin_submission(
         &self,
         job: &JobRecord,
         request_id: &str,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, EngineError> {
-        let (id, change) = (job.id.clone(), Change::Submitting { request_id: request_id.to_owned() });
+        let (id, request_id) = (job.id.clone(), request_id.to_owned());
+        let settings = Arc::clone(&self.ctx.settings);
+        let was_waiting = job.state == JobState::WaitingBudget;
         let result = self
             .ctx
             .db
-            .call(move |c| {
-                let body = c.request_body(&id)?;
-                c.transition(&id, JobState::Queued, &change)?;
-                Ok(body)
-            })
+            .call(move |c| c.submit_within_budget(&id, &request_id, &settings.prices, &settings.budget, now_ms()))
             .await;
         match result {
-            Ok(body) => Ok(Some(body)),
+            Ok(BudgetCheck::Submit(body)) => Ok(Some(body)),
+            Ok(BudgetCheck::Wait(reason)) => {
+                if !was_waiting {
+                    tracing::warn!(job_id = %job.id, reason = %reason, "not submitted: over budget; waiting");
+                }
+                Ok(None)
+            }
             Err(CatalogError::Conflict { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -400,11 +410,12 @@ impl Engine {
             .call(move |c| {
                 for job in c.specs_to_settle()? {
                     let assets = c.assets(&job.id)?;
+                    let money = c.job_money(&job.id)?;
                     // After a reload moved the inbox, a spec settles in the inbox it was taken from.
                     let has_spec = |i: &Inbox| i.folder(job.spec_place).join(&job.spec_file).exists();
                     let inbox =
                         if has_spec(&inbox) { &inbox } else { past.iter().rev().find(|i| has_spec(i)).unwrap_or(&inbox) };
-                    match report::settle(inbox, &job, &assets) {
+                    match report::settle(inbox, &job, &assets, &money) {
                         Ok((place, file)) => c.set_spec_place(&job.id, place, &file)?,
                         Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot write the report or move the spec; will retry"),
                     }
