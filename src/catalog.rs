@@ -322,6 +322,47 @@ mod tests {
         Catalog::open(&path).expect("reopen is a no-op migration");
     }
 
+    #[test]
+    fn the_ledger_migration_keeps_jobs_tags_search_and_prices() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        {
+            let mut c = Catalog::open(&path).expect("open");
+            let tx = c.conn.transaction().expect("tx");
+            // Back to version 3, then a job and a submission as vidkeep 0.3 wrote them.
+            tx.execute_batch(
+                "DROP VIEW ledger; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
+                 DROP TABLE assets; DROP TABLE job_events; DROP TABLE rejections; DROP TABLE job_requests; \
+                 DROP TABLE submissions; DROP TABLE jobs;",
+            )
+            .expect("drop");
+            for script in &MIGRATIONS[..3] {
+                tx.execute_batch(script).expect("old migration");
+            }
+            tx.pragma_update(None, "user_version", 3).expect("version");
+            tx.execute_batch(
+                "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model, \
+                 prompt, tags, request_display, price_fen, state, task_id, created_at, updated_at) VALUES \
+                 ('j1', 'a.json', 'a.json', 'processing', '00', 'json', 'f', 'viduq1-text', 'a lighthouse at dusk', \
+                 '[\"sea\"]', '{}', 250, 'submitted', 't1', 1, 1); \
+                 INSERT INTO submissions (job_id, request_id, started_at, outcome, task_id) \
+                 VALUES ('j1', 'r1', 1, 'accepted', 't1');",
+            )
+            .expect("old rows");
+            tx.commit().expect("commit");
+        }
+        let c = Catalog::open(&path).expect("migrate to 4");
+        assert_eq!(c.schema_version().expect("version"), MIGRATIONS.len() as i64);
+        let job = c.job("j1").expect("job survives");
+        assert_eq!((job.state, job.charged_fen), (JobState::Submitted, 250));
+        let tagged = c.jobs(&JobFilter { tag: Some("sea".into()), ..JobFilter::default() }).expect("tags");
+        assert_eq!(tagged.len(), 1);
+        let found = c.jobs(&JobFilter { text: Some("lighthouse".into()), ..JobFilter::default() }).expect("search");
+        assert_eq!(found.len(), 1, "the search index still points at the rebuilt rows");
+        let fk: i64 = c.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
+        assert_eq!(fk, 1, "foreign keys are back on after the migration");
+    }
+
     fn new_job(c: &mut Catalog) -> String {
         let defaults = serde_json::Map::new();
         let dir = std::env::temp_dir();

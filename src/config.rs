@@ -562,6 +562,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prices_and_budgets_are_read_as_fen_and_checked() {
+        let text = "[prices]\nviduq1-text = 2.4\ncogvideox-3 = \"0.80\"\n\
+                    [budget]\ndaily = 5\nmonthly = \"100.5\"\ntimezone = \"UTC\"\n[budget.projects]\nads = 20\n";
+        let c = Config::from_toml(text, Path::new("/x")).expect("valid");
+        let (prices, budget) = (c.price_table(), c.budget_limits());
+        assert_eq!((prices.fen("viduq1-text"), prices.fen("cogvideox-3"), prices.fen("vidu2-image")), (240, 80, 125));
+        assert_eq!((budget.daily, budget.monthly, budget.projects.get("ads")), (Some(500), Some(10050), Some(&2000)));
+        assert_eq!(budget.timezone_name, "UTC");
+        assert_eq!(Config::default().budget_limits().timezone_name, "Asia/Shanghai");
+        for (bad, key) in [
+            ("[prices]\nviduq9 = 1\n", "prices.viduq9"),
+            ("[prices]\nviduq1-text = 2.555\n", "prices.viduq1-text"),
+            ("[budget]\ndaily = -1\n", "budget.daily"),
+            ("[budget]\ntimezone = \"Mars/Base\"\n", "budget.timezone"),
+            ("[budget.projects]\nads = \"lots\"\n", "budget.projects.ads"),
+        ] {
+            let e = Config::from_toml(bad, Path::new("/x")).expect_err(bad).to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let err = Config::from_toml("[api]\nmax_in_flight = 3\nmax_inflight = 4\n", Path::new("/x"))
             .expect_err("unknown key");

@@ -115,6 +115,13 @@ pub fn status_line(s: &OpsSnapshot, max_in_flight: usize, now_ms: i64) -> String
     if let Some(at) = s.earliest_expiry_ms {
         line.push_str(&format!(", oldest unarchived result {}", human_span(at - now_ms)));
     }
+    let over_budget = s.count("waiting_budget");
+    if over_budget > 0 {
+        line.push_str(&format!(", {over_budget} waiting_budget"));
+        if let Some(reason) = &s.budget_wait {
+            line.push_str(&format!(" ({reason})"));
+        }
+    }
     let uncertain = s.count("uncertain");
     if uncertain > 0 {
         line.push_str(&format!(", {uncertain} uncertain (vidkeep resolve)"));
@@ -140,6 +147,15 @@ mod tests {
         assert_eq!(
             status_line(&OpsSnapshot::default(), 30, 0),
             "0 in flight, 0 queued, 0 waiting for a slot, 0 archiving"
+        );
+        s.by_state.insert("waiting_budget".to_owned(), 3);
+        s.budget_wait = Some("daily budget 5.00 RMB: 5.00 spent, next day starts 00:00 Asia/Shanghai".to_owned());
+        assert!(
+            status_line(&s, 30, 0).ends_with(
+                ", 3 waiting_budget (daily budget 5.00 RMB: 5.00 spent, next day starts 00:00 Asia/Shanghai)"
+            ),
+            "{}",
+            status_line(&s, 30, 0)
         );
         assert_eq!(human_span(-90_000), "expired 90 s ago");
         assert_eq!(human_span(35 * 60_000), "expires in 35 min");

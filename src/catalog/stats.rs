@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use rusqlite::OptionalExtension;
+
 use super::{Catalog, CatalogError, sql};
 
 /// How long the platform keeps a result URL after the task succeeded: "valid for one day"
@@ -20,6 +22,8 @@ pub struct OpsSnapshot {
     pub earliest_expiry_ms: Option<i64>,
     /// List price (0.01 CNY) of the submissions accepted since `since_ms`.
     pub spend_fen: i64,
+    /// Why the oldest `waiting_budget` job waits, if one does.
+    pub budget_wait: Option<String>,
 }
 
 impl OpsSnapshot {
@@ -60,7 +64,18 @@ impl Catalog {
                 |r| r.get(0),
             )
             .map_err(sql("spend"))?;
+        let budget_wait: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT error_message FROM jobs WHERE state = 'waiting_budget' ORDER BY created_at LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("budget wait"))?
+            .flatten();
         Ok(OpsSnapshot {
+            budget_wait,
             by_state,
             queued_due: u64::try_from(queued_due).unwrap_or(0),
             earliest_expiry_ms: earliest_result.map(|t| t.saturating_add(RESULT_URL_LIFETIME_MS)),
