@@ -316,7 +316,8 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         .await?
         .with_context(|| format!("cannot read the catalogue {}", config.catalog.path.display()))?;
     let store = crate::store::Store::open(&config.storage)?;
-    let routes = crate::web::ui::routes(crate::web::ui::UiState::new(catalog, store));
+    let routes =
+        crate::web::ui::routes(crate::web::ui::UiState::new(catalog, store).with_budget(config.budget_limits()));
     let listener = crate::web::bind(addr).await?;
     let local = listener.local_addr()?;
     if !local.ip().is_loopback() && config.http.token().is_none() {

@@ -105,10 +105,12 @@ pub async fn run_with(
         Err(e) => tracing::warn!(error = %e, "could not clean the staging area; the next start tries again"),
     }
     let ui = {
-        let (path, store) = (config.catalog.path.clone(), store.clone());
-        tokio::task::spawn_blocking(move || Catalog::open_read_only(&path).map(|c| UiState::new(c, store)))
-            .await
-            .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??
+        let (path, store, budget) = (config.catalog.path.clone(), store.clone(), config.budget_limits());
+        tokio::task::spawn_blocking(move || {
+            Catalog::open_read_only(&path).map(|c| UiState::new(c, store).with_budget(budget))
+        })
+        .await
+        .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??
     };
     let scrubber = (db.clone(), store.clone());
     let archiver = Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?;

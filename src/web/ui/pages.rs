@@ -40,7 +40,7 @@ setInterval(function(){fetch('/api/stamp',{credentials:'same-origin'}).then(func
 .then(function(j){if(j.stamp!==s&&!document.querySelector('input:focus,select:focus'))location.reload()})\
 .catch(function(){})},5000)})();";
 
-fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -51,7 +51,7 @@ fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
                 style { (PreEscaped(STYLE)) }
             }
             body data-stamp=(stamp) {
-                header { a href="/" { "vidkeep" } span { "archived AI video" } }
+                header { a href="/" { "vidkeep" } span { "archived AI video" } " " a href="/spend" { "spend" } }
                 main { (body) }
                 script { (PreEscaped(LIVE)) }
             }
