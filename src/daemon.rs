@@ -131,6 +131,7 @@ pub async fn run_with(
         "vidkeep running"
     );
     let ops = Ops::new(db.clone());
+    ops.set_budget(config.budget_limits());
     let wake = Arc::new(Notify::new());
     let limiter = Limiter::new(config.api.max_in_flight, config.api.max_in_flight_per_model.clone());
     let live = live_settings(&config);
@@ -404,6 +405,7 @@ impl Supervisor {
             kept.watch = self.config.watch.clone();
             kept.defaults = self.config.defaults.clone();
         }
+        self.ops.set_budget(kept.budget_limits());
         self.config = kept;
         tracing::info!(config = %path.display(), changed = ?plan.live, "config reloaded; jobs in flight go on");
     }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::catalog::{CatalogError, Db, OpsSnapshot};
+use crate::money::Budget;
 use crate::time::now_ms;
 
 pub use metrics::Metrics;
@@ -34,6 +35,7 @@ struct Inner {
     db: std::sync::OnceLock<Db>,
     watcher_alive: AtomicBool,
     platform_seen_ms: AtomicI64,
+    budget: std::sync::Mutex<Budget>,
 }
 
 impl Ops {
@@ -80,12 +82,32 @@ impl Ops {
         db.call(|c| c.schema_version().map(drop)).await
     }
 
-    /// Counts from the catalogue now, spend since midnight UTC.
+    /// The budget `/metrics` reports against (the daemon sets it at start and on reload).
+    pub fn set_budget(&self, budget: Budget) {
+        *self.inner.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = budget;
+    }
+
+    /// Counts from the catalogue now, spend since midnight UTC; this month's spend by model and
+    /// what is left of the budgets, in the budget's zone.
     pub async fn snapshot(&self) -> Result<OpsSnapshot, CatalogError> {
         let Some(db) = self.inner.db.get() else { return Ok(OpsSnapshot::default()) };
         let now = now_ms();
         let midnight = now - now.rem_euclid(24 * 60 * 60 * 1000);
-        db.call(move |c| c.ops_snapshot(now, midnight)).await
+        let budget = self.inner.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        db.call(move |c| {
+            let mut snapshot = c.ops_snapshot(now, midnight)?;
+            let p = budget.periods(now);
+            snapshot.spend_month_by_model = c.spend_by_model(p.month_start, p.next_month)?;
+            let spent = c.spent(&budget, None, now)?;
+            if let Some(limit) = budget.daily {
+                snapshot.budget_remaining.insert("daily", limit - spent.day);
+            }
+            if let Some(limit) = budget.monthly {
+                snapshot.budget_remaining.insert("monthly", limit - spent.month);
+            }
+            Ok(snapshot)
+        })
+        .await
     }
 }
 

@@ -574,3 +574,16 @@ async fn budgets_hold_back_what_they_cannot_pay_and_a_raise_by_sighup_lets_it_go
     let (exit, _, logs) = daemon.stop().await;
     assert!(exit.success(), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_spend_by_model_and_what_is_left_of_the_budget() {
+    let mut env = Env::new(fast_sim(), "", "[budget]\ndaily = 5\nmonthly = \"100\"\n").await;
+    let url = env.start_serving(None).await;
+    env.drop_spec("a.json", &json!({"model": "viduq1-text", "prompt": "a lighthouse"}).to_string());
+    env.wait_all_ended(1).await;
+    let (_, text) = get(&format!("{url}/metrics")).await;
+    assert!(text.contains("vidkeep_spend_month_fen{model=\"viduq1-text\"} 250"), "{text}");
+    assert!(text.contains("vidkeep_budget_remaining_fen{period=\"daily\"} 250"), "{text}");
+    assert!(text.contains("vidkeep_budget_remaining_fen{period=\"monthly\"} 9750"), "{text}");
+    env.stop().await;
+}

@@ -163,6 +163,25 @@ impl Catalog {
             .map_err(sql("read job money"))
     }
 
+    /// Charged and possibly-charged fen started in `[since, until)`, by model.
+    pub fn spend_by_model(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<std::collections::BTreeMap<String, i64>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT model, SUM(price_fen) FROM ledger WHERE money <> 'not-charged' \
+                 AND started_at >= ?1 AND started_at < ?2 GROUP BY model",
+            )
+            .map_err(sql("spend by model"))?;
+        let rows = stmt
+            .query_map(params![since, until], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(sql("spend by model"))?;
+        rows.map(|r| r.map_err(sql("spend by model"))).collect()
+    }
+
     /// Charged and possibly-charged submissions started in `[since, until)`, oldest first.
     pub fn ledger(&self, since: i64, until: i64) -> Result<Vec<LedgerRow>, CatalogError> {
         let mut stmt = self

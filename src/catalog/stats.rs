@@ -24,6 +24,10 @@ pub struct OpsSnapshot {
     pub spend_fen: i64,
     /// Why the oldest `waiting_budget` job waits, if one does.
     pub budget_wait: Option<String>,
+    /// Charged and possibly-charged fen this month (budget zone) by model.
+    pub spend_month_by_model: BTreeMap<String, i64>,
+    /// Fen left of each set budget (`daily`, `monthly`); negative when overspent.
+    pub budget_remaining: BTreeMap<&'static str, i64>,
 }
 
 impl OpsSnapshot {
@@ -75,6 +79,8 @@ impl Catalog {
             .map_err(sql("budget wait"))?
             .flatten();
         Ok(OpsSnapshot {
+            spend_month_by_model: BTreeMap::new(),
+            budget_remaining: BTreeMap::new(),
             budget_wait,
             by_state,
             queued_due: u64::try_from(queued_due).unwrap_or(0),

@@ -36,6 +36,8 @@ pub struct Metrics {
     jobs: Family<Label, Gauge>,
     expiry_seconds: Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>,
     spend_fen: Gauge,
+    spend_month: Family<Label, Gauge>,
+    budget_remaining: Family<Label, Gauge>,
 }
 
 impl Default for Metrics {
@@ -84,6 +86,18 @@ impl Metrics {
             "List price of the submissions accepted since midnight UTC, in 0.01 CNY",
             spend_fen.clone(),
         );
+        let spend_month = Family::<Label, Gauge>::default();
+        registry.register(
+            "spend_month_fen",
+            "Charged plus possibly-charged fen this month ([budget] timezone), by model",
+            spend_month.clone(),
+        );
+        let budget_remaining = Family::<Label, Gauge>::default();
+        registry.register(
+            "budget_remaining_fen",
+            "Fen left of each set budget (period daily or monthly); absent when no budget is set",
+            budget_remaining.clone(),
+        );
         for state in JobState::ALL {
             let _ = jobs.get_or_create(&[("state", state.as_str().to_owned())]);
         }
@@ -103,6 +117,8 @@ impl Metrics {
             jobs,
             expiry_seconds,
             spend_fen,
+            spend_month,
+            budget_remaining,
         }
     }
 
@@ -143,6 +159,14 @@ impl Metrics {
             None => self.expiry_seconds.clear(),
         }
         self.spend_fen.set(snapshot.spend_fen);
+        self.spend_month.clear();
+        for (model, fen) in &snapshot.spend_month_by_model {
+            self.spend_month.get_or_create(&[("model", model.clone())]).set(*fen);
+        }
+        self.budget_remaining.clear();
+        for (period, fen) in &snapshot.budget_remaining {
+            self.budget_remaining.get_or_create(&[("period", (*period).to_owned())]).set(*fen);
+        }
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             return format!("# cannot encode metrics: {e}\n# EOF\n");
@@ -163,6 +187,8 @@ mod tests {
         m.platform_error("platform-1302");
         m.archived(1500, 2.0);
         let mut snap = OpsSnapshot { spend_fen: 50, earliest_expiry_ms: Some(61_000), ..OpsSnapshot::default() };
+        snap.spend_month_by_model.insert("viduq1-text".to_owned(), 750);
+        snap.budget_remaining.insert("daily", 250);
         snap.by_state.insert("queued".to_owned(), 3);
         let text = m.render(&snap, 1_000);
         for line in [
@@ -175,6 +201,8 @@ mod tests {
             "vidkeep_jobs{state=\"archived\"} 0",
             "vidkeep_result_url_expiry_seconds 60.0",
             "vidkeep_spend_today_fen 50",
+            "vidkeep_spend_month_fen{model=\"viduq1-text\"} 750",
+            "vidkeep_budget_remaining_fen{period=\"daily\"} 250",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
