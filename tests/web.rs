@@ -83,7 +83,7 @@ async fn pages_search_filter_and_escape() {
         fox.task_id.as_deref().expect("task"),
         video.sha256.as_str(),
         video.key.as_str(),
-        "2.50 CNY",
+        "2.50 RMB charged",
         "queued → submitting",
     ] {
         assert!(page.contains(needle), "job page lacks {needle}");
