@@ -2,6 +2,8 @@
 //! project (days in `[budget] timezone`), or the ledger rows a studio holds against the bill.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -101,9 +103,10 @@ pub(super) fn run(
     let groups = group(&rows, by, &budget);
     let mut total = Totals::default();
     rows.iter().for_each(|r| total.add(r));
+    let mut out = String::new();
     match format {
         SpendFormat::Csv => {
-            println!("time,job,spec,model,project,task_id,price_rmb,outcome");
+            let _ = writeln!(out, "time,job,spec,model,project,task_id,price_rmb,outcome");
             for r in &rows {
                 let cells = [
                     rfc3339(r.started_at),
@@ -115,7 +118,7 @@ pub(super) fn run(
                     Fen(r.price_fen).to_string(),
                     r.outcome.clone(),
                 ];
-                println!("{}", cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+                let _ = writeln!(out, "{}", cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
             }
         }
         SpendFormat::Json => {
@@ -135,13 +138,13 @@ pub(super) fn run(
                     v
                 })
                 .collect();
-            let out = json!({
+            let doc = json!({
                 "timezone": budget.timezone_name,
                 "currency": "RMB",
                 "groups": list,
                 "total": totals(&total),
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc)?);
         }
         SpendFormat::Table => {
             let head = match by {
@@ -151,9 +154,14 @@ pub(super) fn run(
                 SpendBy::Project => "PROJECT",
             };
             let width = groups.keys().map(String::len).max().unwrap_or(0).max(head.len()).max(5);
-            println!("{head:<width$}  {:>10}  {:>16}  {:>10}  SUBMISSIONS", "CHARGED", "POSSIBLY_CHARGED", "TOTAL");
-            let line = |k: &str, t: &Totals| {
-                println!(
+            let _ = writeln!(
+                out,
+                "{head:<width$}  {:>10}  {:>16}  {:>10}  SUBMISSIONS",
+                "CHARGED", "POSSIBLY_CHARGED", "TOTAL"
+            );
+            let mut line = |k: &str, t: &Totals| {
+                let _ = writeln!(
+                    out,
                     "{k:<width$}  {:>10}  {:>16}  {:>10}  {}",
                     Fen(t.charged).to_string(),
                     Fen(t.possibly).to_string(),
@@ -163,8 +171,10 @@ pub(super) fn run(
             };
             groups.iter().for_each(|(k, t)| line(k, t));
             line("total", &total);
-            println!("amounts in RMB; days in {}", budget.timezone_name);
+            let _ = writeln!(out, "amounts in RMB; days in {}", budget.timezone_name);
         }
     }
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
