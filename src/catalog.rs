@@ -7,6 +7,7 @@
 
 mod export;
 mod jobs;
+mod ledger;
 mod query;
 mod records;
 mod stats;
@@ -15,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::jobs::JobState;
 
-pub use export::{csv, job_json};
+pub use export::{csv, csv_cell, job_json};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecPlace};
+pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
@@ -33,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_asset_checks.sql"),
     include_str!("../migrations/0003_search.sql"),
+    include_str!("../migrations/0004_ledger.sql"),
     include_str!("../migrations/0006_intake.sql"),
 ];
 
@@ -235,6 +238,15 @@ impl Catalog {
         if current == known {
             return Ok(());
         }
+        // A migration that rebuilds a table (0004) needs foreign keys off; it cannot be switched
+        // inside a transaction, so it is off for all steps and each is checked before it commits.
+        self.conn.execute_batch("PRAGMA foreign_keys = OFF;").map_err(sql("pause foreign keys"))?;
+        let result = self.migrate_steps(known);
+        self.conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(sql("restore foreign keys"))?;
+        result
+    }
+
+    fn migrate_steps(&mut self, known: i64) -> Result<(), CatalogError> {
         loop {
             let tx =
                 self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin migration"))?;
@@ -245,6 +257,16 @@ impl Catalog {
             }
             let Some(script) = MIGRATIONS.get(usize::try_from(found).unwrap_or(0)) else { return Ok(()) };
             tx.execute_batch(script).map_err(sql("apply migration"))?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()
+                .map_err(sql("check foreign keys"))?;
+            if let Some(table) = broken {
+                return Err(CatalogError::Corrupt(format!(
+                    "migration {} left broken references in {table}",
+                    found + 1
+                )));
+            }
             tx.pragma_update(None, "user_version", found + 1).map_err(sql("record schema version"))?;
             tx.commit().map_err(sql("commit migration"))?;
             tracing::info!(version = found + 1, "catalogue migrated");
@@ -302,6 +324,47 @@ mod tests {
         assert_eq!(sync, 2, "synchronous=FULL");
         drop(c);
         Catalog::open(&path).expect("reopen is a no-op migration");
+    }
+
+    #[test]
+    fn the_ledger_migration_keeps_jobs_tags_search_and_prices() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        {
+            let mut c = Catalog::open(&path).expect("open");
+            let tx = c.conn.transaction().expect("tx");
+            // Back to version 3, then a job and a submission as vidkeep 0.3 wrote them.
+            tx.execute_batch(
+                "DROP VIEW ledger; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
+                 DROP TABLE assets; DROP TABLE job_events; DROP TABLE rejections; DROP TABLE job_requests; \
+                 DROP TABLE submissions; DROP TABLE jobs;",
+            )
+            .expect("drop");
+            for script in &MIGRATIONS[..3] {
+                tx.execute_batch(script).expect("old migration");
+            }
+            tx.pragma_update(None, "user_version", 3).expect("version");
+            tx.execute_batch(
+                "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model, \
+                 prompt, tags, request_display, price_fen, state, task_id, created_at, updated_at) VALUES \
+                 ('j1', 'a.json', 'a.json', 'processing', '00', 'json', 'f', 'viduq1-text', 'a lighthouse at dusk', \
+                 '[\"sea\"]', '{}', 250, 'submitted', 't1', 1, 1); \
+                 INSERT INTO submissions (job_id, request_id, started_at, outcome, task_id) \
+                 VALUES ('j1', 'r1', 1, 'accepted', 't1');",
+            )
+            .expect("old rows");
+            tx.commit().expect("commit");
+        }
+        let c = Catalog::open(&path).expect("migrate to 4");
+        assert_eq!(c.schema_version().expect("version"), MIGRATIONS.len() as i64);
+        let job = c.job("j1").expect("job survives");
+        assert_eq!((job.state, job.charged_fen), (JobState::Submitted, 250));
+        let tagged = c.jobs(&JobFilter { tag: Some("sea".into()), ..JobFilter::default() }).expect("tags");
+        assert_eq!(tagged.len(), 1);
+        let found = c.jobs(&JobFilter { text: Some("lighthouse".into()), ..JobFilter::default() }).expect("search");
+        assert_eq!(found.len(), 1, "the search index still points at the rebuilt rows");
+        let fk: i64 = c.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
+        assert_eq!(fk, 1, "foreign keys are back on after the migration");
     }
 
     fn new_job(c: &mut Catalog) -> String {

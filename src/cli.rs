@@ -5,6 +5,7 @@
 mod check;
 mod fetch;
 mod list;
+mod spend;
 mod verify;
 
 pub use list::table;
@@ -118,6 +119,24 @@ pub enum Command {
         /// JSON for scripts.
         #[arg(long)]
         json: bool,
+    },
+    /// What was charged and possibly charged, in totals or as the ledger rows (CSV).
+    Spend {
+        /// The config.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// From this day (YYYY-MM-DD in `[budget] timezone`, or RFC 3339).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Before this day (YYYY-MM-DD in `[budget] timezone`, or RFC 3339).
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// How to group the totals.
+        #[arg(long, value_enum, default_value = "day")]
+        by: spend::SpendBy,
+        /// Output format (csv: one row per charged or possibly-charged submission).
+        #[arg(long, value_enum, default_value = "table")]
+        format: spend::SpendFormat,
     },
     /// Re-read stored assets, compare their SHA-256 with the catalogue, record each check.
     Verify {
@@ -244,6 +263,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             list::export(&config.load()?, format, &filter.filter(query, false))
         }
         Command::Show { config, job, json } => list::show(&config.load()?, &job, json),
+        Command::Spend { config, since, until, by, format } => {
+            spend::run(&config.load()?, since.as_deref(), until.as_deref(), by, format)
+        }
         Command::Verify { config, sample, since } => {
             let config = config.load()?;
             let selection = crate::catalog::CheckSelection { stored_since: since, sample_percent: sample };
@@ -294,7 +316,8 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         .await?
         .with_context(|| format!("cannot read the catalogue {}", config.catalog.path.display()))?;
     let store = crate::store::Store::open(&config.storage)?;
-    let routes = crate::web::ui::routes(crate::web::ui::UiState::new(catalog, store));
+    let routes =
+        crate::web::ui::routes(crate::web::ui::UiState::new(catalog, store).with_budget(config.budget_limits()));
     let listener = crate::web::bind(addr).await?;
     let local = listener.local_addr()?;
     if !local.ip().is_loopback() && config.http.token().is_none() {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::money::{Budget, MoneyError, Prices, Rmb};
 use crate::secret::Secret;
 use crate::spec::models;
 
@@ -39,6 +40,35 @@ pub struct Config {
     pub log: LogConfig,
     /// Request fields applied to specs that do not set them (e.g. `model`, `style`).
     pub defaults: Map<String, Value>,
+    /// Price of one submission per model in RMB, overriding the list prices.
+    pub prices: BTreeMap<String, Rmb>,
+    /// Spending limits.
+    pub budget: BudgetConfig,
+}
+
+/// `[budget]`: limits in RMB; charged and possibly-charged submissions count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Per day (in `timezone`); none if absent.
+    pub daily: Option<Rmb>,
+    /// Per calendar month; none if absent.
+    pub monthly: Option<Rmb>,
+    /// The zone whose midnight starts a budget day (the platform bills in Asia/Shanghai).
+    pub timezone: String,
+    /// Per project per month: `name = amount`.
+    pub projects: BTreeMap<String, Rmb>,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> BudgetConfig {
+        BudgetConfig {
+            daily: None,
+            monthly: None,
+            timezone: crate::money::DEFAULT_TIMEZONE.to_owned(),
+            projects: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[verify]`
@@ -449,7 +479,42 @@ impl Config {
                 "must be at least 1s (leave it out to turn scheduled checks off)".to_owned(),
             ));
         }
+        self.prices_and_budget()?;
         self.validate_defaults()
+    }
+
+    /// The price table: list prices with `[prices]` on top.
+    pub fn price_table(&self) -> Prices {
+        self.prices_and_budget().map(|(p, _)| p).unwrap_or_default()
+    }
+
+    /// `[budget]` in fen and its time zone.
+    pub fn budget_limits(&self) -> Budget {
+        self.prices_and_budget().map(|(_, b)| b).unwrap_or_default()
+    }
+
+    fn prices_and_budget(&self) -> Result<(Prices, Budget), ConfigError> {
+        let bad = |key: String, e: MoneyError| ConfigError::Invalid { key, message: e.to_string() };
+        let mut prices = BTreeMap::new();
+        for (model, amount) in &self.prices {
+            if models::rules(model).is_none() {
+                return Err(ConfigError::Invalid {
+                    key: format!("prices.{model}"),
+                    message: "names an unknown model".to_owned(),
+                });
+            }
+            prices.insert(model.clone(), amount.fen().map_err(|e| bad(format!("prices.{model}"), e))?);
+        }
+        let b = &self.budget;
+        let mut budget = Budget::unlimited(&b.timezone).map_err(|e| bad("budget.timezone".to_owned(), e))?;
+        budget.daily = b.daily.as_ref().map(Rmb::fen).transpose().map_err(|e| bad("budget.daily".to_owned(), e))?;
+        budget.monthly =
+            b.monthly.as_ref().map(Rmb::fen).transpose().map_err(|e| bad("budget.monthly".to_owned(), e))?;
+        for (project, amount) in &b.projects {
+            let fen = amount.fen().map_err(|e| bad(format!("budget.projects.{project}"), e))?;
+            budget.projects.insert(project.clone(), fen);
+        }
+        Ok((Prices::new(prices), budget))
     }
 
     fn validate_defaults(&self) -> Result<(), ConfigError> {
@@ -502,6 +567,28 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prices_and_budgets_are_read_as_fen_and_checked() {
+        let text = "[prices]\nviduq1-text = 2.4\ncogvideox-3 = \"0.80\"\n\
+                    [budget]\ndaily = 5\nmonthly = \"100.5\"\ntimezone = \"UTC\"\n[budget.projects]\nads = 20\n";
+        let c = Config::from_toml(text, Path::new("/x")).expect("valid");
+        let (prices, budget) = (c.price_table(), c.budget_limits());
+        assert_eq!((prices.fen("viduq1-text"), prices.fen("cogvideox-3"), prices.fen("vidu2-image")), (240, 80, 125));
+        assert_eq!((budget.daily, budget.monthly, budget.projects.get("ads")), (Some(500), Some(10050), Some(&2000)));
+        assert_eq!(budget.timezone_name, "UTC");
+        assert_eq!(Config::default().budget_limits().timezone_name, "Asia/Shanghai");
+        for (bad, key) in [
+            ("[prices]\nviduq9 = 1\n", "prices.viduq9"),
+            ("[prices]\nviduq1-text = 2.555\n", "prices.viduq1-text"),
+            ("[budget]\ndaily = -1\n", "budget.daily"),
+            ("[budget]\ntimezone = \"Mars/Base\"\n", "budget.timezone"),
+            ("[budget.projects]\nads = \"lots\"\n", "budget.projects.ads"),
+        ] {
+            let e = Config::from_toml(bad, Path::new("/x")).expect_err(bad).to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn unknown_key_names_key_and_line() {

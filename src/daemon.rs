@@ -105,10 +105,12 @@ pub async fn run_with(
         Err(e) => tracing::warn!(error = %e, "could not clean the staging area; the next start tries again"),
     }
     let ui = {
-        let (path, store) = (config.catalog.path.clone(), store.clone());
-        tokio::task::spawn_blocking(move || Catalog::open_read_only(&path).map(|c| UiState::new(c, store)))
-            .await
-            .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??
+        let (path, store, budget) = (config.catalog.path.clone(), store.clone(), config.budget_limits());
+        tokio::task::spawn_blocking(move || {
+            Catalog::open_read_only(&path).map(|c| UiState::new(c, store).with_budget(budget))
+        })
+        .await
+        .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??
     };
     let scrubber = (db.clone(), store.clone());
     let archiver = Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?;
@@ -129,6 +131,7 @@ pub async fn run_with(
         "vidkeep running"
     );
     let ops = Ops::new(db.clone());
+    ops.set_budget(config.budget_limits());
     let wake = Arc::new(Notify::new());
     let limiter = Limiter::new(config.api.max_in_flight, config.api.max_in_flight_per_model.clone());
     let live = live_settings(&config);
@@ -197,6 +200,8 @@ fn live_settings(config: &Config) -> LiveSettings {
             account_pause: config.jobs.account_pause,
             shutdown_grace: config.jobs.shutdown_grace,
             uncertain: config.jobs.uncertain,
+            prices: config.price_table(),
+            budget: config.budget_limits(),
         },
         max_in_flight: config.api.max_in_flight,
         max_in_flight_per_model: config.api.max_in_flight_per_model.clone(),
@@ -401,6 +406,7 @@ impl Supervisor {
             kept.watch = self.config.watch.clone();
             kept.defaults = self.config.defaults.clone();
         }
+        self.ops.set_budget(kept.budget_limits());
         self.config = kept;
         tracing::info!(config = %path.display(), changed = ?plan.live, "config reloaded; jobs in flight go on");
     }

@@ -30,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod jobs;
+pub mod money;
 pub mod ops;
 pub mod report;
 pub mod secret;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::catalog::{CatalogError, Db, OpsSnapshot};
+use crate::money::Budget;
 use crate::time::now_ms;
 
 pub use metrics::Metrics;
@@ -35,6 +36,7 @@ struct Inner {
     watcher_alive: AtomicBool,
     platform_seen_ms: AtomicI64,
     intake_problem: std::sync::Mutex<Option<String>>,
+    budget: std::sync::Mutex<Budget>,
 }
 
 impl Ops {
@@ -92,12 +94,32 @@ impl Ops {
         db.call(|c| c.schema_version().map(drop)).await
     }
 
-    /// Counts from the catalogue now, spend since midnight UTC.
+    /// The budget `/metrics` reports against (the daemon sets it at start and on reload).
+    pub fn set_budget(&self, budget: Budget) {
+        *self.inner.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = budget;
+    }
+
+    /// Counts from the catalogue now, spend since midnight UTC; this month's spend by model and
+    /// what is left of the budgets, in the budget's zone.
     pub async fn snapshot(&self) -> Result<OpsSnapshot, CatalogError> {
         let Some(db) = self.inner.db.get() else { return Ok(OpsSnapshot::default()) };
         let now = now_ms();
         let midnight = now - now.rem_euclid(24 * 60 * 60 * 1000);
-        db.call(move |c| c.ops_snapshot(now, midnight)).await
+        let budget = self.inner.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        db.call(move |c| {
+            let mut snapshot = c.ops_snapshot(now, midnight)?;
+            let p = budget.periods(now);
+            snapshot.spend_month_by_model = c.spend_by_model(p.month_start, p.next_month)?;
+            let spent = c.spent(&budget, None, now)?;
+            if let Some(limit) = budget.daily {
+                snapshot.budget_remaining.insert("daily", limit - spent.day);
+            }
+            if let Some(limit) = budget.monthly {
+                snapshot.budget_remaining.insert("monthly", limit - spent.month);
+            }
+            Ok(snapshot)
+        })
+        .await
     }
 }
 
@@ -127,6 +149,13 @@ pub fn status_line(s: &OpsSnapshot, max_in_flight: usize, now_ms: i64) -> String
     if let Some(at) = s.earliest_expiry_ms {
         line.push_str(&format!(", oldest unarchived result {}", human_span(at - now_ms)));
     }
+    let over_budget = s.count("waiting_budget");
+    if over_budget > 0 {
+        line.push_str(&format!(", {over_budget} waiting_budget"));
+        if let Some(reason) = &s.budget_wait {
+            line.push_str(&format!(" ({reason})"));
+        }
+    }
     let uncertain = s.count("uncertain");
     if uncertain > 0 {
         line.push_str(&format!(", {uncertain} uncertain (vidkeep resolve)"));
@@ -152,6 +181,15 @@ mod tests {
         assert_eq!(
             status_line(&OpsSnapshot::default(), 30, 0),
             "0 in flight, 0 queued, 0 waiting for a slot, 0 archiving"
+        );
+        s.by_state.insert("waiting_budget".to_owned(), 3);
+        s.budget_wait = Some("daily budget 5.00 RMB: 5.00 spent, next day starts 00:00 Asia/Shanghai".to_owned());
+        assert!(
+            status_line(&s, 30, 0).ends_with(
+                ", 3 waiting_budget (daily budget 5.00 RMB: 5.00 spent, next day starts 00:00 Asia/Shanghai)"
+            ),
+            "{}",
+            status_line(&s, 30, 0)
         );
         assert_eq!(human_span(-90_000), "expired 90 s ago");
         assert_eq!(human_span(35 * 60_000), "expires in 35 min");

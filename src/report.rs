@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::catalog::{Asset, JobRecord, Rejection, SpecPlace};
+use crate::catalog::{Asset, JobRecord, Money, Rejection, SpecPlace};
 use crate::jobs::{JobError, JobState};
+use crate::money::Fen;
 use crate::time::rfc3339;
 use crate::watch::Inbox;
 
@@ -31,12 +32,53 @@ pub struct JobReport<'a> {
     pub error: Option<&'a JobError>,
     /// What a person can do next.
     pub next_step: String,
-    /// Submissions sent for this job (each may have been charged).
+    /// Submissions started for this job (attempts; see `cost` for what was charged).
     pub submissions: i64,
+    /// What the job cost or may have cost, and for a failure whether a retry is charged and helps.
+    pub cost: Cost,
     /// When the spec was accepted.
     pub created_at: String,
     /// When it was archived.
     pub archived_at: Option<String>,
+}
+
+/// Money in a report: charged apart from possibly charged apart from attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cost {
+    /// RMB the platform charged (it accepted the submission), e.g. "2.50".
+    pub charged_rmb: String,
+    /// RMB that may have been charged (an answer was lost).
+    pub possibly_charged_rmb: String,
+    /// Submissions refused or never sent: not charged.
+    pub not_charged_attempts: i64,
+    /// The same in words.
+    pub summary: String,
+    /// For a failed job: whether a retry would be charged again and whether it is likely to help.
+    pub retry: Option<String>,
+}
+
+impl Cost {
+    /// The cost of `job` from its ledger totals.
+    pub fn of(job: &JobRecord, money: &Money) -> Cost {
+        let (charged, possibly) = (Fen(money.charged_fen), Fen(money.possibly_charged_fen));
+        let mut summary = format!("cost {charged} RMB charged");
+        if money.possibly_charged_fen > 0 {
+            summary.push_str(&format!(", {possibly} RMB possibly charged"));
+        }
+        summary.push_str(&format!(" ({} attempt(s), {} not charged)", money.attempts, money.not_charged));
+        let retry = job
+            .error
+            .as_ref()
+            .filter(|_| job.state == JobState::Failed)
+            .map(|e| crate::money::retry_advice(&e.code).to_owned());
+        Cost {
+            charged_rmb: charged.to_string(),
+            possibly_charged_rmb: possibly.to_string(),
+            not_charged_attempts: money.not_charged,
+            summary,
+            retry,
+        }
+    }
 }
 
 /// The report of a rejected spec.
@@ -159,7 +201,7 @@ pub fn already_paid(
 
 /// Writes a terminal job's report and moves its spec to `done/` or `failed/`; returns the place
 /// and the spec's file name there.
-pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset]) -> io::Result<(SpecPlace, String)> {
+pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset], money: &Money) -> io::Result<(SpecPlace, String)> {
     let place = if job.state == JobState::Archived { SpecPlace::Done } else { SpecPlace::Failed };
     let dir = inbox.folder(place);
     let source = inbox.folder(job.spec_place).join(&job.spec_file);
@@ -174,6 +216,7 @@ pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset]) -> io::Result<(S
         error: job.error.as_ref().filter(|_| job.state == JobState::Failed),
         next_step: next_step(job),
         submissions: job.attempts,
+        cost: Cost::of(job, money),
         created_at: rfc3339(job.created_at),
         archived_at: job.archived_at.map(rfc3339),
     };
@@ -204,6 +247,29 @@ fn next_step(job: &JobRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_say_whether_a_retry_is_charged_and_helps() {
+        let mut job = crate::catalog::JobRecord::for_test("j1");
+        job.state = JobState::Failed;
+        job.error = Some(JobError::new("platform-1301", "unsafe"));
+        let refused = Money { attempts: 1, charged_fen: 0, possibly_charged_fen: 0, not_charged: 1 };
+        let cost = Cost::of(&job, &refused);
+        assert_eq!(cost.summary, "cost 0.00 RMB charged (1 attempt(s), 1 not charged)");
+        assert!(cost.retry.as_deref().is_some_and(|r| r.contains("not likely to help")), "{cost:?}");
+        job.error = Some(JobError::new("platform-1305", "busy"));
+        assert!(
+            Cost::of(&job, &refused).retry.is_some_and(|r| r.contains("likely to help") && !r.contains("not likely"))
+        );
+        job.error = Some(JobError::new("task-failed", "FAIL"));
+        let charged = Money { attempts: 1, charged_fen: 250, possibly_charged_fen: 0, not_charged: 0 };
+        let cost = Cost::of(&job, &charged);
+        assert_eq!(cost.charged_rmb, "2.50");
+        assert!(cost.retry.is_some_and(|r| r.contains("charged again") && r.contains("may help")));
+        job.state = JobState::Archived;
+        job.error = None;
+        assert_eq!(Cost::of(&job, &charged).retry, None);
+    }
 
     #[test]
     fn clashing_names_get_a_tag() {

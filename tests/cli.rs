@@ -31,6 +31,31 @@ fn check_accepts_the_examples_and_shows_images_by_source() {
 }
 
 #[test]
+fn check_prices_each_spec_and_says_what_todays_budget_lets_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("vk.toml");
+    std::fs::write(&config, "[prices]\ncogvideox-3 = \"0.80\"\n[budget]\ndaily = 5\n").expect("config");
+    let mut args = vec!["check".to_owned(), "--config".to_owned(), config.display().to_string()];
+    for (n, model) in ["viduq1-text", "cogvideox-3", "viduq1-text", "viduq1-text"].iter().enumerate() {
+        let spec = dir.path().join(format!("{n}.json"));
+        std::fs::write(&spec, json!({"model": model, "prompt": format!("take {n}")}).to_string()).expect("spec");
+        args.push(spec.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = vidkeep(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("0.json: ok, 2.50 RMB (viduq1-text)"), "{stdout}");
+    assert!(stdout.contains("1.json: ok, 0.80 RMB (cogvideox-3)"), "[prices] applies: {stdout}");
+    assert!(stdout.contains("total: 8.30 RMB for 4 valid spec(s)"), "{stdout}");
+    assert!(
+        stdout.contains("budget: 2 of 4 would be submitted today (3.30 RMB)")
+            && stdout.contains("2.json and later would wait: daily budget 5.00 RMB: 3.30 spent"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_fails_on_an_invalid_spec_and_says_why() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.json");

@@ -506,3 +506,90 @@ fn config_check_prints_the_resolved_config_without_the_token() {
     assert!(stdout.contains("token = \"[redacted]\"") && stdout.contains("listen = \"127.0.0.1:0\""), "{stdout}");
     assert!(!stdout.contains("s3cret") && !String::from_utf8_lossy(&out.stderr).contains("s3cret"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_hold_back_what_they_cannot_pay_and_a_raise_by_sighup_lets_it_go() {
+    let daemon = Daemon::start(fast_sim(), "human").await;
+    daemon.until("READY=1").await;
+    let base_url = {
+        let text = std::fs::read_to_string(daemon.path("vidkeep.toml")).expect("config");
+        text.lines().find_map(|l| l.strip_prefix("base_url = ")).expect("base_url").trim_matches('"').to_owned()
+    };
+    let with_budget = |daily: &str| config_text(&base_url, "inbox", &format!("[budget]\ndaily = {daily}\n"));
+    std::fs::write(daemon.path("vidkeep.toml"), with_budget("5")).expect("write config");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_logs(&["config reloaded", "budget"]).await;
+
+    // Five 2.50 RMB jobs against a 5.00 RMB day: exactly two are sent, three wait.
+    for n in 0..5 {
+        drop_spec(&daemon.path("inbox"), &format!("b{n}.json"), &format!("a lighthouse, take {n}"));
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let jobs = loop {
+        let jobs = daemon.jobs();
+        let archived = jobs.iter().filter(|j| j.state == JobState::Archived).count();
+        let waiting = jobs.iter().filter(|j| j.state == JobState::WaitingBudget).count();
+        if jobs.len() == 5 && archived == 2 && waiting == 3 {
+            break jobs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{jobs:#?}\n{}", daemon.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stats = daemon._sim.stats();
+    assert_eq!((stats.accepted, stats.spent_fen), (2, 500), "the simulator was asked for exactly what the budget pays");
+    let waiting = jobs.iter().find(|j| j.state == JobState::WaitingBudget).expect("a waiting job");
+    let reason = waiting.error.as_ref().map(|e| e.message.as_str());
+    assert_eq!(reason, Some("daily budget 5.00 RMB: 5.00 spent, next day starts 00:00 Asia/Shanghai"));
+    let show = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["show", "--config"])
+        .arg(daemon.path("vidkeep.toml"))
+        .arg(&waiting.id)
+        .output()
+        .expect("show");
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(show.contains("waiting_budget") && show.contains("daily budget 5.00 RMB"), "{show}");
+
+    // A raise by SIGHUP lets the rest go, without anything dropped again.
+    std::fs::write(daemon.path("vidkeep.toml"), with_budget("12.5")).expect("write config");
+    daemon.signal(libc::SIGHUP);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while daemon.jobs().iter().filter(|j| j.state == JobState::Archived).count() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "{:#?}\n{}", daemon.jobs(), daemon.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = daemon._sim.stats();
+    assert_eq!((stats.accepted, stats.spent_fen), (5, 1250));
+    let done = daemon.wait_job("b4.json", |j| j.spec_place == SpecPlace::Done).await;
+    assert_eq!(done.charged_fen, 250);
+
+    // The ledger as a studio holds it against the bill: one CSV row per charged submission.
+    let csv = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["spend", "--format", "csv", "--config"])
+        .arg(daemon.path("vidkeep.toml"))
+        .output()
+        .expect("spend");
+    let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert!(rows.iter().all(|r| r.ends_with(",2.50,charged") && r.contains(",viduq1-text,")), "{csv}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(daemon.path(&format!("inbox/done/{}.report.json", done.spec_file))).expect("report"),
+    )
+    .expect("report JSON");
+    assert_eq!(report["cost"]["charged_rmb"], "2.50", "{report}");
+    let (exit, _, logs) = daemon.stop().await;
+    assert!(exit.success(), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_spend_by_model_and_what_is_left_of_the_budget() {
+    let mut env = Env::new(fast_sim(), "", "[budget]\ndaily = 5\nmonthly = \"100\"\n").await;
+    let url = env.start_serving(None).await;
+    env.drop_spec("a.json", &json!({"model": "viduq1-text", "prompt": "a lighthouse"}).to_string());
+    env.wait_all_ended(1).await;
+    let (_, text) = get(&format!("{url}/metrics")).await;
+    assert!(text.contains("vidkeep_spend_month_fen{model=\"viduq1-text\"} 250"), "{text}");
+    assert!(text.contains("vidkeep_budget_remaining_fen{period=\"daily\"} 250"), "{text}");
+    assert!(text.contains("vidkeep_budget_remaining_fen{period=\"monthly\"} 9750"), "{text}");
+    env.stop().await;
+}

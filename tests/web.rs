@@ -87,7 +87,7 @@ async fn pages_search_filter_and_escape() {
         fox.task_id.as_deref().expect("task"),
         video.sha256.as_str(),
         video.key.as_str(),
-        "2.50 CNY",
+        "2.50 RMB charged",
         "queued → submitting",
     ] {
         assert!(page.contains(needle), "job page lacks {needle}");
@@ -328,4 +328,19 @@ async fn the_running_daemon_serves_the_ui_and_shows_new_jobs_without_a_restart()
     let metrics = text(&format!("{origin}/metrics")).await;
     assert_eq!(metrics.0, StatusCode::OK, "the UI and the ops endpoints share the server");
     env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spend_page_charts_todays_charges_and_the_job_page_says_what_a_job_cost() {
+    let (env, ui) = ui().await;
+    let (status, page) = text(&format!("{ui}/spend")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<svg") && page.contains("viduq1-image") && page.contains("viduq1-text"), "{page}");
+    assert!(page.contains("7.50 RMB (7.50 charged, 0.00 possibly charged)"), "three 2.50 charges this month: {page}");
+    assert!(!page.contains("src=\"http"), "nothing is loaded from elsewhere");
+    let (_, by_project) = text(&format!("{ui}/spend?by=project")).await;
+    assert!(by_project.contains("wild") && by_project.contains("(none)"), "{by_project}");
+    let fox = env.job_by_spec("fox.json");
+    let (_, job) = text(&format!("{ui}/jobs/{}", fox.id)).await;
+    assert!(job.contains("2.50 RMB charged, 0.00 RMB possibly charged (1 attempt(s) at 2.50 RMB)"), "{job}");
 }

@@ -21,6 +21,10 @@ pub fn job_json(job: &JobRecord, assets: &[Asset]) -> Value {
         "task_id": job.task_id,
         "request_id": job.request_id,
         "submissions": job.attempts,
+        "price": crate::money::Fen(job.price_fen).to_string(),
+        "charged": crate::money::Fen(job.charged_fen).to_string(),
+        "possibly_charged": crate::money::Fen(job.possibly_charged_fen).to_string(),
+        "waiting_budget": job.error.as_ref().filter(|_| job.state == JobState::WaitingBudget).map(|e| e.message.clone()),
         "created_at": rfc3339(job.created_at),
         "submitted_at": job.submitted_at.map(rfc3339),
         "archived_at": job.archived_at.map(rfc3339),
@@ -34,7 +38,7 @@ pub fn job_json(job: &JobRecord, assets: &[Asset]) -> Value {
 /// The CSV export: one row per job, assets in their own columns, formula-like cells defused.
 pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     let mut out = String::from(
-        "job_id,spec,state,model,prompt,task_id,submitted_at,archived_at,error,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes\n",
+        "job_id,spec,state,model,prompt,task_id,submitted_at,archived_at,error,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes\n",
     );
     for (job, assets) in rows {
         let asset = |kind| assets.iter().find(|a: &&Asset| a.kind == kind);
@@ -50,6 +54,9 @@ pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
             job.submitted_at.map(rfc3339).unwrap_or_default(),
             job.archived_at.map(rfc3339).unwrap_or_default(),
             failed.map(|e| e.message.clone()).unwrap_or_default(),
+            job.attempts.to_string(),
+            crate::money::Fen(job.charged_fen).to_string(),
+            crate::money::Fen(job.possibly_charged_fen).to_string(),
             v.map(|a| a.key.clone()).unwrap_or_default(),
             v.map(|a| a.sha256.clone()).unwrap_or_default(),
             v.map(|a| a.bytes.to_string()).unwrap_or_default(),
@@ -66,7 +73,7 @@ pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
 
 /// RFC 4180 quoting; cells starting with a formula character are prefixed with `'` so a
 /// spreadsheet does not run a prompt as a formula.
-fn csv_cell(s: &str) -> String {
+pub fn csv_cell(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }

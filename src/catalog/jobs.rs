@@ -143,12 +143,58 @@ pub struct JobRecord {
     pub take_group: Option<String>,
     /// Take number within the group (1 for a single job).
     pub take_no: i64,
+    /// Fen charged for its submissions (the platform accepted them).
+    pub charged_fen: i64,
+    /// Fen possibly charged (answers lost, or a submission in flight).
+    pub possibly_charged_fen: i64,
+}
+
+#[cfg(test)]
+impl JobRecord {
+    /// A queued viduq1-text job with nothing else set.
+    pub(crate) fn for_test(id: &str) -> JobRecord {
+        JobRecord {
+            id: id.to_owned(),
+            spec_name: "a.json".to_owned(),
+            spec_file: "a.json".to_owned(),
+            spec_place: SpecPlace::Processing,
+            model: "viduq1-text".to_owned(),
+            prompt: None,
+            name: None,
+            project: None,
+            tags: Vec::new(),
+            request_display: "{}".to_owned(),
+            fingerprint: String::new(),
+            price_fen: 250,
+            state: JobState::Queued,
+            attempts: 0,
+            next_attempt_at: 0,
+            request_id: None,
+            task_id: None,
+            video_url: None,
+            cover_url: None,
+            result_json: None,
+            error: None,
+            created_at: 0,
+            submitted_at: None,
+            result_at: None,
+            archived_at: None,
+            finished_at: None,
+            take_group: None,
+            take_no: 1,
+            charged_fen: 0,
+            possibly_charged_fen: 0,
+        }
+    }
 }
 
 pub(super) const COLUMNS: &str = "id, spec_name, spec_file, spec_place, model, prompt, name, project, tags, \
     request_display, fingerprint, price_fen, state, attempts, next_attempt_at, request_id, task_id, \
     video_url, cover_url, result_json, error_code, error_message, created_at, submitted_at, \
-    result_at, archived_at, finished_at, take_group, take_no";
+    result_at, archived_at, finished_at, take_group, take_no, \
+    (SELECT COALESCE(SUM(s.price_fen), 0) FROM submissions s WHERE s.job_id = jobs.id AND s.outcome = 'accepted'), \
+    (SELECT COALESCE(SUM(s.price_fen), 0) FROM submissions s WHERE s.job_id = jobs.id \
+        AND s.outcome IN ('pending', 'uncertain'))";
 
 pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, String, String)> {
     let code: Option<String> = r.get(20)?;
@@ -182,6 +228,8 @@ pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, Stri
         finished_at: r.get(26)?,
         take_group: r.get(27)?,
         take_no: r.get(28)?,
+        charged_fen: r.get(29)?,
+        possibly_charged_fen: r.get(30)?,
     };
     Ok((record, r.get(3)?, r.get(8)?, r.get(12)?))
 }
@@ -388,12 +436,12 @@ impl Catalog {
         self.jobs(&JobFilter { state: Some(state), ..JobFilter::default() })
     }
 
-    /// Queued jobs whose retry time has come, oldest first.
+    /// Queued jobs whose retry time has come, and jobs waiting for budget, oldest first.
     pub fn due_queued(&self, now: i64, limit: usize) -> Result<Vec<JobRecord>, CatalogError> {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?1 \
+                "SELECT {COLUMNS} FROM jobs WHERE state IN ('queued', 'waiting_budget') AND next_attempt_at <= ?1 \
                  ORDER BY created_at, id LIMIT ?2"
             ))
             .map_err(sql("due jobs"))?;
@@ -490,7 +538,12 @@ fn format_name(f: SpecFormat) -> &'static str {
 }
 
 /// Writes the data a change carries; returns the event note.
-fn apply_change(tx: &rusqlite::Transaction<'_>, id: &str, change: &Change, now: i64) -> Result<String, CatalogError> {
+pub(super) fn apply_change(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    change: &Change,
+    now: i64,
+) -> Result<String, CatalogError> {
     let exec =
         |about: &'static str, q: &str, p: &[&dyn rusqlite::ToSql]| tx.execute(q, p).map(|_| ()).map_err(sql(about));
     match change {
@@ -502,7 +555,8 @@ fn apply_change(tx: &rusqlite::Transaction<'_>, id: &str, change: &Change, now: 
             )?;
             exec(
                 "record submission",
-                "INSERT INTO submissions (job_id, request_id, started_at, outcome) VALUES (?1, ?2, ?3, 'pending')",
+                "INSERT INTO submissions (job_id, request_id, started_at, outcome, price_fen) \
+                 VALUES (?1, ?2, ?3, 'pending', (SELECT price_fen FROM jobs WHERE id = ?1))",
                 &[&id, request_id, &now],
             )?;
             Ok(format!("submitting with request_id {request_id}"))
@@ -546,6 +600,14 @@ fn apply_change(tx: &rusqlite::Transaction<'_>, id: &str, change: &Change, now: 
                 &[&id, &now],
             )?;
             Ok("all assets stored".to_owned())
+        }
+        Change::WaitBudget { reason } => {
+            exec(
+                "wait for budget",
+                "UPDATE jobs SET error_code = 'budget', error_message = ?2 WHERE id = ?1",
+                &[&id, reason],
+            )?;
+            Ok(format!("not submitted: {reason}"))
         }
         Change::Resubmit => {
             exec("resubmit", "UPDATE jobs SET next_attempt_at = 0 WHERE id = ?1", &[&id])?;

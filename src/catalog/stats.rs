@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use rusqlite::OptionalExtension;
+
 use super::{Catalog, CatalogError, sql};
 
 /// How long the platform keeps a result URL after the task succeeded: "valid for one day"
@@ -20,6 +22,12 @@ pub struct OpsSnapshot {
     pub earliest_expiry_ms: Option<i64>,
     /// List price (0.01 CNY) of the submissions accepted since `since_ms`.
     pub spend_fen: i64,
+    /// Why the oldest `waiting_budget` job waits, if one does.
+    pub budget_wait: Option<String>,
+    /// Charged and possibly-charged fen this month (budget zone) by model.
+    pub spend_month_by_model: BTreeMap<String, i64>,
+    /// Fen left of each set budget (`daily`, `monthly`); negative when overspent.
+    pub budget_remaining: BTreeMap<&'static str, i64>,
 }
 
 impl OpsSnapshot {
@@ -60,7 +68,20 @@ impl Catalog {
                 |r| r.get(0),
             )
             .map_err(sql("spend"))?;
+        let budget_wait: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT error_message FROM jobs WHERE state = 'waiting_budget' ORDER BY created_at LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("budget wait"))?
+            .flatten();
         Ok(OpsSnapshot {
+            spend_month_by_model: BTreeMap::new(),
+            budget_remaining: BTreeMap::new(),
+            budget_wait,
             by_state,
             queued_due: u64::try_from(queued_due).unwrap_or(0),
             earliest_expiry_ms: earliest_result.map(|t| t.saturating_add(RESULT_URL_LIFETIME_MS)),

@@ -7,24 +7,32 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value};
 
-use crate::config::Config;
-use crate::spec::{self, SpecContext, images};
+use std::collections::BTreeMap;
 
-/// Checks each spec; exit 1 if any is invalid.
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::money::{Fen, Spent};
+use crate::spec::{self, SpecContext, images};
+use crate::time::now_ms;
+
+/// Checks each spec, prints its price and the total, and with a config what the budgets would
+/// let through today; exit 1 if any is invalid.
 pub(super) fn run(config: Option<&Path>, specs: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let defaults = match config {
-        Some(path) => Config::load(path)?.defaults,
-        None => Map::new(),
-    };
+    let config = config.map(Config::load).transpose()?;
+    let defaults = config.as_ref().map(|c| c.defaults.clone()).unwrap_or_default();
+    let prices = config.as_ref().map(Config::price_table).unwrap_or_default();
     let mut bad = 0;
+    let mut priced: Vec<(String, Option<String>, i64)> = Vec::new();
     for path in specs {
         match check_one(path, &defaults) {
-            Ok((request, ignored)) => {
-                println!("{}: ok", path.display());
+            Ok((request, ignored, model, project)) => {
+                let price = prices.fen(&model);
+                println!("{}: ok, {} RMB ({model})", path.display(), Fen(price));
                 for (field, why) in &ignored {
                     println!("  note: the platform may ignore `{field}`: {why}");
                 }
                 println!("{}", serde_json::to_string_pretty(&request)?);
+                priced.push((path.display().to_string(), project, price));
             }
             Err(reason) => {
                 bad += 1;
@@ -32,11 +40,74 @@ pub(super) fn run(config: Option<&Path>, specs: &[PathBuf]) -> anyhow::Result<Ex
             }
         }
     }
+    let total: i64 = priced.iter().map(|p| p.2).sum();
+    println!("total: {} RMB for {} valid spec(s)", Fen(total), priced.len());
+    if let Some(config) = &config {
+        println!("{}", budget_today(config, &priced)?);
+    }
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The spec's request as shown, and the fields the platform may ignore with the reasons.
-fn check_one(path: &Path, defaults: &Map<String, Value>) -> Result<(Value, Vec<(String, String)>), String> {
+/// What the budgets would let through today, given what the catalogue says is spent.
+fn budget_today(config: &Config, priced: &[(String, Option<String>, i64)]) -> anyhow::Result<String> {
+    let budget = config.budget_limits();
+    if !budget.is_limited() {
+        return Ok("budget: none set; every valid spec would be submitted".to_owned());
+    }
+    let now = now_ms();
+    let catalog =
+        if config.catalog.path.exists() { Some(Catalog::open_read_only(&config.catalog.path)?) } else { None };
+    let mut spent_by_project: BTreeMap<Option<String>, Spent> = BTreeMap::new();
+    let mut extra = Spent::default();
+    let (mut through, mut cost, mut first_block) = (0, 0, None);
+    for (name, project, price) in priced {
+        let base = match spent_by_project.get(project) {
+            Some(s) => *s,
+            None => {
+                let s = match &catalog {
+                    Some(c) => c.spent(&budget, project.as_deref(), now)?,
+                    None => Spent::default(),
+                };
+                spent_by_project.insert(project.clone(), s);
+                s
+            }
+        };
+        let project_extra: i64 = priced[..through.min(priced.len())]
+            .iter()
+            .filter(|p| p.1 == *project && project.is_some())
+            .map(|p| p.2)
+            .sum();
+        let spent = Spent {
+            day: base.day + extra.day,
+            month: base.month + extra.month,
+            project_month: base.project_month + project_extra,
+        };
+        match budget.check(spent, *price, project.as_deref()) {
+            Ok(()) => {
+                through += 1;
+                cost += price;
+                extra.day += price;
+                extra.month += price;
+            }
+            Err(blocked) => {
+                first_block.get_or_insert(format!("{name} and later would wait: {}", blocked.reason));
+                break;
+            }
+        }
+    }
+    let mut out = format!("budget: {through} of {} would be submitted today ({} RMB)", priced.len(), Fen(cost));
+    if let Some(block) = first_block {
+        out.push_str("; ");
+        out.push_str(&block);
+    }
+    Ok(out)
+}
+
+/// The spec's request as shown, the fields the platform may ignore with the reasons, its model
+/// and project.
+type Checked = (Value, Vec<(String, String)>, String, Option<String>);
+
+fn check_one(path: &Path, defaults: &Map<String, Value>) -> Result<Checked, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -52,7 +123,7 @@ fn check_one(path: &Path, defaults: &Map<String, Value>) -> Result<(Value, Vec<(
     let ignored = spec.rules().map(|rules| spec::may_be_ignored(rules, &spec.request)).unwrap_or_default();
     let listed: Map<String, Value> = ignored.iter().map(|(f, why)| (f.clone(), Value::String(why.clone()))).collect();
     out.insert("platform_may_ignore".to_owned(), Value::Object(listed));
-    Ok((Value::Object(out), ignored))
+    Ok((Value::Object(out), ignored, spec.model.clone(), spec.meta.project.clone()))
 }
 
 fn show_images(v: &Value) -> Value {

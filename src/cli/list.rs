@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::catalog::{Asset, AssetKind, Catalog, JobFilter, JobRecord, csv, job_json};
 use crate::config::Config;
 use crate::jobs::{Change, JobError, JobState};
+use crate::money::Fen;
 use crate::time::rfc3339;
 
 /// `export` formats.
@@ -106,7 +107,11 @@ pub fn table(rows: &[(JobRecord, Vec<Asset>)]) -> String {
         vec![["JOB".to_owned(), "STATE".into(), "MODEL".into(), "SPEC".into(), "VIDEO".into(), "NOTE".into()]];
     for (job, assets) in rows {
         let video = assets.iter().find(|a| a.kind == AssetKind::Video).map_or(String::new(), |a| a.key.clone());
-        let note = job.error.as_ref().map_or(String::new(), |e| e.code.clone());
+        let note = match &job.error {
+            Some(e) if job.state == JobState::WaitingBudget => e.message.clone(),
+            Some(e) => e.code.clone(),
+            None => String::new(),
+        };
         lines.push([job.id.clone(), job.state.to_string(), job.model.clone(), job.spec_name.clone(), video, note]);
     }
     let widths: Vec<usize> = (0..6).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
@@ -179,9 +184,17 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
         }
     }
     println!("request   {}", job.request_display);
-    println!("cost      {:.2} CNY per submission, {} submission(s)", job.price_fen as f64 / 100.0, job.attempts);
-    if let Some(e) = &job.error {
-        println!("error     {}: {}", e.code, e.message);
+    println!(
+        "cost      {} RMB charged, {} RMB possibly charged; {} attempt(s) at {} RMB each",
+        Fen(job.charged_fen),
+        Fen(job.possibly_charged_fen),
+        job.attempts,
+        Fen(job.price_fen)
+    );
+    match &job.error {
+        Some(e) if job.state == JobState::WaitingBudget => println!("waiting   {}", e.message),
+        Some(e) => println!("error     {}: {}", e.code, e.message),
+        None => {}
     }
     for a in &assets {
         println!("{:<9} {} ({} bytes, sha256 {})", a.kind.as_str(), a.key, a.bytes, a.sha256);

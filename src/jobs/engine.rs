@@ -23,8 +23,9 @@ use super::download::fetch;
 use super::{Change, JobError, JobState, Limiter, LiveSettings, backoff};
 use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus, same_model};
 use crate::archive::Archiver;
-use crate::catalog::{CatalogError, Db, JobRecord};
+use crate::catalog::{BudgetCheck, CatalogError, Db, JobRecord};
 use crate::config::UncertainPolicy;
+use crate::money::{Budget, Prices};
 use crate::ops::Ops;
 use crate::report;
 use crate::time::{after, now_ms};
@@ -50,6 +51,10 @@ pub struct EngineSettings {
     pub shutdown_grace: Duration,
     /// What to do with `uncertain` jobs without a person.
     pub uncertain: UncertainPolicy,
+    /// Price of one submission per model.
+    pub prices: Prices,
+    /// Spending limits, checked in the transaction that starts each submission.
+    pub budget: Budget,
 }
 
 /// Errors that stop the engine.
@@ -288,24 +293,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Reads the request and records `submitting` in one catalogue call; `None` if the job moved on.
+    /// Checks the budget, reads the request and records `submitting` in one catalogue
+    /// transaction; `None` if the job moved on or must wait for budget.
     async fn begin_submission(
         &self,
         job: &JobRecord,
         request_id: &str,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, EngineError> {
-        let (id, change) = (job.id.clone(), Change::Submitting { request_id: request_id.to_owned() });
+        let (id, request_id) = (job.id.clone(), request_id.to_owned());
+        let settings = Arc::clone(&self.ctx.settings);
+        let was_waiting = job.state == JobState::WaitingBudget;
         let result = self
             .ctx
             .db
-            .call(move |c| {
-                let body = c.request_body(&id)?;
-                c.transition(&id, JobState::Queued, &change)?;
-                Ok(body)
-            })
+            .call(move |c| c.submit_within_budget(&id, &request_id, &settings.prices, &settings.budget, now_ms()))
             .await;
         match result {
-            Ok(body) => Ok(Some(body)),
+            Ok(BudgetCheck::Submit(body)) => Ok(Some(body)),
+            Ok(BudgetCheck::Wait(reason)) => {
+                if !was_waiting {
+                    tracing::warn!(job_id = %job.id, reason = %reason, "not submitted: over budget; waiting");
+                }
+                Ok(None)
+            }
             Err(CatalogError::Conflict { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -407,7 +417,8 @@ impl Engine {
                     .into_iter()
                     .map(|job| {
                         let assets = c.assets(&job.id)?;
-                        Ok((job, assets))
+                        let money = c.job_money(&job.id)?;
+                        Ok((job, assets, money))
                     })
                     .collect::<Result<Vec<_>, CatalogError>>()
             })
@@ -419,7 +430,7 @@ impl Engine {
         let settled = tokio::task::spawn_blocking(move || {
             pending
                 .into_iter()
-                .map(|(job, assets)| {
+                .map(|(job, assets, money)| {
                     // After a reload moved the inbox, a spec settles in the inbox it was taken from.
                     let has_spec = |i: &Inbox| i.folder(job.spec_place).join(&job.spec_file).exists();
                     let inbox = if has_spec(&inbox) {
@@ -427,7 +438,7 @@ impl Engine {
                     } else {
                         past.iter().rev().find(|i| has_spec(i)).unwrap_or(&inbox)
                     };
-                    let result = report::settle(inbox, &job, &assets);
+                    let result = report::settle(inbox, &job, &assets, &money);
                     (job.id, result)
                 })
                 .collect::<Vec<_>>()

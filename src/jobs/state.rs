@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Where a job is in its life.
 ///
 /// ```text
+/// queued ──▶ waiting_budget ──▶ submitting   (over budget: waits until the period rolls over or the budget grows)
 /// queued ──▶ submitting ──▶ submitted ──▶ downloading ──▶ archived
 ///   ▲ ▲          │  │            │              │
 ///   │ └ refused ─┘  └▶ uncertain │ FAIL/gone    │ expired
@@ -35,11 +36,14 @@ pub enum JobState {
     /// A submission may have reached the platform but its answer was lost; a person decides
     /// whether to submit again (and maybe pay twice) or abandon.
     Uncertain,
+    /// Its price would exceed a budget: not submitted until the period rolls over or the budget
+    /// is raised. The reason is the job's error message.
+    WaitingBudget,
 }
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 8] = [
         JobState::Queued,
         JobState::Submitting,
         JobState::Submitted,
@@ -47,6 +51,7 @@ impl JobState {
         JobState::Archived,
         JobState::Failed,
         JobState::Uncertain,
+        JobState::WaitingBudget,
     ];
 
     /// The name stored in the catalogue and shown to people.
@@ -59,6 +64,7 @@ impl JobState {
             JobState::Archived => "archived",
             JobState::Failed => "failed",
             JobState::Uncertain => "uncertain",
+            JobState::WaitingBudget => "waiting_budget",
         }
     }
 
@@ -79,13 +85,15 @@ impl JobState {
         matches!(
             (self, to),
             (Queued, Submitting)
+                | (Queued, WaitingBudget)
+                | (WaitingBudget, Submitting)
                 | (Uncertain, Queued)
                 | (Submitting, Submitted)
                 | (Submitting, Queued)
                 | (Submitting, Uncertain)
                 | (Submitted, Downloading)
                 | (Downloading, Archived)
-                | (Queued | Submitting | Submitted | Downloading | Uncertain, Failed)
+                | (Queued | Submitting | Submitted | Downloading | Uncertain | WaitingBudget, Failed)
         )
     }
 }
@@ -98,7 +106,9 @@ impl fmt::Display for JobState {
 
 /// A state name that is not one of [`JobState::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job state `{0}` (states: queued, submitting, submitted, downloading, archived, failed, uncertain)")]
+#[error(
+    "unknown job state `{0}` (states: queued, submitting, submitted, downloading, archived, failed, uncertain, waiting_budget)"
+)]
 pub struct UnknownState(pub String);
 
 impl FromStr for JobState {
@@ -162,6 +172,11 @@ pub enum Change {
     Failed(JobError),
     /// A person decided an uncertain job should be submitted again, accepting a possible second charge.
     Resubmit,
+    /// Its price would exceed a budget; it waits without being sent.
+    WaitBudget {
+        /// Which budget and when it resets, in words.
+        reason: String,
+    },
 }
 
 impl Change {
@@ -176,6 +191,7 @@ impl Change {
             Change::Archived => JobState::Archived,
             Change::Failed(_) => JobState::Failed,
             Change::Resubmit => JobState::Queued,
+            Change::WaitBudget { .. } => JobState::WaitingBudget,
         }
     }
 }
@@ -220,6 +236,6 @@ mod tests {
             .flat_map(|a| JobState::ALL.into_iter().map(move |b| (a, b)))
             .filter(|(a, b)| a.can_become(*b))
             .collect();
-        assert_eq!(allowed.len(), 12, "{allowed:?}");
+        assert_eq!(allowed.len(), 15, "{allowed:?}");
     }
 }

@@ -38,6 +38,8 @@ pub struct Metrics {
     spend_fen: Gauge,
     intake_scans: Counter,
     intake_paused: Gauge,
+    spend_month: Family<Label, Gauge>,
+    budget_remaining: Family<Label, Gauge>,
 }
 
 impl Default for Metrics {
@@ -98,6 +100,18 @@ impl Metrics {
             "1 while intake is paused because processing/, done/ or failed/ cannot be used (see /readyz)",
             intake_paused.clone(),
         );
+        let spend_month = Family::<Label, Gauge>::default();
+        registry.register(
+            "spend_month_fen",
+            "Charged plus possibly-charged fen this month ([budget] timezone), by model",
+            spend_month.clone(),
+        );
+        let budget_remaining = Family::<Label, Gauge>::default();
+        registry.register(
+            "budget_remaining_fen",
+            "Fen left of each set budget (period daily or monthly); absent when no budget is set",
+            budget_remaining.clone(),
+        );
         for state in JobState::ALL {
             let _ = jobs.get_or_create(&[("state", state.as_str().to_owned())]);
         }
@@ -119,6 +133,8 @@ impl Metrics {
             spend_fen,
             intake_scans,
             intake_paused,
+            spend_month,
+            budget_remaining,
         }
     }
 
@@ -169,6 +185,14 @@ impl Metrics {
             None => self.expiry_seconds.clear(),
         }
         self.spend_fen.set(snapshot.spend_fen);
+        self.spend_month.clear();
+        for (model, fen) in &snapshot.spend_month_by_model {
+            self.spend_month.get_or_create(&[("model", model.clone())]).set(*fen);
+        }
+        self.budget_remaining.clear();
+        for (period, fen) in &snapshot.budget_remaining {
+            self.budget_remaining.get_or_create(&[("period", (*period).to_owned())]).set(*fen);
+        }
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             return format!("# cannot encode metrics: {e}\n# EOF\n");
@@ -189,6 +213,8 @@ mod tests {
         m.platform_error("platform-1302");
         m.archived(1500, 2.0);
         let mut snap = OpsSnapshot { spend_fen: 50, earliest_expiry_ms: Some(61_000), ..OpsSnapshot::default() };
+        snap.spend_month_by_model.insert("viduq1-text".to_owned(), 750);
+        snap.budget_remaining.insert("daily", 250);
         snap.by_state.insert("queued".to_owned(), 3);
         let text = m.render(&snap, 1_000);
         for line in [
@@ -201,6 +227,8 @@ mod tests {
             "vidkeep_jobs{state=\"archived\"} 0",
             "vidkeep_result_url_expiry_seconds 60.0",
             "vidkeep_spend_today_fen 50",
+            "vidkeep_spend_month_fen{model=\"viduq1-text\"} 750",
+            "vidkeep_budget_remaining_fen{period=\"daily\"} 250",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

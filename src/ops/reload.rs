@@ -1,7 +1,7 @@
 //! SIGHUP: re-read the config file and apply what can change while jobs run.
 //!
 //! [`plan`] compares the running config with the new one: in-flight limits, poll interval,
-//! `[jobs]`, `[watch]`, `[defaults]` and `[log] level` apply live; the API endpoint and key
+//! `[jobs]`, `[watch]`, `[defaults]`, `[prices]`, `[budget]` and `[log] level` apply live; the API endpoint and key
 //! variable, storage, catalogue, HTTP server and `[verify]` schedule need a restart and are only
 //! named in the log.
 //! An invalid file is refused by [`crate::config::Config::load`] before anything changes.
@@ -25,7 +25,9 @@ impl Plan {
 
     /// Whether the engine's settings changed.
     pub fn touches_engine(&self) -> bool {
-        self.live.iter().any(|k| k.starts_with("api.") || k.starts_with("jobs.") || *k == "watch.dir")
+        self.live
+            .iter()
+            .any(|k| k.starts_with("api.") || k.starts_with("jobs.") || ["watch.dir", "prices", "budget"].contains(k))
     }
 }
 
@@ -51,6 +53,8 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     check("watch.rescan_interval", old.watch.rescan_interval != new.watch.rescan_interval, true);
     check("defaults", old.defaults != new.defaults, true);
     check("log.level", old.log.level != new.log.level, true);
+    check("prices", old.prices != new.prices, true);
+    check("budget", old.budget != new.budget, true);
     check("api.base_url", old.api.base_url != new.api.base_url, false);
     check("api.api_key_env", old.api.api_key_env != new.api.api_key_env, false);
     check("api.request_timeout", old.api.request_timeout != new.api.request_timeout, false);

@@ -11,6 +11,7 @@
 //! | `GET /api/jobs`, `GET /api/jobs/{id}` | the same as JSON |
 //! | `GET /api/stamp` | changes whenever the catalogue does (pages poll it to refresh) |
 //! | `GET /export.csv`, `GET /export.json` | the current search, every match |
+//! | `GET /spend?by=model\|project` | spend per day for 30 days (SVG), month total, budget use |
 //!
 //! Nothing here writes: the catalogue is read through one read-only SQLite connection, and the
 //! store only with `get`. The token check, when configured, wraps these routes in the server.
@@ -18,6 +19,7 @@
 mod files;
 mod pages;
 mod params;
+mod spend;
 
 pub(crate) use pages::content_security_policy;
 
@@ -33,6 +35,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::catalog::{Asset, Catalog, CatalogError, JobRecord, csv, job_json};
+use crate::money::Budget;
 use crate::store::Store;
 use params::{PAGE_SIZE, Params};
 
@@ -41,6 +44,7 @@ use params::{PAGE_SIZE, Params};
 pub struct UiState {
     catalog: Arc<Mutex<Catalog>>,
     store: Store,
+    budget: Arc<Budget>,
 }
 
 impl std::fmt::Debug for UiState {
@@ -52,7 +56,13 @@ impl std::fmt::Debug for UiState {
 impl UiState {
     /// Reads `catalog` (opened read-only) and `store`.
     pub fn new(catalog: Catalog, store: Store) -> UiState {
-        UiState { catalog: Arc::new(Mutex::new(catalog)), store }
+        UiState { catalog: Arc::new(Mutex::new(catalog)), store, budget: Arc::new(Budget::default()) }
+    }
+
+    /// Shows use of `budget` on the spend page (and counts its days in its zone).
+    pub fn with_budget(mut self, budget: Budget) -> UiState {
+        self.budget = Arc::new(budget);
+        self
     }
 
     /// Runs a catalogue read on the blocking pool.
@@ -81,6 +91,7 @@ pub fn routes(state: UiState) -> Router {
         .route("/api/jobs", get(api_jobs))
         .route("/api/jobs/{id}", get(api_job))
         .route("/api/stamp", get(api_stamp))
+        .route("/spend", get(spend_page))
         .route("/export.csv", get(export_csv))
         .route("/export.json", get(export_json))
         .with_state(state)
@@ -163,6 +174,38 @@ async fn job_page(State(state): State<UiState>, Path(id): Path<String>) -> Resul
     let inputs = inputs(&job, &sent);
     let view = pages::JobView { job: &job, assets: &assets, events: &events, inputs, stamp: &stamp };
     Ok(Html(pages::job_page(&view).into_string()))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SpendParams {
+    by: Option<String>,
+}
+
+async fn spend_page(State(state): State<UiState>, Query(p): Query<SpendParams>) -> Result<Html<String>, UiError> {
+    let budget = Arc::clone(&state.budget);
+    let now = crate::time::now_ms();
+    let periods = budget.periods(now);
+    let mut starts = vec![periods.day_start];
+    while starts.len() < spend::DAYS {
+        let earlier = budget.periods(starts[starts.len() - 1] - 1).day_start;
+        starts.push(earlier);
+    }
+    starts.reverse();
+    let days: Vec<String> = starts.iter().map(|&d| budget.day_of(d)).collect();
+    let first = starts[0].min(periods.month_start);
+    let b = Arc::clone(&budget);
+    let (rows, spent) = state.read(move |c| Ok((c.ledger(first, periods.next_day)?, c.spent(&b, None, now)?))).await?;
+    let month_rows: Vec<_> = rows.iter().filter(|r| r.started_at >= periods.month_start).cloned().collect();
+    let charted: Vec<_> = rows.iter().filter(|r| r.started_at >= starts[0]).cloned().collect();
+    let view = spend::SpendView {
+        rows: &charted,
+        days,
+        by_project: p.by.as_deref() == Some("project"),
+        spent,
+        month_rows: &month_rows,
+        budget: &budget,
+    };
+    Ok(Html(pages::layout("Spend", "", spend::body(&view)).into_string()))
 }
 
 /// Each input image as the spec named it, with its number when it was sent inline.

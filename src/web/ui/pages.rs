@@ -6,6 +6,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::params::{PAGE_SIZE, Params};
 use crate::catalog::{Asset, AssetKind, Event, Facets, JobRecord};
 use crate::jobs::JobState;
+use crate::money::{Fen, retry_advice};
 use crate::time::rfc3339;
 
 const STYLE: &str = "
@@ -56,7 +57,7 @@ setInterval(function(){fetch('/api/stamp',{credentials:'same-origin'}).then(func
 .then(function(j){if(j.stamp!==s&&!document.querySelector('input:focus,select:focus'))location.reload()})\
 .catch(function(){})},5000)})();";
 
-fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -67,7 +68,7 @@ fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
                 style { (PreEscaped(STYLE)) }
             }
             body data-stamp=(stamp) {
-                header { a href="/" { "vidkeep" } span { "archived AI video" } }
+                header { a href="/" { "vidkeep" } span { "archived AI video" } " " a href="/spend" { "spend" } }
                 main { (body) }
                 script { (PreEscaped(LIVE)) }
             }
@@ -163,13 +164,17 @@ pub(super) struct JobView<'a> {
 pub(super) fn job_page(v: &JobView<'_>) -> Markup {
     let job = v.job;
     let request: serde_json::Value = serde_json::from_str(&job.request_display).unwrap_or_default();
-    let cost = f64::from(u32::try_from(job.price_fen).unwrap_or(0)) / 100.0;
+    let (charged, possibly, price) = (Fen(job.charged_fen), Fen(job.possibly_charged_fen), Fen(job.price_fen));
+    let retry = job.error.as_ref().filter(|_| job.state == JobState::Failed).map(|e| retry_advice(&e.code));
     let video = v.assets.iter().find(|a| a.kind == AssetKind::Video);
     let body = html! {
         h1 { (job.name.as_deref().unwrap_or(&job.spec_name)) " " (state_badge(job.state)) }
         @if let Some(e) = &job.error {
             @if matches!(job.state, JobState::Failed | JobState::Uncertain) {
                 div.error { strong { (e.code) } ": " (e.message) }
+            }
+            @if job.state == JobState::WaitingBudget {
+                div.error { strong { "waiting for budget" } ": " (e.message) }
             }
         }
         @if let Some(video) = video {
@@ -186,7 +191,8 @@ pub(super) fn job_page(v: &JobView<'_>) -> Markup {
             @if !job.tags.is_empty() {
                 tr { td { "tags" } td { @for t in &job.tags { a href={ "/?tag=" (url_encode(t)) } { (t) } " " } } }
             }
-            tr { td { "cost" } td { (format!("{cost:.2}")) " CNY per submission × " (job.attempts) } }
+            tr { td { "cost" } td { (charged) " RMB charged, " (possibly) " RMB possibly charged (" (job.attempts) " attempt(s) at " (price) " RMB)" } }
+            @if let Some(retry) = retry { tr { td { "retry" } td { (retry) } } }
             tr { td { "created" } td { (rfc3339(job.created_at)) } }
         }
         @if !v.inputs.is_empty() {
