@@ -22,7 +22,7 @@ use crate::jobs::JobState;
 pub use export::{csv, job_json};
 pub use jobs::{JobRecord, NewJob, SpecPlace};
 pub use query::{Facets, JobFilter};
-pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
+pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
 
 /// Embedded migrations, applied in order; index + 1 is the schema version they lead to.
@@ -30,6 +30,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_asset_checks.sql"),
     include_str!("../migrations/0003_search.sql"),
+    // 0004 is the spend ledger's (merged from its branch before this one).
+    include_str!("../migrations/0005_probe.sql"),
 ];
 
 /// Errors from the catalogue.
