@@ -20,7 +20,7 @@ fn a_schema_1_catalogue_opens_and_migrates_keeping_its_jobs() {
     assert!(Catalog::open_read_only(&path).is_err(), "a reader refuses the old schema");
 
     let mut catalog = Catalog::open(&path).expect("old catalogue opens and migrates");
-    assert_eq!(catalog.schema_version().expect("version"), 3);
+    assert_eq!(catalog.schema_version().expect("version"), 4, "0001-0003 and 0005_probe (0004 is the ledger branch's)");
     let jobs = catalog.jobs(&JobFilter::default()).expect("jobs");
     assert_eq!(jobs.len(), 6);
     assert!(jobs.iter().all(|j| j.state == JobState::Archived), "{jobs:?}");
