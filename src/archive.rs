@@ -15,8 +15,11 @@ use object_store::path::Path as Key;
 use object_store::{Attribute, Attributes, ObjectStoreExt as _, PutMultipartOptions, WriteMultipart};
 use sha2::{Digest as _, Sha256};
 
+use crate::config::ProbeConfig;
+use crate::probe::{Probe, Promise, Tolerance};
 use crate::store::{Store, StoreError};
 
+pub mod provenance;
 mod resume;
 pub mod scrub;
 
@@ -86,6 +89,7 @@ pub struct Stored {
 pub struct Archiver {
     http: reqwest::Client,
     store: Store,
+    probe: ProbeConfig,
 }
 
 impl Archiver {
@@ -98,7 +102,23 @@ impl Archiver {
             .user_agent(concat!("vidkeep/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ArchiveError::Network(format!("cannot build HTTP client: {e}")))?;
-        Ok(Archiver { http, store })
+        Ok(Archiver { http, store, probe: ProbeConfig::default() })
+    }
+
+    /// The same archiver probing videos as `probe` says.
+    pub fn with_probe(mut self, probe: ProbeConfig) -> Archiver {
+        self.probe = probe;
+        self
+    }
+
+    /// Probes the stored video at `key` (`bytes` long) against `promise`, reading it back from
+    /// the store; `None` when the probe is off.
+    pub async fn probe(&self, key: &Key, bytes: u64, promise: &Promise) -> Result<Option<Probe>, StoreError> {
+        if !self.probe.enabled {
+            return Ok(None);
+        }
+        let tolerance = Tolerance { duration_s: self.probe.duration_tolerance, fps: self.probe.fps_tolerance };
+        crate::probe::probe(&self.store, key, bytes, promise, tolerance).await.map(Some)
     }
 
     /// The store.

@@ -24,7 +24,7 @@ pub use export::{csv, csv_cell, job_json};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecPlace};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use query::{Facets, JobFilter};
-pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Rejection};
+pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
 
 /// The schema version this vidkeep writes: one per embedded migration.
@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_asset_checks.sql"),
     include_str!("../migrations/0003_search.sql"),
     include_str!("../migrations/0004_ledger.sql"),
+    include_str!("../migrations/0005_probe.sql"),
     include_str!("../migrations/0006_intake.sql"),
 ];
 
@@ -335,7 +336,7 @@ mod tests {
             let tx = c.conn.transaction().expect("tx");
             // Back to version 3, then a job and a submission as vidkeep 0.3 wrote them.
             tx.execute_batch(
-                "DROP VIEW ledger; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
+                "DROP VIEW ledger; DROP TABLE job_inputs; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
                  DROP TABLE assets; DROP TABLE job_events; DROP TABLE rejections; DROP TABLE job_requests; \
                  DROP TABLE submissions; DROP TABLE jobs;",
             )

@@ -247,6 +247,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     config_path: Some(config_path),
                     reload: Some(reload),
                     http_listener: None,
+                    durability: None,
                 };
                 crate::daemon::run_with(config, key, cancel, options).await
             })?;

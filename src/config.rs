@@ -34,6 +34,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Scheduled re-reading of stored assets.
     pub verify: VerifyConfig,
+    /// The media probe: is each video what the model promised?
+    pub probe: ProbeConfig,
     /// The HTTP server: health, readiness and metrics endpoints.
     pub http: HttpConfig,
     /// Logging.
@@ -85,6 +87,24 @@ pub struct VerifyConfig {
 impl Default for VerifyConfig {
     fn default() -> VerifyConfig {
         VerifyConfig { every: None, sample: 100.0 }
+    }
+}
+
+/// `[probe]`
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Probe each video before its job is archived.
+    pub enabled: bool,
+    /// Allowed difference between the video's duration and the promised one, in seconds.
+    pub duration_tolerance: f64,
+    /// Allowed difference between the video's frame rate and the promised one, in fps.
+    pub fps_tolerance: f64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> ProbeConfig {
+        ProbeConfig { enabled: true, duration_tolerance: 0.25, fps_tolerance: 0.5 }
     }
 }
 
@@ -470,6 +490,9 @@ impl Config {
             return Err(bad("log.level", format!("is not a log filter: {e}")));
         }
         self.storage.validate()?;
+        if !(self.probe.duration_tolerance >= 0.0 && self.probe.fps_tolerance >= 0.0) {
+            return Err(bad("probe", "duration_tolerance and fps_tolerance must be 0 or more".to_owned()));
+        }
         if !(self.verify.sample > 0.0 && self.verify.sample <= 100.0) {
             return Err(bad("verify.sample", "must be a percentage above 0 and at most 100".to_owned()));
         }

@@ -75,6 +75,8 @@ pub struct Options {
     pub reload: Option<mpsc::UnboundedReceiver<()>>,
     /// A bound listener for the HTTP server, used instead of binding `[http] listen`.
     pub http_listener: Option<tokio::net::TcpListener>,
+    /// How the local store flushes writes, instead of `fsync` (tests record the calls).
+    pub durability: Option<Arc<dyn crate::store::Durability>>,
 }
 
 /// Runs the daemon until `cancel` is cancelled or a worker fails.
@@ -96,7 +98,10 @@ pub async fn run_with(
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
     let db = Db::new(catalog);
-    let store = Store::open(&config.storage)?;
+    let mut store = Store::open(&config.storage)?;
+    if let Some(durability) = options.durability.clone() {
+        store = store.with_durability(durability);
+    }
     // One daemon per storage root: nothing else is uploading into its staging area now. Leftovers
     // only cost space, so a store that is down now does not stop the daemon (downloads retry).
     match store.clean_staging().await {
@@ -113,7 +118,8 @@ pub async fn run_with(
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??
     };
     let scrubber = (db.clone(), store.clone());
-    let archiver = Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?;
+    let archiver =
+        Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?.with_probe(config.probe);
     let api = ApiClient::new(&config.api.base_url, key, config.api.request_timeout)?;
     let listener = match (options.http_listener, config.http.listen_addr()) {
         (Some(listener), _) => Some(listener),

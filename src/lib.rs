@@ -12,7 +12,8 @@
 //!  c.txt            renamed in)     │                           submitted  ◀─── GET /async-result/{id}
 //!                                   └─▶ failed/ + report         │ SUCCESS
 //!                                                                ▼
-//!                     archive: stream URL ─▶ SHA-256 on the way ─▶ store (object_store, atomic)
+//!                     archive: stream URL ─▶ SHA-256 on the way ─▶ store (object_store, atomic,
+//!                              fsynced on the local store) ─▶ probe: MP4 as the model promised?
 //!                                                                ▼
 //!                     catalog: assets recorded after the object is stored ─▶ archived
 //!                     spec file ─▶ done/ (or failed/) with `<name>.report.json`
@@ -32,6 +33,7 @@ pub mod demo;
 pub mod jobs;
 pub mod money;
 pub mod ops;
+pub mod probe;
 pub mod report;
 pub mod secret;
 pub mod sim;

@@ -125,6 +125,9 @@ pub struct SimConfig {
     /// Pad each video to at least this many bytes (inside a top-level MP4 `free` box). Files are
     /// generated as they are sent, so even gigabytes cost no memory.
     pub video_bytes: Option<u64>,
+    /// Serve this MP4 file as every task's video instead of the bundled clip of its model
+    /// (tests use it to feed a wrong or a truncated clip). Read when a task is made.
+    pub clip_file: Option<std::path::PathBuf>,
     /// Serve result files at most this fast (bytes per second per download); unlimited when
     /// unset. Makes downloads last long enough to test what happens during one.
     pub download_rate: Option<u64>,
@@ -156,6 +159,7 @@ impl Default for SimConfig {
             reject_unknown_fields: false,
             balance_fen: None,
             video_bytes: None,
+            clip_file: None,
             fresh_links: false,
             download_rate: None,
             seed: None,

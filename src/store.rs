@@ -57,6 +57,7 @@ mod local;
 
 use crate::config::StorageConfig;
 
+pub use local::{Durability, Fsync};
 pub use s3::S3Settings;
 
 /// The folder, under the storage root, that uploads are streamed into before they are published.
@@ -103,6 +104,14 @@ pub enum StoreError {
         /// What vidkeep computed (base64).
         streamed: String,
     },
+    /// A local file or folder could not be flushed to the disk (`fsync`).
+    #[error("store: could not make `{key}` durable (fsync): {source}")]
+    Sync {
+        /// The object key, or the folder, relative to the storage root.
+        key: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {
@@ -137,8 +146,8 @@ impl Default for UploadSettings {
 /// What the backend is, for the few things that differ.
 #[derive(Debug, Clone)]
 enum Kind {
-    /// A local folder (its absolute path).
-    Local(std::path::PathBuf),
+    /// A local folder (its absolute path), and how written bytes are made durable.
+    Local(std::path::PathBuf, Arc<dyn Durability>),
     /// S3-compatible storage.
     S3(Arc<s3::S3>),
     /// Anything else (`InMemory` in tests).
@@ -184,7 +193,7 @@ impl Store {
                 let fs = LocalFileSystem::new_with_prefix(&dir)
                     .map_err(|e| bad(e.to_string()))?
                     .with_automatic_cleanup(true);
-                Ok(Store { inner: Arc::new(fs), url: url.to_owned(), kind: Kind::Local(dir), upload })
+                Ok(Store { inner: Arc::new(fs), url: url.to_owned(), kind: Kind::Local(dir, Arc::new(Fsync)), upload })
             }
             "s3" => {
                 let settings = S3Settings::from_config(config).map_err(bad)?;
@@ -204,6 +213,30 @@ impl Store {
     pub fn with_upload(mut self, upload: UploadSettings) -> Store {
         self.upload = upload;
         self
+    }
+
+    /// The same store making local writes durable through `durability` (tests record the calls);
+    /// other backends ignore it.
+    pub fn with_durability(mut self, durability: Arc<dyn Durability>) -> Store {
+        if let Kind::Local(dir, _) = self.kind {
+            self.kind = Kind::Local(dir, durability);
+        }
+        self
+    }
+
+    /// On the local store: fsyncs the file at `key` (if `file`) and then the folders from the
+    /// key's own up to the storage root, so the file's bytes and every directory entry leading
+    /// to it are on the disk. S3 needs nothing: a completed upload is durable.
+    async fn make_durable(&self, file: Option<&Key>, folder_of: Option<&Key>) -> Result<(), StoreError> {
+        let Kind::Local(root, durability) = &self.kind else { return Ok(()) };
+        let (root, durability) = (root.clone(), Arc::clone(durability));
+        let file = file.map(|k| k.to_string());
+        let folder_of = folder_of.map(|k| k.to_string());
+        tokio::task::spawn_blocking(move || {
+            local::make_durable(&root, durability.as_ref(), file.as_deref(), folder_of.as_deref())
+        })
+        .await
+        .map_err(|e| StoreError::Sync { key: "(worker)".to_owned(), source: std::io::Error::other(e.to_string()) })?
     }
 
     /// The backend, rooted at the storage root.
@@ -244,13 +277,15 @@ impl Store {
     pub fn can_stage(&self, len: Option<u64>) -> bool {
         match self.kind {
             Kind::S3(_) => self.upload.sha256_metadata && len.is_some_and(|n| n <= s3::MAX_COPY_BYTES),
-            Kind::Local(_) | Kind::Other => true,
+            Kind::Local(..) | Kind::Other => true,
         }
     }
 
     /// Moves the complete object at `staging` to `key`, describing it with its SHA-256 where the
     /// backend keeps metadata (see the module docs). After an error nothing is under `key` and
-    /// the staging object is deleted.
+    /// the staging object is deleted. On the local store the staged file is fsynced before the
+    /// rename and the folders of `key` after it, so when this returns the object survives a
+    /// power cut (see [`Durability`]).
     pub async fn publish(
         &self,
         staging: &Key,
@@ -260,7 +295,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         let result = match &self.kind {
             Kind::S3(s3) => s3.publish(staging, key, sha256, content_type).await,
-            Kind::Local(_) | Kind::Other => self.inner.rename(staging, key).await.map_err(Store::err("publish", key)),
+            Kind::Local(..) => match self.make_durable(Some(staging), None).await {
+                Ok(()) => match self.inner.rename(staging, key).await.map_err(Store::err("publish", key)) {
+                    Ok(()) => self.make_durable(None, Some(key)).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+            Kind::Other => self.inner.rename(staging, key).await.map_err(Store::err("publish", key)),
         };
         // The rename moved it; the copy left it. Either way nothing must stay behind.
         match self.inner.delete(staging).await {
@@ -273,7 +315,8 @@ impl Store {
     }
 
     /// Writes a small object (the sidecar) in one atomic `PUT`, with its SHA-256 as metadata on
-    /// S3 and sent as `x-amz-checksum-sha256` when checksums are on.
+    /// S3 and sent as `x-amz-checksum-sha256` when checksums are on. On the local store the file
+    /// and its folders are fsynced before this returns.
     pub async fn put_small(&self, key: &Key, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
         let mut attributes = Attributes::new();
         if self.is_s3() {
@@ -282,7 +325,7 @@ impl Store {
         }
         let opts = PutOptions { attributes, ..PutOptions::default() };
         self.inner.put_opts(key, PutPayload::from(bytes), opts).await.map_err(Store::err("write", key))?;
-        Ok(())
+        self.make_durable(Some(key), Some(key)).await
     }
 
     /// Reads `range` of the object at `key` (an HTTP Range request on S3), for players and
@@ -296,7 +339,7 @@ impl Store {
     /// were removed.
     pub async fn clean_staging(&self) -> Result<usize, StoreError> {
         let staging = Key::from(STAGING);
-        if let Kind::Local(dir) = &self.kind {
+        if let Kind::Local(dir, _) = &self.kind {
             // Local multipart parts (`name#N`) are invisible to `list`: remove the folder itself.
             // Removing a crash's part files can take a while: off the async workers.
             let dir = dir.clone();

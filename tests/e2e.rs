@@ -60,6 +60,9 @@ async fn every_model_kind_is_archived_with_the_served_bytes() {
         assert_eq!(report["job_id"], job.id.as_str());
         let assets = env.assets(&job.id);
         let video = assets.iter().find(|a| a.kind == vidkeep::catalog::AssetKind::Video).expect("video");
+        // Every model's simulated clip is what that model promises.
+        let probe = video.probe.as_ref().expect("probed");
+        assert!(probe.findings.is_empty(), "{}: {probe:?}", job.spec_name);
         assert!(report["assets"].as_array().expect("assets").iter().any(|a| a["sha256"] == video.sha256.as_str()));
         assert!(env.inbox().join("done").join(&job.spec_name).exists());
         let sidecar_key = video.key.replace("video.mp4", "vidkeep.json");

@@ -11,6 +11,7 @@ mod chaos;
 mod cli;
 mod config_example;
 mod conformance;
+mod custody;
 mod e2e;
 mod faults;
 mod hostile;

@@ -4,6 +4,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Catalog, CatalogError, sql};
+use crate::probe::{Figures, Probe};
 use crate::time::now_ms;
 
 /// Which result file an asset is.
@@ -45,6 +46,29 @@ pub struct Asset {
     /// The URL it was fetched from.
     #[serde(skip)]
     pub source_url: String,
+    /// What the media probe found (videos; `None` before the probe existed or when it is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
+}
+
+/// One input image of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Input {
+    /// Position in the request's `image_url` (0 for a single image).
+    pub index: u32,
+    /// SHA-256 of the image's bytes (lower hex); `None` for a remote URL vidkeep never read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Its key in storage; `None` for a remote URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Size in bytes (0 for a remote URL).
+    pub bytes: u64,
+    /// MIME type, or empty for a remote URL.
+    pub content_type: String,
+    /// The remote URL as sent; `None` for an image sent inline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// What re-reading a stored asset found.
@@ -113,13 +137,17 @@ pub struct Rejection {
 impl Catalog {
     /// Records an asset; called only after the object is stored under its final key.
     pub fn record_asset(&mut self, asset: &Asset) -> Result<(), CatalogError> {
+        let figures = asset.probe.as_ref().and_then(|p| p.figures.as_ref());
         self.conn
             .execute(
-                "INSERT INTO assets (job_id, kind, key, sha256, bytes, content_type, source_url, stored_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                "INSERT INTO assets (job_id, kind, key, sha256, bytes, content_type, source_url, stored_at, \
+                 probe_duration_s, probe_fps, probe_width, probe_height, probe_codec, probe_findings) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
                  ON CONFLICT (job_id, kind) DO UPDATE SET key = excluded.key, sha256 = excluded.sha256, \
                  bytes = excluded.bytes, content_type = excluded.content_type, \
-                 source_url = excluded.source_url, stored_at = excluded.stored_at",
+                 source_url = excluded.source_url, stored_at = excluded.stored_at, \
+                 probe_duration_s = ?9, probe_fps = ?10, probe_width = ?11, probe_height = ?12, \
+                 probe_codec = ?13, probe_findings = ?14",
                 params![
                     asset.job_id,
                     asset.kind.as_str(),
@@ -128,7 +156,13 @@ impl Catalog {
                     i64::try_from(asset.bytes).unwrap_or(i64::MAX),
                     asset.content_type,
                     asset.source_url,
-                    now_ms()
+                    now_ms(),
+                    figures.map(|f| f.duration_s),
+                    figures.map(|f| f.fps),
+                    figures.map(|f| f.width),
+                    figures.map(|f| f.height),
+                    figures.map(|f| f.codec.as_str()),
+                    asset.probe.as_ref().map(|p| serde_json::to_string(&p.findings).unwrap_or_default()),
                 ],
             )
             .map_err(sql("record asset"))?;
@@ -220,7 +254,10 @@ impl Catalog {
     fn select_assets(&self, tail: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<Asset>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT job_id, kind, key, sha256, bytes, content_type, source_url FROM assets {tail}"))
+            .prepare(&format!(
+                "SELECT job_id, kind, key, sha256, bytes, content_type, source_url, \
+                 probe_duration_s, probe_fps, probe_width, probe_height, probe_codec, probe_findings FROM assets {tail}"
+            ))
             .map_err(sql("list assets"))?;
         let read = |r: &rusqlite::Row<'_>| {
             let kind: String = r.get(1)?;
@@ -233,10 +270,62 @@ impl Catalog {
                 bytes: u64::try_from(bytes).unwrap_or(0),
                 content_type: r.get(5)?,
                 source_url: r.get(6)?,
+                probe: read_probe(r)?,
             })
         };
         let rows = stmt.query_map(params, read).map_err(sql("list assets"))?;
         rows.map(|r| r.map_err(sql("read asset"))).collect()
+    }
+
+    /// Records the input images of `job_id` (replacing any earlier record).
+    pub fn record_inputs(&mut self, job_id: &str, inputs: &[Input]) -> Result<(), CatalogError> {
+        let tx = self.conn.transaction().map_err(sql("record inputs"))?;
+        tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", [job_id]).map_err(sql("record inputs"))?;
+        for i in inputs {
+            tx.execute(
+                "INSERT INTO job_inputs (job_id, idx, sha256, key, bytes, content_type, url) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    job_id,
+                    i.index,
+                    i.sha256,
+                    i.key,
+                    i64::try_from(i.bytes).unwrap_or(i64::MAX),
+                    i.content_type,
+                    i.url
+                ],
+            )
+            .map_err(sql("record inputs"))?;
+        }
+        tx.commit().map_err(sql("record inputs"))
+    }
+
+    /// The input images recorded for `job_id`, in request order.
+    pub fn inputs(&self, job_id: &str) -> Result<Vec<Input>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, sha256, key, bytes, content_type, url FROM job_inputs WHERE job_id = ?1 ORDER BY idx")
+            .map_err(sql("list inputs"))?;
+        let rows = stmt
+            .query_map([job_id], |r| {
+                Ok(Input {
+                    index: r.get(0)?,
+                    sha256: r.get(1)?,
+                    key: r.get(2)?,
+                    bytes: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    content_type: r.get(4)?,
+                    url: r.get(5)?,
+                })
+            })
+            .map_err(sql("list inputs"))?;
+        rows.map(|r| r.map_err(sql("read input"))).collect()
+    }
+
+    /// The SHA-256 of the spec file `job_id` was made from: the first link of its provenance.
+    pub fn spec_sha256(&self, job_id: &str) -> Result<String, CatalogError> {
+        self.conn
+            .query_row("SELECT spec_sha256 FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
+            .map_err(sql("read spec hash"))
     }
 
     /// The state history of a job, oldest first.
@@ -291,4 +380,20 @@ impl Catalog {
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(sql("count submissions"))
     }
+}
+
+/// The probe columns of an asset row (7..=12): `None` when it was never probed.
+fn read_probe(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Probe>> {
+    let Some(findings) = r.get::<_, Option<String>>(12)? else { return Ok(None) };
+    let findings = serde_json::from_str(&findings).unwrap_or_else(|_| vec![findings]);
+    let (duration_s, fps): (Option<f64>, Option<f64>) = (r.get(7)?, r.get(8)?);
+    let (width, height): (Option<u32>, Option<u32>) = (r.get(9)?, r.get(10)?);
+    let codec: Option<String> = r.get(11)?;
+    let figures = match (duration_s, fps, width, height, codec) {
+        (Some(duration_s), Some(fps), Some(width), Some(height), Some(codec)) => {
+            Some(Figures { duration_s, fps, width, height, codec })
+        }
+        _ => None,
+    };
+    Ok(Some(Probe { figures, findings }))
 }

@@ -155,6 +155,8 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
     let assets = catalog.assets(&job.id)?;
     let events = catalog.events(&job.id)?;
     let siblings = catalog.siblings(&job)?;
+    let spec_sha256 = catalog.spec_sha256(&job.id)?;
+    let inputs = catalog.inputs(&job.id)?;
     if json {
         let mut v = job_json(&job, &assets);
         v["request"] = serde_json::from_str(&job.request_display).unwrap_or(Value::Null);
@@ -164,6 +166,8 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
             .iter()
             .map(|s| serde_json::json!({"take": s.take_no, "job_id": s.id, "state": s.state.as_str()}))
             .collect();
+        v["spec_sha256"] = Value::from(spec_sha256);
+        v["inputs"] = serde_json::to_value(&inputs)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -198,6 +202,27 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
     }
     for a in &assets {
         println!("{:<9} {} ({} bytes, sha256 {})", a.kind.as_str(), a.key, a.bytes, a.sha256);
+        if let Some(p) = &a.probe {
+            if let Some(f) = &p.figures {
+                println!("  probe   {:.3} s, {:.3} fps, {}x{}, {}", f.duration_s, f.fps, f.width, f.height, f.codec);
+            }
+            for finding in &p.findings {
+                println!("  WARNING {finding}");
+            }
+        }
+    }
+    let video = assets.iter().find(|a| a.kind == crate::catalog::AssetKind::Video).map_or("-", |a| a.sha256.as_str());
+    println!("chain     spec sha256 {spec_sha256}");
+    println!("          -> fingerprint {}", job.fingerprint);
+    println!("          -> request_id {}", job.request_id.as_deref().unwrap_or("-"));
+    println!("          -> task {}", job.task_id.as_deref().unwrap_or("-"));
+    println!("          -> video sha256 {video}");
+    for i in &inputs {
+        match (&i.key, &i.url) {
+            (Some(key), _) => println!("input {:<3} {key} ({} bytes, {})", i.index, i.bytes, i.content_type),
+            (None, Some(url)) => println!("input {:<3} {url} (remote, not kept)", i.index),
+            (None, None) => println!("input {:<3} (not readable)", i.index),
+        }
     }
     println!("history");
     for e in &events {

@@ -14,8 +14,10 @@ use tokio::time::Instant;
 use super::engine::{Ctx, EngineError, Next};
 use super::{Change, JobError, JobState, backoff};
 use crate::api::{ErrorClass, TaskStatus};
+use crate::archive::provenance::keep_inputs;
 use crate::archive::{ArchiveError, Archiver};
-use crate::catalog::{Asset, AssetKind, CatalogError, Db, JobRecord, RESULT_URL_LIFETIME_MS};
+use crate::catalog::{Asset, AssetKind, CatalogError, Db, Input, JobRecord, RESULT_URL_LIFETIME_MS};
+use crate::probe::Promise;
 use crate::store::job_key;
 use crate::time::{now_ms, rfc3339};
 
@@ -53,6 +55,19 @@ pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -
         let key = job_key(job.created_at, &job.id, &file);
         let stored = archiver.fetch(&url, &key, default_type).await?;
         tracing::info!(job_id = %job.id, kind = kind.as_str(), key = %key, bytes = stored.bytes, sha256 = %stored.sha256, "stored");
+        let probe = match kind {
+            AssetKind::Video => {
+                let request = serde_json::from_str(&job.request_display).unwrap_or(Value::Null);
+                archiver
+                    .probe(&key, stored.bytes, &Promise::for_job(&job.model, &request))
+                    .await
+                    .map_err(ArchiveError::Store)?
+            }
+            AssetKind::Cover => None,
+        };
+        if let Some(p) = probe.as_ref().filter(|p| !p.ok()) {
+            tracing::warn!(job_id = %job.id, key = %key, findings = ?p.findings, "the video is not what the model promises; kept, with warnings");
+        }
         let asset = Asset {
             job_id: job.id.clone(),
             kind,
@@ -61,12 +76,19 @@ pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -
             key: key.to_string(),
             content_type: stored.content_type,
             source_url: url,
+            probe,
         };
         let record = asset.clone();
         db.call(move |c| c.record_asset(&record)).await?;
         assets.push(asset);
     }
-    let sidecar = sidecar(job, &assets);
+    let id = job.id.clone();
+    let (body, spec_sha256) = db.call(move |c| Ok((c.request_body(&id)?, c.spec_sha256(&id)?))).await?;
+    let inputs = keep_inputs(archiver.store(), &body).await.map_err(ArchiveError::Store)?;
+    let (id, recorded) = (job.id.clone(), inputs.clone());
+    db.call(move |c| c.record_inputs(&id, &recorded)).await?;
+    let mut sidecar = sidecar(job, &assets);
+    sidecar["provenance"] = provenance(job, &spec_sha256, &assets, &inputs);
     let key: Key = job_key(job.created_at, &job.id, "vidkeep.json");
     let bytes = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
     archiver.put_small(&key, bytes).await.map_err(ArchiveError::Store)?;
@@ -112,6 +134,20 @@ fn sidecar(job: &JobRecord, assets: &[Asset]) -> Value {
         "archived_at": rfc3339(now_ms()),
         "platform_result": parse(job.result_json.as_deref()),
         "assets": assets,
+    })
+}
+
+/// The chain from the spec file to the stored files: spec SHA-256 → request fingerprint →
+/// `request_id` → task id → asset SHA-256, with the input images kept in storage.
+fn provenance(job: &JobRecord, spec_sha256: &str, assets: &[Asset], inputs: &[Input]) -> Value {
+    let video = assets.iter().find(|a| a.kind == AssetKind::Video).map(|a| a.sha256.as_str());
+    json!({
+        "spec_sha256": spec_sha256,
+        "fingerprint": job.fingerprint,
+        "request_id": job.request_id,
+        "task_id": job.task_id,
+        "video_sha256": video,
+        "inputs": inputs,
     })
 }
 

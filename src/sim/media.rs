@@ -2,7 +2,9 @@
 //! valid, described as segments and generated as they are sent, so any byte range of a file of
 //! any size is produced without holding the file in memory.
 //!
-//! - Video: the clip (a playable 1920x1080 24 fps 5 s H.264 MP4, `moov` first), then one
+//! - Video: the model's clip (a playable H.264 MP4 with `moov` first: 1920x1080 24 fps 5 s for
+//!   Vidu Q1 and the others, 1280x720 24 fps 4 s for Vidu 2, 1920x1080 30 fps 5 s for
+//!   CogVideoX; made once with ffmpeg from a flat colour, see `assets/sim/README`), then one
 //!   top-level `free` box holding `vidkeep-sim <task id>` and, when a minimum size is asked for,
 //!   pseudo-random padding. Players skip `free` boxes, so the file still plays.
 //! - Cover: the JPEG with a `COM` segment `vidkeep-sim <task id>` inserted after its header
@@ -16,8 +18,32 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 use sha2::{Digest, Sha256};
 
-/// The bundled clip every video starts with.
+/// The bundled clip every Vidu Q1 video starts with (5 s, 24 fps, 1920x1080).
 pub(super) static CLIP: &[u8] = include_bytes!("../../assets/sim/clip.mp4");
+/// The Vidu 2 clip (4 s, 24 fps, 1280x720).
+static CLIP_VIDU2: &[u8] = include_bytes!("../../assets/sim/clip-vidu2.mp4");
+/// The CogVideoX clip (5 s, 30 fps, 1920x1080: the defaults).
+static CLIP_COG: &[u8] = include_bytes!("../../assets/sim/clip-cogvideox.mp4");
+
+/// The clip a task of `model` is served: `file`'s bytes when given and readable, else the
+/// bundled clip of the model's family.
+pub(super) fn clip(model: &str, file: Option<&std::path::Path>) -> Bytes {
+    if let Some(path) = file {
+        match std::fs::read(path) {
+            Ok(bytes) => return Bytes::from(bytes),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "simulator: cannot read clip_file; serving the bundled clip")
+            }
+        }
+    }
+    Bytes::from_static(if model.starts_with("vidu2") {
+        CLIP_VIDU2
+    } else if model.starts_with("cogvideox") {
+        CLIP_COG
+    } else {
+        CLIP
+    })
+}
 /// The bundled cover every cover is made from.
 pub(super) static COVER: &[u8] = include_bytes!("../../assets/sim/cover.jpg");
 
@@ -56,9 +82,9 @@ pub(super) struct Media {
 }
 
 impl Media {
-    /// The video of task `task_id`, padded to at least `min_len` bytes if given.
-    pub(super) fn video(task_id: &str, min_len: Option<u64>) -> Media {
-        Media::new(video(task_id, min_len))
+    /// The video of task `task_id`: `clip`, padded to at least `min_len` bytes if given.
+    pub(super) fn video(task_id: &str, min_len: Option<u64>, clip: Bytes) -> Media {
+        Media::new(video(task_id, min_len, clip))
     }
 
     /// The cover of task `task_id`.
@@ -178,9 +204,9 @@ impl Iterator for Chunks {
     }
 }
 
-fn video(task_id: &str, min_len: Option<u64>) -> Synthetic {
+fn video(task_id: &str, min_len: Option<u64>, clip: Bytes) -> Synthetic {
     let payload = format!("vidkeep-sim {task_id}").into_bytes();
-    let clip_len = CLIP.len() as u64;
+    let clip_len = clip.len() as u64;
     let payload_len = payload.len() as u64;
     let total = min_len.unwrap_or(0).max(clip_len + BOX_HEADER + payload_len);
     let box_len = total - clip_len;
@@ -191,7 +217,7 @@ fn video(task_id: &str, min_len: Option<u64>) -> Synthetic {
     let mut head = BytesMut::with_capacity(header.len() + payload.len());
     head.put_slice(&header);
     head.put_slice(&payload);
-    let mut segments = vec![Segment::Bytes(Bytes::from_static(CLIP)), Segment::Bytes(head.freeze())];
+    let mut segments = vec![Segment::Bytes(clip), Segment::Bytes(head.freeze())];
     if padding > 0 {
         segments.push(Segment::Noise { seed: noise_seed(task_id), len: padding });
     }
@@ -295,7 +321,7 @@ mod tests {
 
     #[test]
     fn video_is_the_clip_plus_one_free_box_naming_the_task() {
-        let body = video("task-1", None);
+        let body = video("task-1", None, Bytes::from_static(CLIP));
         let file = collect(&body, 0..body.len());
         assert_eq!(file.len() as u64, body.len());
         assert!(file.starts_with(CLIP));
@@ -310,7 +336,7 @@ mod tests {
     #[test]
     fn padded_video_has_the_asked_length_and_any_range_matches_the_whole() {
         let want = 300_000;
-        let body = video("task-2", Some(want));
+        let body = video("task-2", Some(want), Bytes::from_static(CLIP));
         assert_eq!(body.len(), want);
         let file = collect(&body, 0..want);
         assert_eq!(file.len() as u64, want);
@@ -320,13 +346,17 @@ mod tests {
             assert_eq!(collect(&body, range.clone()), &file[range.start as usize..end], "{range:?}");
         }
         assert!(body.chunks(0..want).all(|c| c.len() as u64 <= CHUNK));
-        assert_ne!(file, collect(&video("task-3", Some(want)), 0..want), "padding differs per task");
+        assert_ne!(
+            file,
+            collect(&video("task-3", Some(want), Bytes::from_static(CLIP)), 0..want),
+            "padding differs per task"
+        );
     }
 
     #[test]
     fn huge_videos_use_a_large_size_box_without_materialising() {
         let want = 5 * 1024 * 1024 * 1024;
-        let body = video("big", Some(want));
+        let body = video("big", Some(want), Bytes::from_static(CLIP));
         assert_eq!(body.len(), want);
         let head = collect(&body, CLIP.len() as u64..CLIP.len() as u64 + 16);
         assert_eq!(&head[..8], &[0, 0, 0, 1, b'f', b'r', b'e', b'e']);
@@ -358,7 +388,7 @@ mod tests {
 
     #[test]
     fn sha256_is_of_the_served_bytes() {
-        let media = Media::video("t", Some(200_000));
+        let media = Media::video("t", Some(200_000), Bytes::from_static(CLIP));
         let file = collect(media.body(), 0..media.len());
         let want: String = Sha256::digest(&file).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(media.sha256(), want);

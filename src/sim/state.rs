@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::media::{Media, MediaKind};
+use super::media::{self, Media, MediaKind};
 use super::task::{self, Snapshot, Status, Task};
 use super::wire::{ApiError, PollAnswer, SubmitAnswer, display_case};
 use super::{SimConfig, SimStats, SimTask};
@@ -324,7 +324,11 @@ impl Books {
         let id = self.unused(|rng| task::mint_id(rng, request_id.is_some()), |b, id| b.by_id.contains_key(id));
         let key = self.unused(task::mint_key, |b, key| b.by_key.contains_key(key));
         Task {
-            video: Arc::new(Media::video(&id, config.video_bytes)),
+            video: Arc::new(Media::video(
+                &id,
+                config.video_bytes,
+                media::clip(rules.name, config.clip_file.as_deref()),
+            )),
             cover: Arc::new(Media::cover(&id)),
             request_id: request_id.unwrap_or_else(|| id.clone()),
             id,

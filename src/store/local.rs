@@ -1,8 +1,68 @@
-//! The local store's leftovers. object_store's `LocalFileSystem` writes an upload to
-//! `<final path>#<n>` and renames it into place when complete; a process killed mid-upload
-//! leaves that staging file behind, and `list` hides it, so nothing else would ever remove it.
+//! The local store's durability and leftovers.
+//!
+//! `LocalFileSystem` never fsyncs: after its rename the catalogue could durably say `archived`
+//! while the bytes are still only in the page cache. [`make_durable`] flushes the file, then
+//! every folder from the file's own up to the storage root (a new folder's entry lives in its
+//! parent), through a [`Durability`] that tests replace to see the order of the calls.
+//!
+//! Leftovers: object_store's `LocalFileSystem` writes an upload to `<final path>#<n>` and renames
+//! it into place when complete; a process killed mid-upload leaves that staging file behind, and
+//! `list` hides it, so nothing else would ever remove it.
 
 use std::path::Path;
+
+use super::StoreError;
+
+/// Flushes written bytes to the disk. [`Fsync`] is the real one; tests wrap it to record calls.
+pub trait Durability: Send + Sync {
+    /// Flushes the file at `path` (data and metadata).
+    fn sync_file(&self, path: &Path) -> std::io::Result<()>;
+    /// Flushes the folder at `path`: the entries (names) it holds.
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()>;
+}
+
+/// `fsync(2)` through `File::sync_all`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fsync;
+
+impl Durability for Fsync {
+    fn sync_file(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::File::open(path)?.sync_all()
+    }
+
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::File::open(path)?.sync_all()
+    }
+}
+
+impl std::fmt::Debug for dyn Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Durability")
+    }
+}
+
+/// Flushes `file` (a key, if given), then the folder of `folder_of` (a key, if given) and each
+/// folder above it up to and including `root`.
+pub(super) fn make_durable(
+    root: &Path,
+    durability: &dyn Durability,
+    file: Option<&str>,
+    folder_of: Option<&str>,
+) -> Result<(), StoreError> {
+    let failed = |key: &str| {
+        let key = key.to_owned();
+        move |source| StoreError::Sync { key, source }
+    };
+    if let Some(file) = file {
+        durability.sync_file(&root.join(file)).map_err(failed(file))?;
+    }
+    let mut folder = folder_of.and_then(|k| Path::new(k).parent());
+    while let Some(rel) = folder {
+        durability.sync_dir(&root.join(rel)).map_err(failed(&rel.to_string_lossy()))?;
+        folder = rel.parent();
+    }
+    Ok(())
+}
 
 /// Removes staging files under `root`; returns how many. Run at start, before any upload.
 pub(super) fn clean_staging(root: &Path) -> std::io::Result<usize> {

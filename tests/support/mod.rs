@@ -98,6 +98,16 @@ impl Env {
         self.daemon = Some((cancel, handle));
     }
 
+    /// Starts the daemon in-process with the local store flushing through `durability`.
+    pub fn start_with_durability(&mut self, durability: std::sync::Arc<dyn vidkeep::store::Durability>) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let cancel = CancellationToken::new();
+        let key = Secret::new(SimConfig::default().api_key);
+        let options = vidkeep::daemon::Options { durability: Some(durability), ..vidkeep::daemon::Options::default() };
+        let handle = tokio::spawn(vidkeep::daemon::run_with(self.config.clone(), key, cancel.clone(), options));
+        self.daemon = Some((cancel, handle));
+    }
+
     /// Starts the daemon in-process with its HTTP server on a free loopback port, and returns
     /// the server's base URL; `reload` receives reload requests when given.
     pub async fn start_serving(&mut self, reload: Option<tokio::sync::mpsc::UnboundedReceiver<()>>) -> String {
@@ -110,6 +120,7 @@ impl Env {
             config_path: Some(self.config_path.clone()),
             reload,
             http_listener: Some(listener),
+            ..vidkeep::daemon::Options::default()
         };
         let handle = tokio::spawn(vidkeep::daemon::run_with(self.config.clone(), key, cancel.clone(), options));
         self.daemon = Some((cancel, handle));
