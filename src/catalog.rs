@@ -82,6 +82,9 @@ pub enum CatalogError {
     /// No such job.
     #[error("no job {0}")]
     NoJob(String),
+    /// A reading command found no catalogue file (only `vidkeep run` creates one).
+    #[error("catalogue not found at {}: check [catalog] path (only `vidkeep run` creates a catalogue)", .0.display())]
+    NotFound(PathBuf),
     /// A stored value could not be read back.
     #[error("catalogue holds a value this vidkeep cannot read: {0}")]
     Corrupt(String),
@@ -124,6 +127,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Opens and migrates the catalogue at `path`, which must exist: for the commands that read
+    /// or repair a catalogue, where a typo'd path must not become a new, empty one.
+    pub fn open_existing(path: &Path) -> Result<Catalog, CatalogError> {
+        if !path.exists() {
+            return Err(CatalogError::NotFound(path.to_owned()));
+        }
+        Catalog::open(path)
+    }
+
     /// Opens (creating if needed) and migrates the catalogue at `path`.
     pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
         if let Some(dir) = path.parent() {

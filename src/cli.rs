@@ -207,6 +207,24 @@ pub enum Command {
     Config(ConfigCommand),
 }
 
+impl Command {
+    /// Whether the command only prints (a listing, a report, a check), so a closed pipe should end
+    /// it quietly; the daemon, the servers and the demo keep handling EPIPE themselves.
+    pub fn prints_to_a_pipe(&self) -> bool {
+        matches!(
+            self,
+            Command::Check { .. }
+                | Command::Jobs { .. }
+                | Command::Search { .. }
+                | Command::Export { .. }
+                | Command::Show { .. }
+                | Command::Spend { .. }
+                | Command::Verify { .. }
+                | Command::Config(_)
+        )
+    }
+}
+
 /// `vidkeep config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {

@@ -437,7 +437,7 @@ impl Config {
     /// Parses and validates TOML text; relative paths are resolved against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string().trim().to_owned() })?;
+            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: clip_lines(e.to_string().trim(), 200) })?;
         config.resolve_paths(base);
         config.validate()?;
         Ok(config)
@@ -462,6 +462,18 @@ impl Config {
         let url = url::Url::parse(&self.api.base_url).map_err(|e| bad("api.base_url", format!("is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("api.base_url", "must be an http(s) URL".to_owned()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "api.base_url",
+                "must not hold credentials (user:pass@): the API key comes from api_key_env".to_owned(),
+            ));
+        }
+        if self.api.request_timeout.is_zero() {
+            return Err(bad(
+                "api.request_timeout",
+                "must be more than 0s (\"0s\" would fail every request)".to_owned(),
+            ));
         }
         if self.api.max_in_flight == 0 {
             return Err(bad("api.max_in_flight", "must be at least 1".to_owned()));
@@ -587,9 +599,29 @@ impl Config {
     }
 }
 
+/// `text` with each line cut to `max` characters: the parser quotes the offending line, which a
+/// generated or corrupted file can make megabytes long.
+fn clip_lines(text: &str, max: usize) -> String {
+    text.lines()
+        .map(|line| match line.char_indices().nth(max) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_syntax_error_quotes_at_most_200_characters_of_its_line() {
+        let text = format!("[api]\nbase_url = \"{}\n", "x".repeat(5000));
+        let msg = Config::from_toml(&text, Path::new("/x")).expect_err("unterminated").to_string();
+        assert!(msg.lines().all(|l| l.chars().count() <= 240), "{msg}");
+        assert!(msg.len() < 2000, "{} bytes", msg.len());
+    }
 
     #[test]
     fn prices_and_budgets_are_read_as_fen_and_checked() {
@@ -639,6 +671,8 @@ mod tests {
             ("[api]\nmax_in_flight = 0\n", "api.max_in_flight"),
             ("[api.max_in_flight_per_model]\nviduq9 = 2\n", "api.max_in_flight_per_model.viduq9"),
             ("[api]\nbase_url = \"ftp://x\"\n", "api.base_url"),
+            ("[api]\nbase_url = \"https://user:pass@open.bigmodel.cn/api/paas/v4\"\n", "api.base_url"),
+            ("[api]\nrequest_timeout = \"0s\"\n", "api.request_timeout"),
             ("[defaults]\nmodel = \"nope\"\n", "defaults.model"),
             ("[defaults]\nstyel = \"anime\"\n", "defaults.styel"),
             ("[storage]\nurl = \"gs://bucket\"\n", "storage.url"),

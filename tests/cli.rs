@@ -200,3 +200,59 @@ async fn search_and_filters_find_the_right_jobs() {
     assert!(String::from_utf8_lossy(&table.stdout).contains("fox.json"));
     assert_eq!(env.cli(&["jobs", "--since", "yesterday"]).status.code(), Some(2), "a bad date is refused");
 }
+
+/// A typo'd `[catalog] path` must not become a new empty catalogue that every read (and a cron
+/// `verify`) then reports as fine: reading commands refuse a missing catalogue with exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_commands_refuse_a_missing_catalogue() {
+    let env = crate::support::Env::default().await;
+    assert!(!env.config.catalog.path.exists(), "no daemon has run");
+    for args in [&["jobs"][..], &["verify"], &["search", "fox"], &["show", "0190"], &["export"]] {
+        let out = env.cli(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("catalogue not found at"), "{args:?}: {stderr}");
+    }
+    assert!(!env.config.catalog.path.exists(), "nothing was created");
+}
+
+/// `vidkeep jobs --json | head -c 10`: a closed pipe ends the command quietly (no panic, no 101).
+/// 400 jobs print far more than a pipe holds, so the listing is still writing when it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_a_listing_quietly() {
+    use std::io::Read as _;
+    let env = crate::support::Env::default().await;
+    {
+        let mut catalog = vidkeep::catalog::Catalog::open(&env.config.catalog.path).expect("catalogue");
+        let defaults = serde_json::Map::new();
+        let ctx = vidkeep::spec::SpecContext { defaults: &defaults, spec_dir: env.inbox(), inbox: env.inbox() };
+        for i in 0..400 {
+            let body =
+                format!(r#"{{"model":"viduq1-text","prompt":"a fox number {i} crossing a long snowy field at dawn"}}"#);
+            let job = vidkeep::catalog::NewJob {
+                id: format!("job-{i:04}"),
+                spec_name: format!("fox-{i}.json"),
+                spec_sha256: String::new(),
+                spec_format: vidkeep::spec::SpecFormat::Json,
+                spec: vidkeep::spec::parse("fox.json", body.as_bytes(), &ctx).expect("valid"),
+                take: None,
+            };
+            catalog.insert_job(&job).expect("insert");
+        }
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["jobs", "--json", "--config"])
+        .arg(&env.config_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 10];
+    out.read_exact(&mut first).expect("read 10 bytes");
+    drop(out);
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
+    assert!(!stderr.contains("panicked") && status.code() != Some(101), "{status:?}: {stderr}");
+}

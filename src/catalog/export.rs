@@ -71,10 +71,11 @@ pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     out
 }
 
-/// RFC 4180 quoting; cells starting with a formula character are prefixed with `'` so a
-/// spreadsheet does not run a prompt as a formula.
+/// RFC 4180 quoting; cells starting with a formula character (`=`, `+`, `-`, `@`, and TAB or CR,
+/// which spreadsheets skip before looking for one) are prefixed with `'` so a spreadsheet does
+/// not run a prompt as a formula.
 pub fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
@@ -87,5 +88,7 @@ mod tests {
         assert_eq!(csv_cell("plain"), "plain");
         assert_eq!(csv_cell("a, \"b\""), "\"a, \"\"b\"\"\"");
         assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_cell("\t=1+1"), "'\t=1+1");
+        assert_eq!(csv_cell("\r=1+1"), "\"'\r=1+1\"");
     }
 }

@@ -21,8 +21,7 @@ pub enum ExportFormat {
 }
 
 fn open(config: &Config) -> anyhow::Result<Catalog> {
-    Catalog::open(&config.catalog.path)
-        .with_context(|| format!("cannot open the catalogue {}", config.catalog.path.display()))
+    Catalog::open_existing(&config.catalog.path).map_err(anyhow::Error::from)
 }
 
 fn load(config: &Config, filter: &JobFilter) -> anyhow::Result<Vec<(JobRecord, Vec<Asset>)>> {

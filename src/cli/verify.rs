@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use crate::archive::scrub::scrub;
 use crate::catalog::{Catalog, CheckResult, CheckSelection, Db};
 use crate::config::Config;
@@ -13,9 +11,7 @@ use crate::store::Store;
 /// Verifies the selected assets; exit 1 listing each problem, 0 when all match.
 pub(super) async fn run(config: &Config, selection: CheckSelection) -> anyhow::Result<ExitCode> {
     let path = config.catalog.path.clone();
-    let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
-        .await?
-        .with_context(|| format!("cannot open the catalogue {}", config.catalog.path.display()))?;
+    let catalog = tokio::task::spawn_blocking(move || Catalog::open_existing(&path)).await??;
     let store = Store::open(&config.storage)?;
     let report = scrub(&Db::new(catalog), &store, selection).await?;
     for finding in &report.problems {
