@@ -29,7 +29,7 @@ CREATE TABLE jobs_v4 (
     request_display TEXT NOT NULL,
     price_fen       INTEGER NOT NULL,               -- price of the latest (or next) submission, fen
     state           TEXT NOT NULL CHECK (state IN
-                        ('queued', 'submitting', 'submitted', 'downloading', 'archived', 'failed', 'uncertain',
+                        ('queued', 'submitting', 'submitted', 'downloading', 'archived', 'archived_with_warnings', 'failed', 'uncertain',
                          'waiting_budget')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL DEFAULT 0,
@@ -46,9 +46,9 @@ CREATE TABLE jobs_v4 (
     archived_at     INTEGER,
     finished_at     INTEGER,
     updated_at      INTEGER NOT NULL,
-    CHECK (state NOT IN ('submitted', 'downloading', 'archived') OR task_id IS NOT NULL),
-    CHECK (state NOT IN ('downloading', 'archived') OR video_url IS NOT NULL),
-    CHECK (state <> 'archived' OR archived_at IS NOT NULL),
+    CHECK (state NOT IN ('submitted', 'downloading', 'archived', 'archived_with_warnings') OR task_id IS NOT NULL),
+    CHECK (state NOT IN ('downloading', 'archived', 'archived_with_warnings') OR video_url IS NOT NULL),
+    CHECK (state NOT IN ('archived', 'archived_with_warnings') OR archived_at IS NOT NULL),
     CHECK (state NOT IN ('failed', 'uncertain', 'waiting_budget') OR error_code IS NOT NULL)
 );
 INSERT INTO jobs_v4 (rowid, id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model,

@@ -202,7 +202,7 @@ pub fn already_paid(
 /// Writes a terminal job's report and moves its spec to `done/` or `failed/`; returns the place
 /// and the spec's file name there.
 pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset], money: &Money) -> io::Result<(SpecPlace, String)> {
-    let place = if job.state == JobState::Archived { SpecPlace::Done } else { SpecPlace::Failed };
+    let place = if job.state.is_archived() { SpecPlace::Done } else { SpecPlace::Failed };
     let dir = inbox.folder(place);
     let source = inbox.folder(job.spec_place).join(&job.spec_file);
     let name = if source.exists() { unique_name(&dir, &job.spec_file, &job.id) } else { job.spec_file.clone() };
@@ -213,7 +213,7 @@ pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset], money: &Money) -
         model: &job.model,
         task_id: job.task_id.as_deref(),
         assets,
-        error: job.error.as_ref().filter(|_| job.state == JobState::Failed),
+        error: job.error.as_ref().filter(|_| matches!(job.state, JobState::Failed | JobState::ArchivedWithWarnings)),
         next_step: next_step(job),
         submissions: job.attempts,
         cost: Cost::of(job, money),
@@ -235,6 +235,7 @@ pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset], money: &Money) -
 fn next_step(job: &JobRecord) -> String {
     match (job.state, job.error.as_ref().map(|e| e.code.as_str())) {
         (JobState::Archived, _) => "nothing: the video and its cover are archived; `vidkeep verify` re-checks them".to_owned(),
+        (JobState::ArchivedWithWarnings, _) => "the video and its cover are archived, but the video is not what the model promises (see the error); check it before using it, and ask the platform about the charge if it is unusable".to_owned(),
         (_, Some("task-failed")) => "the platform could not make this video (it may have been charged); drop the spec again to retry, perhaps with a changed prompt".to_owned(),
         (_, Some("abandoned")) => "a person abandoned this job".to_owned(),
         (_, Some(code)) if code.starts_with("platform-") => {

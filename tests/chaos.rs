@@ -153,7 +153,9 @@ async fn kills_and_faults_lose_nothing_and_pay_nothing_twice() {
         max_seen = max_seen.max(watch_in_flight(&env, Duration::from_millis(500)).await);
         let jobs = env.jobs();
         let settled = |j: &vidkeep::catalog::JobRecord| match j.state {
-            JobState::Archived | JobState::Failed => matches!(j.spec_place, SpecPlace::Done | SpecPlace::Failed),
+            JobState::Archived | JobState::ArchivedWithWarnings | JobState::Failed => {
+                matches!(j.spec_place, SpecPlace::Done | SpecPlace::Failed)
+            }
             JobState::Uncertain => true,
             _ => false,
         };

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 use vidkeep::store::{Durability, Fsync};
 
+use vidkeep::jobs::JobState;
+
 use crate::support::Env;
 
 /// One flush, with what the catalogue said at that moment.
@@ -122,8 +124,15 @@ async fn archive_with_clip(clip: Option<&[u8]>) -> (vidkeep::catalog::Asset, ser
     let jobs = env.wait_all_ended(1).await;
     env.stop().await;
     let job = &jobs[0];
-    assert_eq!(job.state, vidkeep::jobs::JobState::Archived, "the asset is kept: {:?}", job.error);
     let video = env.assets(&job.id).into_iter().find(|a| a.kind == vidkeep::catalog::AssetKind::Video).expect("video");
+    // The asset is kept either way; a finding makes the job archived_with_warnings, with the
+    // finding as its error, in the report and in show.
+    let findings = video.probe.as_ref().is_some_and(|p| !p.ok());
+    let want = if findings { JobState::ArchivedWithWarnings } else { JobState::Archived };
+    assert_eq!(job.state, want, "{:?}", job.error);
+    if findings {
+        assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("probe-mismatch"));
+    }
     let report = env.report("done", &job.spec_name);
     let show = env.cli(&["show", &job.id]);
     assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));

@@ -407,7 +407,7 @@ impl Catalog {
         let note = apply_change(&tx, job_id, change, now)?;
         tx.execute(
             "UPDATE jobs SET state = ?2, updated_at = ?3, \
-             finished_at = CASE WHEN ?2 IN ('archived', 'failed') THEN ?3 ELSE finished_at END \
+             finished_at = CASE WHEN ?2 IN ('archived', 'archived_with_warnings', 'failed') THEN ?3 ELSE finished_at END \
              WHERE id = ?1 AND state = ?4",
             params![job_id, to.as_str(), now, from.as_str()],
         )
@@ -520,7 +520,7 @@ impl Catalog {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs WHERE state IN ('archived', 'failed') \
+                "SELECT {COLUMNS} FROM jobs WHERE state IN ('archived', 'archived_with_warnings', 'failed') \
                  AND spec_place IN ('inbox', 'processing') ORDER BY created_at"
             ))
             .map_err(sql("specs to settle"))?;
@@ -600,6 +600,14 @@ pub(super) fn apply_change(
                 &[&id, &now],
             )?;
             Ok("all assets stored".to_owned())
+        }
+        Change::ArchivedWithWarnings(findings) => {
+            exec(
+                "archive",
+                "UPDATE jobs SET archived_at = ?2, error_code = 'probe-mismatch', error_message = ?3 WHERE id = ?1",
+                &[&id, &now, findings],
+            )?;
+            Ok(format!("all assets stored, with warnings: {findings}"))
         }
         Change::WaitBudget { reason } => {
             exec(

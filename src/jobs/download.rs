@@ -92,8 +92,11 @@ pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -
     let key: Key = job_key(job.created_at, &job.id, "vidkeep.json");
     let bytes = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
     archiver.put_small(&key, bytes).await.map_err(ArchiveError::Store)?;
+    let findings: Vec<String> =
+        assets.iter().filter_map(|a| a.probe.as_ref()).filter(|p| !p.ok()).flat_map(|p| p.findings.clone()).collect();
+    let change = if findings.is_empty() { Change::Archived } else { Change::ArchivedWithWarnings(findings.join("; ")) };
     let id = job.id.clone();
-    db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Archived)).await?;
+    db.call(move |c| c.transition(&id, JobState::Downloading, &change)).await?;
     tracing::info!(job_id = %job.id, "archived");
     Ok(assets.iter().map(|a| a.bytes).sum())
 }

@@ -31,6 +31,9 @@ pub enum JobState {
     Downloading,
     /// Every result file is stored and recorded. Terminal.
     Archived,
+    /// Every result file is stored and recorded, but the video is not what the model promises
+    /// (the media probe's findings are the job's error message). Terminal.
+    ArchivedWithWarnings,
     /// The job ended without a result. Terminal.
     Failed,
     /// A submission may have reached the platform but its answer was lost; a person decides
@@ -43,12 +46,13 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [JobState; 8] = [
+    pub const ALL: [JobState; 9] = [
         JobState::Queued,
         JobState::Submitting,
         JobState::Submitted,
         JobState::Downloading,
         JobState::Archived,
+        JobState::ArchivedWithWarnings,
         JobState::Failed,
         JobState::Uncertain,
         JobState::WaitingBudget,
@@ -62,6 +66,7 @@ impl JobState {
             JobState::Submitted => "submitted",
             JobState::Downloading => "downloading",
             JobState::Archived => "archived",
+            JobState::ArchivedWithWarnings => "archived_with_warnings",
             JobState::Failed => "failed",
             JobState::Uncertain => "uncertain",
             JobState::WaitingBudget => "waiting_budget",
@@ -70,7 +75,12 @@ impl JobState {
 
     /// No further change happens by itself.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Archived | JobState::Failed)
+        matches!(self, JobState::Archived | JobState::ArchivedWithWarnings | JobState::Failed)
+    }
+
+    /// Its results are stored (with or without warnings).
+    pub fn is_archived(self) -> bool {
+        matches!(self, JobState::Archived | JobState::ArchivedWithWarnings)
     }
 
     /// Counts against the platform's in-flight limit: from the moment a POST may be sent until
@@ -93,6 +103,7 @@ impl JobState {
                 | (Submitting, Uncertain)
                 | (Submitted, Downloading)
                 | (Downloading, Archived)
+                | (Downloading, ArchivedWithWarnings)
                 | (Queued | Submitting | Submitted | Downloading | Uncertain | WaitingBudget, Failed)
         )
     }
@@ -168,6 +179,8 @@ pub enum Change {
     },
     /// Every asset is stored and recorded.
     Archived,
+    /// Every asset is stored and recorded; the probe's findings, in words.
+    ArchivedWithWarnings(String),
     /// The job ends without a result.
     Failed(JobError),
     /// A person decided an uncertain job should be submitted again, accepting a possible second charge.
@@ -189,6 +202,7 @@ impl Change {
             Change::Uncertain(_) => JobState::Uncertain,
             Change::ResultReady { .. } => JobState::Downloading,
             Change::Archived => JobState::Archived,
+            Change::ArchivedWithWarnings(_) => JobState::ArchivedWithWarnings,
             Change::Failed(_) => JobState::Failed,
             Change::Resubmit => JobState::Queued,
             Change::WaitBudget { .. } => JobState::WaitingBudget,
@@ -210,7 +224,7 @@ mod tests {
 
     #[test]
     fn terminal_states_go_nowhere() {
-        for from in [JobState::Archived, JobState::Failed] {
+        for from in [JobState::Archived, JobState::ArchivedWithWarnings, JobState::Failed] {
             for to in JobState::ALL {
                 assert!(!from.can_become(to), "{from} -> {to}");
             }
@@ -236,6 +250,6 @@ mod tests {
             .flat_map(|a| JobState::ALL.into_iter().map(move |b| (a, b)))
             .filter(|(a, b)| a.can_become(*b))
             .collect();
-        assert_eq!(allowed.len(), 15, "{allowed:?}");
+        assert_eq!(allowed.len(), 16, "{allowed:?}");
     }
 }
