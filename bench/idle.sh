@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Idle cost of the daemon: CPU seconds and RSS of `vidkeep run` with an empty inbox over SECONDS,
+# and the number of inbox scans it made (vidkeep_intake_scans_total). An `ls` of the inbox once a
+# second runs meanwhile, as the performance issue's peer does; its own CPU is not reported yet.
+#   bash bench/idle.sh [BIN] [SECONDS]      BIN defaults to target/release/vidkeep
+set -euo pipefail
+BIN=${1:-target/release/vidkeep}
+SECS=${2:-60}
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sim_port=$(port); http_port=$(port)
+"$BIN" simulate --listen "127.0.0.1:$sim_port" >"$dir/sim.log" 2>&1 &
+sleep 0.5
+mkdir -p "$dir/inbox"
+cat >"$dir/vk.toml" <<TOML
+[api]
+base_url = "http://127.0.0.1:$sim_port/api/paas/v4"
+api_key_env = "VIDKEEP_BENCH_KEY"
+[watch]
+dir = "$dir/inbox"
+[storage]
+url = "$dir/archive"
+[catalog]
+path = "$dir/catalog.sqlite"
+[http]
+listen = "127.0.0.1:$http_port"
+TOML
+VIDKEEP_BENCH_KEY=unused "$BIN" run --config "$dir/vk.toml" >"$dir/vk.log" 2>&1 &
+vk=$!
+sleep 3
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+tck=$(getconf CLK_TCK)
+t0=$(cpu "$vk")
+( for _ in $(seq "$SECS"); do ls "$dir/inbox" >/dev/null; sleep 1; done ) &
+lsloop=$!
+wait "$lsloop" || true
+t1=$(cpu "$vk")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$vk/status")
+scans=$(curl -s "127.0.0.1:$http_port/metrics" | awk '/^vidkeep_intake_scans_total/ {print $2}')
+python3 - "$t0" "$t1" "$tck" "$SECS" "$rss" "${scans:-nan}" <<'PY'
+import sys
+t0, t1, tck, secs, rss, scans = map(float, sys.argv[1:])
+cpu = (t1 - t0) / tck
+shown = "n/a" if scans != scans else str(int(scans))
+print(f"vidkeep idle: {cpu:.2f} CPU-s in {secs:.0f} s = {100 * cpu / secs:.2f} % of a core, RSS {rss / 1024:.1f} MiB, {shown} scans")
+PY
