@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use vidkeep::jobs::JobState;
 
 use crate::support::{Env, fast_sim};
 
@@ -72,7 +71,9 @@ async fn numeric_ids_null_results_and_model_case_are_understood() {
     env.drop_spec("fox.txt", "a fox in snow");
     let jobs = env.wait_all_ended(1).await;
     let job = &jobs[0];
-    assert_eq!(job.state, JobState::Archived, "{:?}", job.error);
+    // Stored either way; this scripted platform serves the Vidu Q1 clip (24 fps) for a CogVideoX
+    // job (30 fps promised), so the media probe rightly adds a warning.
+    assert!(job.state.is_archived(), "{:?} {:?}", job.state, job.error);
     assert_eq!(job.task_id.as_deref(), Some("8868902201637896192"), "a numeric id is kept as its digits");
     assert_eq!(script.submits.load(Ordering::SeqCst), 1, "accepted at the first answer, never uncertain");
     assert_eq!(script.polls.load(Ordering::SeqCst), PROCESSING_POLLS + 1);
