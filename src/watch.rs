@@ -267,12 +267,13 @@ impl Stability {
     }
 
     /// Remembers a spec just taken as job `job_id`.
-    pub fn remember_taken(&mut self, name: &str, bytes: &[u8], job_id: &str, now: SystemTime) {
+    /// `len` and `sha` are the taken file's length and SHA-256.
+    pub fn remember_taken(&mut self, name: &str, len: usize, sha: &str, job_id: &str, now: SystemTime) {
         if self.taken.len() == TAKEN_MEMORY {
             self.taken.pop_front();
         }
-        let (len, sha) = (bytes.len(), crate::archive::sha256_hex(bytes));
-        self.taken.push_back(Taken { name: name.to_owned(), len, sha, job_id: job_id.to_owned(), at: now });
+        let (name, sha, job_id) = (name.to_owned(), sha.to_owned(), job_id.to_owned());
+        self.taken.push_back(Taken { name, len, sha, job_id, at: now });
     }
 
     /// The job of a spec taken within the last minute (or ten quiet periods) under the same
@@ -558,7 +559,8 @@ mod tests {
     fn a_rewrite_of_a_just_taken_spec_is_recognised() {
         let mut s = Stability::new(Duration::from_secs(1));
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        s.remember_taken("slow.txt", b"a lighthouse", "job-1", t0);
+        let first = b"a lighthouse";
+        s.remember_taken("slow.txt", first.len(), &crate::archive::sha256_hex(first), "job-1", t0);
         let later = t0 + Duration::from_secs(2);
         assert_eq!(s.extends_taken("slow.txt", b"a lighthouse in a storm", later).as_deref(), Some("job-1"));
         assert_eq!(s.extends_taken("other.txt", b"a lighthouse in a storm", later), None, "another name");

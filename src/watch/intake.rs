@@ -144,18 +144,13 @@ impl Intake {
             }
         }
         let (inbox, defaults) = (self.inbox.clone(), Arc::clone(&self.defaults));
-        let Some((read, bytes)) = run_blocking(move || {
-            let bytes = raw.bytes.as_ref().ok().cloned();
-            (parse(raw, &inbox, &defaults), bytes)
-        })
-        .await
-        else {
-            return false;
-        };
-        let name = read.entry.name.text().to_owned();
+        // The read already hashed the bytes: remember their length and hash, not a copy.
+        let len = raw.bytes.as_ref().ok().map(Vec::len);
+        let Some(read) = run_blocking(move || parse(raw, &inbox, &defaults)).await else { return false };
+        let (name, sha) = (read.entry.name.text().to_owned(), read.sha.clone());
         let taken = self.claim_and_record(read, stability).await;
-        if let (Some(job_id), Some(bytes)) = (&taken, bytes) {
-            stability.remember_taken(&name, &bytes, job_id, now);
+        if let (Some(job_id), Some(len)) = (&taken, len) {
+            stability.remember_taken(&name, len, &sha, job_id, now);
         }
         taken.is_some()
     }
