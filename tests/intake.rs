@@ -150,3 +150,77 @@ async fn the_same_request_is_paid_once_unless_a_take_is_asked_for() {
     }
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_specs_dropped_at_once_each_become_one_job_and_duplicates_are_paid_once() {
+    // A platform that never finishes: this is about intake, which records many specs per
+    // catalogue transaction (group commit) across several batches.
+    let sim = vidkeep::sim::SimConfig {
+        latency_min: Duration::from_secs(3600),
+        latency_max: Duration::from_secs(3600),
+        ..crate::support::fast_sim()
+    };
+    let mut env = Env::new(sim, "", "").await;
+    let stage = env.dir.path().join("stage");
+    std::fs::create_dir(&stage).expect("stage");
+    const N: usize = 700;
+    for i in 0..N {
+        // Every 100th spec repeats the request of the one before it, under its own name, and
+        // one of each pair lands in another batch than its twin (batches hold 256 specs).
+        let prompt = if i % 100 == 99 { format!("prompt {}", i - 1) } else { format!("prompt {i}") };
+        let body = json!({"model": "viduq1-text", "prompt": prompt}).to_string();
+        std::fs::write(stage.join(format!("s{i:04}.json")), body).expect("write");
+    }
+    env.start();
+    for i in 0..N {
+        let name = format!("s{i:04}.json");
+        std::fs::rename(stage.join(&name), env.inbox().join(&name)).expect("rename in");
+    }
+    let duplicates = N / 100;
+    let jobs = env.wait_until("every spec recorded", |jobs| jobs.len() >= N - duplicates).await;
+    let done = env.inbox().join("done");
+    for _ in 0..400 {
+        let reports = std::fs::read_dir(&done).map(|d| d.count()).unwrap_or(0);
+        if reports >= 2 * duplicates {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut names: Vec<&str> = jobs.iter().map(|j| j.spec_name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), N - duplicates, "one job per distinct request, never two for one file");
+    for i in (99..N).step_by(100) {
+        let name = format!("s{i:04}.json");
+        assert!(!names.contains(&name.as_str()), "{name} repeats a request: not a job");
+        let report = env.report("done", &name);
+        assert_eq!(report["state"], "already-paid", "{report}");
+        assert_eq!(report["existing_job"], env.job_by_spec(&format!("s{:04}.json", i - 1)).id.as_str());
+    }
+    let left: Vec<_> = std::fs::read_dir(env.inbox())
+        .expect("inbox")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .collect();
+    assert!(left.is_empty(), "nothing left in the inbox: {left:?}");
+    let processing = std::fs::read_dir(env.inbox().join("processing")).expect("processing").count();
+    assert_eq!(processing, N - duplicates, "each taken spec is in processing/ once");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_left_in_processing_without_a_job_is_taken_at_the_next_start() {
+    // A stop between the claim (the move into processing/) and the record leaves this.
+    let mut env = Env::default().await;
+    let processing = env.inbox().join("processing");
+    std::fs::create_dir_all(&processing).expect("processing");
+    std::fs::write(processing.join("orphan.json"), json!({"model":"viduq1-text","prompt":"an orphan"}).to_string())
+        .expect("write");
+    env.start();
+    let jobs = env.wait_all_ended(1).await;
+    assert_eq!(jobs[0].spec_name, "orphan.json");
+    assert_eq!(jobs[0].state, JobState::Archived);
+    assert_eq!(env.sim.stats().accepted, 1);
+    assert!(env.inbox().join("done").join("orphan.json").exists());
+    env.stop().await;
+}

@@ -83,6 +83,49 @@ impl NewJob {
     }
 }
 
+/// The jobs (one per take) of one spec whose file is already in `place` as `file`, for
+/// [`Catalog::record_specs`]. The request's fingerprint and body are computed when this is made,
+/// so that work (images are in the request) is never done inside the catalogue lock.
+#[derive(Debug, Clone)]
+pub struct SpecJobs {
+    /// One per take; all with the same request.
+    pub jobs: Vec<NewJob>,
+    /// Where the spec file is.
+    pub place: SpecPlace,
+    /// Its name there.
+    pub file: String,
+    /// Record even if the same request already made a job.
+    pub force: bool,
+    sent: Sent,
+}
+
+impl SpecJobs {
+    /// The jobs of one spec, with their request's fingerprint and body computed now.
+    pub fn new(jobs: Vec<NewJob>, place: SpecPlace, file: String, force: bool) -> SpecJobs {
+        let sent = jobs.first().map(Sent::of).unwrap_or_default();
+        SpecJobs { jobs, place, file, force, sent }
+    }
+
+    /// About how many bytes of request (inline images included) this holds in memory: the body
+    /// as stored, and the request of each take.
+    pub fn request_bytes(&self) -> usize {
+        self.sent.body.len().saturating_mul(self.jobs.len().saturating_add(1))
+    }
+}
+
+/// A request's fingerprint and its body as stored.
+#[derive(Debug, Clone, Default)]
+struct Sent {
+    fingerprint: String,
+    body: String,
+}
+
+impl Sent {
+    fn of(job: &NewJob) -> Sent {
+        Sent { fingerprint: job.fingerprint(), body: serde_json::Value::Object(job.spec.request.clone()).to_string() }
+    }
+}
+
 /// A job as the catalogue holds it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JobRecord {
@@ -245,6 +288,7 @@ pub(super) fn finish_row(raw: (JobRecord, String, String, String)) -> Result<Job
 fn insert_row(
     tx: &rusqlite::Transaction<'_>,
     job: &NewJob,
+    sent: &Sent,
     place: SpecPlace,
     file: &str,
     now: i64,
@@ -261,7 +305,7 @@ fn insert_row(
             job.spec_name,
             job.spec_sha256,
             format_name(job.spec_format),
-            job.fingerprint(),
+            sent.fingerprint,
             job.spec.model,
             job.spec.prompt,
             job.spec.meta.name,
@@ -277,11 +321,8 @@ fn insert_row(
         ],
     )
     .map_err(sql("insert job"))?;
-    tx.execute(
-        "INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)",
-        params![job.id, serde_json::Value::Object(job.spec.request.clone()).to_string()],
-    )
-    .map_err(sql("insert request"))?;
+    tx.execute("INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)", params![job.id, sent.body])
+        .map_err(sql("insert request"))?;
     let note = match &job.take {
         Some((_, n)) => format!("accepted spec {} (take {n})", job.spec_name),
         None => format!("accepted spec {}", job.spec_name),
@@ -298,56 +339,58 @@ impl Catalog {
     /// Records a new job in state `queued`, its exact request body, and the first event, with
     /// its spec file still in the inbox.
     pub fn insert_job(&mut self, job: &NewJob) -> Result<(), CatalogError> {
+        let sent = Sent::of(job);
         let tx = self.conn.transaction().map_err(sql("begin insert"))?;
-        insert_row(&tx, job, SpecPlace::Inbox, &job.spec_name, now_ms())?;
+        insert_row(&tx, job, &sent, SpecPlace::Inbox, &job.spec_name, now_ms())?;
         tx.commit().map_err(sql("commit insert"))
     }
 
-    /// Records the jobs of one spec (one per take), its file already moved to `place` as `file`,
-    /// unless `force` is false and a job with the same request fingerprint exists that is not
-    /// failed: then nothing is recorded and that job is returned. One transaction, so two specs
-    /// with the same request can never both be recorded.
-    pub fn record_spec(
-        &mut self,
-        jobs: &[NewJob],
-        place: SpecPlace,
-        file: &str,
-        force: bool,
-    ) -> Result<Recorded, CatalogError> {
+    /// Records the jobs of several specs (one per take), each file already moved to its place,
+    /// in one transaction and one commit (group commit: intake's cost per spec is not a disk
+    /// flush). A spec that is not `force`d, whose request fingerprint already made a job that is
+    /// not failed, records nothing: that job is its answer, so the same request is never paid
+    /// twice. Each spec's fingerprint check
+    /// sees the specs recorded before it in the same batch, so two identical specs in one batch
+    /// are still paid once. One answer per spec, in order; on an error nothing is recorded.
+    pub fn record_specs(&mut self, specs: &[SpecJobs]) -> Result<Vec<Recorded>, CatalogError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin record"))?;
-        if let (false, Some(first)) = (force, jobs.first()) {
-            let found = tx
-                .query_row(
-                    &format!(
-                        "SELECT {COLUMNS} FROM jobs WHERE fingerprint = ?1 AND state <> 'failed' ORDER BY created_at LIMIT 1"
-                    ),
-                    [first.fingerprint()],
-                    read_row,
-                )
-                .optional()
-                .map_err(sql("find paid request"))?;
-            if let Some(raw) = found {
-                let existing = finish_row(raw)?;
-                tx.execute(
-                    "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, ?3, ?3, ?4)",
-                    params![
-                        existing.id,
-                        now_ms(),
-                        existing.state.as_str(),
-                        format!("the same request was dropped again as {}; not submitted", first.spec_name)
-                    ],
-                )
-                .map_err(sql("insert event"))?;
-                tx.commit().map_err(sql("commit record"))?;
-                return Ok(Recorded::AlreadyPaid(Box::new(existing)));
-            }
-        }
         let now = now_ms();
-        for job in jobs {
-            insert_row(&tx, job, place, file, now)?;
+        let mut answers = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if let (false, Some(first)) = (spec.force, spec.jobs.first()) {
+                let found = tx
+                    .query_row(
+                        &format!(
+                            "SELECT {COLUMNS} FROM jobs WHERE fingerprint = ?1 AND state <> 'failed' ORDER BY created_at LIMIT 1"
+                        ),
+                        [&spec.sent.fingerprint],
+                        read_row,
+                    )
+                    .optional()
+                    .map_err(sql("find paid request"))?;
+                if let Some(raw) = found {
+                    let existing = finish_row(raw)?;
+                    tx.execute(
+                        "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, ?3, ?3, ?4)",
+                        params![
+                            existing.id,
+                            now,
+                            existing.state.as_str(),
+                            format!("the same request was dropped again as {}; not submitted", first.spec_name)
+                        ],
+                    )
+                    .map_err(sql("insert event"))?;
+                    answers.push(Recorded::AlreadyPaid(Box::new(existing)));
+                    continue;
+                }
+            }
+            for job in &spec.jobs {
+                insert_row(&tx, job, &spec.sent, spec.place, &spec.file, now)?;
+            }
+            answers.push(Recorded::New);
         }
         tx.commit().map_err(sql("commit record"))?;
-        Ok(Recorded::New)
+        Ok(answers)
     }
 
     /// The other takes of the same spec as `job`, by take number.
@@ -669,6 +712,33 @@ mod tests {
             spec,
             take: None,
         }
+    }
+
+    fn spec(id: &str, name: &str, body: &str) -> SpecJobs {
+        let job = NewJob { id: id.into(), spec_name: name.into(), ..job(body) };
+        SpecJobs::new(vec![job], SpecPlace::Processing, name.into(), false)
+    }
+
+    #[test]
+    fn a_batch_of_specs_is_one_transaction_and_sees_its_own_requests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        let fox = r#"{"model":"viduq1-text","prompt":"a fox"}"#;
+        let hare = r#"{"model":"viduq1-text","prompt":"a hare"}"#;
+        let answers = c
+            .record_specs(&[spec("1", "fox.json", fox), spec("2", "hare.json", hare), spec("3", "fox-2.json", fox)])
+            .expect("record");
+        assert!(matches!(answers[..], [Recorded::New, Recorded::New, Recorded::AlreadyPaid(_)]), "{answers:?}");
+        let Recorded::AlreadyPaid(existing) = &answers[2] else { unreachable!() };
+        assert_eq!(existing.id, "1", "the twin recorded earlier in the same batch");
+
+        // One spec of a batch cannot be recorded (its id is taken): none of the batch is.
+        let owl = r#"{"model":"viduq1-text","prompt":"an owl"}"#;
+        let cat = r#"{"model":"viduq1-text","prompt":"a cat"}"#;
+        assert!(c.record_specs(&[spec("4", "owl.json", owl), spec("2", "cat.json", cat)]).is_err());
+        let ids: Vec<String> =
+            c.jobs_in(crate::jobs::JobState::Queued).expect("jobs").into_iter().map(|j| j.id).collect();
+        assert_eq!(ids, ["1", "2"], "the failed batch left nothing behind");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use super::name::SpecName;
 use super::{FileKind, Inbox, Stability, classify};
 use crate::archive::sha256_hex;
-use crate::catalog::{Db, NewJob, Recorded, Rejection, SpecPlace};
+use crate::catalog::{Db, NewJob, Recorded, Rejection, SpecJobs, SpecPlace};
 use crate::ops::Ops;
 use crate::report;
 use crate::spec::file::{self, ReadError};
@@ -53,8 +53,42 @@ struct Read {
     entry: Entry,
     sha: String,
     id: Option<(u64, u64)>,
+    /// The file's length, if it was read whole.
+    len: Option<usize>,
     parsed: Result<JobSpec, SpecError>,
 }
+
+/// A valid spec moved into `processing/`, ready to be recorded.
+struct Claimed {
+    jobs: SpecJobs,
+    head: Head,
+}
+
+/// What intake says of a claimed spec once it is recorded.
+struct Head {
+    job_id: String,
+    name: SpecName,
+    sha: String,
+    len: Option<usize>,
+    file: String,
+    takes: i64,
+    model: String,
+}
+
+/// What became of one confirmed spec in [`parse_and_claim`].
+enum Outcome {
+    Claimed(Claimed),
+    Unmovable(Entry, String, std::io::Error),
+    Invalid(Entry, String, SpecError),
+}
+
+/// Specs read in one batch at most, and their listed bytes at most (at least one spec).
+const BATCH_SPECS: usize = 256;
+const BATCH_BYTES: u64 = 16 << 20;
+
+/// Request bytes (inline images, as sent) that one batch's parsed specs hold at most (at least
+/// one spec).
+const REQUEST_BUDGET: usize = 64 << 20;
 
 impl Intake {
     /// Intake into `db` from `inbox`, filling gaps from `defaults`, waking `wake` on new jobs and
@@ -102,6 +136,7 @@ impl Intake {
         let now = SystemTime::now();
         let present: HashSet<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
         stability.retain_present(&present);
+        let mut ready = Vec::new();
         for entry in entries {
             match classify(entry.name.text()) {
                 FileKind::Spec(_) => {}
@@ -118,134 +153,125 @@ impl Intake {
             {
                 continue;
             }
-            if self.take(entry, stability).await {
-                taken += 1;
-            }
+            ready.push(entry);
         }
         if taken > 0 {
             self.wake.notify_one();
         }
-    }
-
-    /// Takes one spec file from the inbox once two reads found the same content; true when a
-    /// job was recorded.
-    async fn take(&self, entry: Entry, stability: &mut Stability) -> bool {
-        let Some(raw) = run_blocking(move || read_bytes(entry)).await.flatten() else { return false };
-        if !stability.confirm(&raw.entry.path, &raw.sha) {
-            return false;
-        }
-        stability.forget(&raw.entry.path);
-        let now = SystemTime::now();
-        if let Ok(bytes) = &raw.bytes {
-            if let Some(job_id) = stability.extends_taken(raw.entry.name.text(), bytes, now) {
-                let e = SpecError::ExtendsTaken { job_id };
-                self.reject(&raw.entry, &raw.sha, &e, stability).await;
-                return false;
+        for batch in batches(ready) {
+            if self.take_batch(batch, stability).await > 0 {
+                self.wake.notify_one();
             }
         }
-        let (inbox, defaults) = (self.inbox.clone(), Arc::clone(&self.defaults));
-        // The read already hashed the bytes: remember their length and hash, not a copy.
-        let len = raw.bytes.as_ref().ok().map(Vec::len);
-        let Some(read) = run_blocking(move || parse(raw, &inbox, &defaults)).await else { return false };
-        let (name, sha) = (read.entry.name.text().to_owned(), read.sha.clone());
-        let taken = self.claim_and_record(read, stability).await;
-        if let (Some(job_id), Some(len)) = (&taken, len) {
-            stability.remember_taken(&name, len, &sha, job_id, now);
-        }
-        taken.is_some()
     }
 
-    /// Moves a parsed spec into `processing/` and records its job (or rejects a bad one); the
-    /// job id when a job was recorded.
-    async fn claim_and_record(&self, read: Read, stability: &mut Stability) -> Option<String> {
-        match read.parsed {
-            Ok(spec) => {
-                let job_id = uuid::Uuid::now_v7().to_string();
-                let inbox = self.inbox.clone();
-                let (entry, id, tag) = (read.entry.clone(), read.id, job_id.clone());
-                let moved = run_blocking(move || claim(&inbox, &entry, id, &tag)).await;
-                match moved {
-                    Some(Ok(file)) => {
-                        let recorded = self.record(job_id.clone(), &read.entry.name, read.sha, spec, file, stability);
-                        recorded.await.then_some(job_id)
-                    }
-                    Some(Err(e)) => {
-                        self.unmovable(&read.entry, &read.sha, &e, stability).await;
-                        None
-                    }
-                    None => None,
+    /// Takes a batch of spec files from the inbox, each once two reads found the same content:
+    /// reads them, parses, moves each valid one into `processing/` and records their jobs in one
+    /// catalogue transaction (group commit). The number of specs that made jobs.
+    async fn take_batch(&self, entries: Vec<Entry>, stability: &mut Stability) -> usize {
+        let Some(raws) = run_blocking(move || entries.into_iter().filter_map(read_bytes).collect::<Vec<_>>()).await
+        else {
+            return 0;
+        };
+        let now = SystemTime::now();
+        let mut confirmed = Vec::with_capacity(raws.len());
+        for raw in raws {
+            if !stability.confirm(&raw.entry.path, &raw.sha) {
+                continue;
+            }
+            stability.forget(&raw.entry.path);
+            if let Ok(bytes) = &raw.bytes {
+                if let Some(job_id) = stability.extends_taken(raw.entry.name.text(), bytes, now) {
+                    let e = SpecError::ExtendsTaken { job_id };
+                    self.reject(&raw.entry, &raw.sha, &e, stability).await;
+                    continue;
                 }
             }
-            Err(e) => {
-                self.reject(&read.entry, &read.sha, &e, stability).await;
-                None
-            }
+            confirmed.push(raw);
         }
+        let mut taken = 0;
+        // Parsing reads the images a spec names: a batch holds at most REQUEST_BUDGET of them.
+        while !confirmed.is_empty() {
+            let (inbox, defaults) = (self.inbox.clone(), Arc::clone(&self.defaults));
+            let Some((outcomes, rest)) = run_blocking(move || parse_and_claim(confirmed, &inbox, &defaults)).await
+            else {
+                return taken;
+            };
+            confirmed = rest;
+            let mut claimed = Vec::with_capacity(outcomes.len());
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Claimed(c) => claimed.push(c),
+                    Outcome::Unmovable(entry, sha, e) => self.unmovable(&entry, &sha, &e, stability).await,
+                    Outcome::Invalid(entry, sha, e) => self.reject(&entry, &sha, &e, stability).await,
+                }
+            }
+            taken += self.record(claimed, stability, now).await;
+        }
+        taken
     }
 
-    /// Records the jobs (one per take) of a spec now in `processing/` as `file`; or, when the
-    /// same request already made a job that did not fail, moves the spec to `done/` with a
-    /// report naming that job. True when jobs were recorded.
-    async fn record(
-        &self,
-        job_id: String,
-        name: &SpecName,
-        sha: String,
-        spec: JobSpec,
-        file: String,
-        stability: &mut Stability,
-    ) -> bool {
-        let format = spec::SpecFormat::from_path(Path::new(name.text())).unwrap_or(spec::SpecFormat::Json);
-        let (takes, force) = (i64::from(spec.meta.take_count()), spec.meta.force);
-        let jobs: Vec<NewJob> = (1..=takes)
-            .map(|n| NewJob {
-                id: if n == 1 { job_id.clone() } else { uuid::Uuid::now_v7().to_string() },
-                spec_name: name.text().to_owned(),
-                spec_sha256: sha.clone(),
-                spec_format: format,
-                spec: spec.clone(),
-                take: (takes > 1).then(|| (job_id.clone(), n)),
-            })
-            .collect();
-        let model = spec.model.clone();
-        let place_file = file.clone();
+    /// Records the jobs of specs now in `processing/`, all in one transaction; a spec whose
+    /// request already made a job that did not fail goes to `done/` with a report naming that
+    /// job instead. The number of specs that made jobs.
+    async fn record(&self, claimed: Vec<Claimed>, stability: &mut Stability, now: SystemTime) -> usize {
+        if claimed.is_empty() {
+            return 0;
+        }
+        let (specs, heads): (Vec<SpecJobs>, Vec<Head>) = claimed.into_iter().map(|c| (c.jobs, c.head)).unzip();
         let recorded = self
             .db
             .call(move |c| {
-                let recorded = c.record_spec(&jobs, SpecPlace::Processing, &place_file, force)?;
-                let assets = match &recorded {
-                    Recorded::AlreadyPaid(existing) => c.assets(&existing.id)?,
-                    Recorded::New => Vec::new(),
-                };
-                Ok((recorded, assets))
+                let recorded = c.record_specs(&specs)?;
+                recorded
+                    .into_iter()
+                    .map(|r| {
+                        let assets = match &r {
+                            Recorded::AlreadyPaid(existing) => c.assets(&existing.id)?,
+                            Recorded::New => Vec::new(),
+                        };
+                        Ok((r, assets))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
             })
             .await;
-        match recorded {
-            Ok((Recorded::New, _)) => {
-                tracing::info!(job_id = %job_id, takes, file = ?name.text(), model = %model, "spec accepted");
-                true
-            }
-            Ok((Recorded::AlreadyPaid(existing), assets)) => {
-                tracing::info!(
-                    file = ?name.text(), existing_job = %existing.id, state = %existing.state,
-                    "already paid for: the same request made this job; not submitted (set vidkeep.takes or vidkeep.force for another take)"
-                );
-                let (inbox, name) = (self.inbox.clone(), name.text().to_owned());
-                let from = self.inbox.folder(SpecPlace::Processing).join(&file);
-                if let Some(Err(e)) =
-                    run_blocking(move || report::already_paid(&inbox, &from, &name, &existing, &assets)).await
-                {
-                    tracing::error!(file = ?file, error = %e, "cannot move the duplicate spec to done/; it stays in processing/");
-                }
-                false
-            }
+        let recorded = match recorded {
+            Ok(recorded) => recorded,
             Err(e) => {
-                // The file waits in processing/ with no job; the next scan takes it from there.
-                tracing::error!(file = ?name.text(), error = %e, "cannot record the spec; it waits in processing/ and is retried");
+                // The files wait in processing/ with no job; the next scan takes them from there.
+                for head in &heads {
+                    tracing::error!(file = ?head.name.text(), error = %e, "cannot record the spec; it waits in processing/ and is retried");
+                }
                 stability.sweep_next();
-                false
+                return 0;
+            }
+        };
+        let mut taken = 0;
+        for (head, (recorded, assets)) in heads.into_iter().zip(recorded) {
+            match recorded {
+                Recorded::New => {
+                    tracing::info!(job_id = %head.job_id, takes = head.takes, file = ?head.name.text(), model = %head.model, "spec accepted");
+                    if let Some(len) = head.len {
+                        stability.remember_taken(head.name.text(), len, &head.sha, &head.job_id, now);
+                    }
+                    taken += 1;
+                }
+                Recorded::AlreadyPaid(existing) => {
+                    tracing::info!(
+                        file = ?head.name.text(), existing_job = %existing.id, state = %existing.state,
+                        "already paid for: the same request made this job; not submitted (set vidkeep.takes or vidkeep.force for another take)"
+                    );
+                    let (inbox, name) = (self.inbox.clone(), head.name.text().to_owned());
+                    let from = self.inbox.folder(SpecPlace::Processing).join(&head.file);
+                    if let Some(Err(e)) =
+                        run_blocking(move || report::already_paid(&inbox, &from, &name, &existing, &assets)).await
+                    {
+                        tracing::error!(file = ?head.file, error = %e, "cannot move the duplicate spec to done/; it stays in processing/");
+                    }
+                }
             }
         }
+        taken
     }
 
     /// Takes the files in `processing/` that no job names (a crash between move and record).
@@ -270,14 +296,17 @@ impl Intake {
             let read = run_blocking(move || read_bytes(entry).map(|raw| parse(raw, &inbox, &defaults)));
             let Some(read) = read.await.flatten() else { continue };
             tracing::warn!(file = ?text, "a spec in processing/ has no job (a stop between its move and its record): taking it now");
-            match read.parsed {
+            let Read { entry, sha, parsed, len, .. } = read;
+            match parsed {
                 Ok(spec) => {
                     let job_id = uuid::Uuid::now_v7().to_string();
-                    if self.record(job_id, &read.entry.name, read.sha, spec, text, stability).await {
-                        taken += 1;
-                    }
+                    let name = entry.name.clone();
+                    let Some(claimed) = run_blocking(move || claimed(job_id, name, sha, len, spec, text)).await else {
+                        continue;
+                    };
+                    taken += self.record(vec![claimed], stability, SystemTime::now()).await;
                 }
-                Err(e) => self.reject(&read.entry, &read.sha, &e, stability).await,
+                Err(e) => self.reject(&entry, &sha, &e, stability).await,
             }
         }
         taken
@@ -361,11 +390,79 @@ fn read_bytes(entry: Entry) -> Option<RawSpec> {
 
 /// Parses and validates a spec's bytes (reading the images it names).
 fn parse(raw: RawSpec, inbox: &Inbox, defaults: &Map<String, Value>) -> Read {
+    let len = raw.bytes.as_ref().ok().map(Vec::len);
     let parsed = raw.bytes.and_then(|b| {
         let ctx = SpecContext { defaults, spec_dir: inbox.root(), inbox: inbox.root() };
         spec::parse(raw.entry.name.text(), &b, &ctx)
     });
-    Read { entry: raw.entry, sha: raw.sha, id: raw.id, parsed }
+    Read { entry: raw.entry, sha: raw.sha, id: raw.id, len, parsed }
+}
+
+/// Parses confirmed specs in order and moves each valid one into `processing/` (its claim),
+/// until their requests hold [`REQUEST_BUDGET`] bytes; the specs not yet parsed come back.
+fn parse_and_claim(raws: Vec<RawSpec>, inbox: &Inbox, defaults: &Map<String, Value>) -> (Vec<Outcome>, Vec<RawSpec>) {
+    let mut outcomes = Vec::new();
+    let mut held = 0usize;
+    let mut raws = raws.into_iter();
+    for raw in raws.by_ref() {
+        let Read { entry, sha, id, len, parsed } = parse(raw, inbox, defaults);
+        match parsed {
+            Err(e) => outcomes.push(Outcome::Invalid(entry, sha, e)),
+            Ok(spec) => {
+                let job_id = uuid::Uuid::now_v7().to_string();
+                match claim(inbox, &entry, id, &job_id) {
+                    Err(e) => outcomes.push(Outcome::Unmovable(entry, sha, e)),
+                    Ok(file) => {
+                        let c = claimed(job_id, entry.name, sha, len, spec, file);
+                        held = held.saturating_add(c.jobs.request_bytes());
+                        outcomes.push(Outcome::Claimed(c));
+                    }
+                }
+            }
+        }
+        if held >= REQUEST_BUDGET {
+            break;
+        }
+    }
+    (outcomes, raws.collect())
+}
+
+/// The jobs (one per take) of a spec now in `processing/` as `file`, the first with `job_id`.
+fn claimed(job_id: String, name: SpecName, sha: String, len: Option<usize>, spec: JobSpec, file: String) -> Claimed {
+    let format = spec::SpecFormat::from_path(Path::new(name.text())).unwrap_or(spec::SpecFormat::Json);
+    let (takes, force) = (i64::from(spec.meta.take_count()), spec.meta.force);
+    let model = spec.model.clone();
+    let jobs: Vec<NewJob> = (1..=takes)
+        .map(|n| NewJob {
+            id: if n == 1 { job_id.clone() } else { uuid::Uuid::now_v7().to_string() },
+            spec_name: name.text().to_owned(),
+            spec_sha256: sha.clone(),
+            spec_format: format,
+            spec: spec.clone(),
+            take: (takes > 1).then(|| (job_id.clone(), n)),
+        })
+        .collect();
+    let jobs = SpecJobs::new(jobs, SpecPlace::Processing, file.clone(), force);
+    Claimed { jobs, head: Head { job_id, name, sha, len, file, takes, model } }
+}
+
+/// Splits the complete entries of one listing into batches of at most [`BATCH_SPECS`] files
+/// and [`BATCH_BYTES`] listed bytes.
+fn batches(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
+    let mut out: Vec<Vec<Entry>> = Vec::new();
+    let mut bytes = 0u64;
+    for entry in entries {
+        let full = out.last().is_none_or(|b| b.len() >= BATCH_SPECS || bytes.saturating_add(entry.size) > BATCH_BYTES);
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(entry.size);
+        if let Some(batch) = out.last_mut() {
+            batch.push(entry);
+        }
+    }
+    out
 }
 
 /// Moves the spec into `processing/` under its text name (tagged with the job id if taken), if
