@@ -6,6 +6,7 @@
 //! (writers that write `x.part` then rename are done at the rename) or when its size and mtime
 //! have not changed for the quiet period.
 
+mod hints;
 pub mod intake;
 pub mod name;
 
@@ -15,13 +16,13 @@ use std::time::{Duration, SystemTime};
 
 use std::os::unix::fs::DirBuilderExt as _;
 
-use notify::{EventKind, RecursiveMode, Watcher as _};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::SpecPlace;
 use crate::spec::SpecFormat;
 
+pub use hints::Hint;
+use hints::{DEBOUNCE, watch};
 pub use intake::Intake;
 
 /// The inbox folder and its reserved subfolders.
@@ -388,96 +389,6 @@ pub enum WatchError {
     },
 }
 
-/// Starts a notify watcher on the inbox that forwards hints into a bounded channel, dropping
-/// them when it is full (the next scan finds the files anyway).
-pub fn watch(inbox: &Inbox) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<Hint>), WatchError> {
-    let (tx, rx) = mpsc::channel(1024);
-    let path = inbox.root().to_owned();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let hint = match res {
-            Ok(event) => match Hint::from_event(event) {
-                Some(hint) => hint,
-                None => return,
-            },
-            Err(e) => {
-                tracing::debug!(error = %e, "file-system event error; the next scan covers it");
-                Hint::Rescan
-            }
-        };
-        if tx.try_send(hint).is_err() {
-            tracing::debug!("file-system event dropped; the next scan covers it");
-        }
-    })
-    .map_err(|source| classify_notify(&path, source))?;
-    watcher.watch(&path, RecursiveMode::NonRecursive).map_err(|source| classify_notify(&path, source))?;
-    Ok((watcher, rx))
-}
-
-fn classify_notify(path: &Path, source: notify::Error) -> WatchError {
-    let limit = match &source.kind {
-        notify::ErrorKind::MaxFilesWatch => true,
-        notify::ErrorKind::Io(e) => matches!(e.raw_os_error(), Some(24 | 28)),
-        _ => false,
-    };
-    if limit {
-        WatchError::InotifyLimit { path: path.to_owned(), source }
-    } else {
-        WatchError::Watcher { path: path.to_owned(), source }
-    }
-}
-
-/// What a file-system event suggests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hint {
-    /// Something changed: scan soon.
-    Rescan,
-    /// These paths were renamed into the folder: complete now.
-    RenamedIn(Vec<PathBuf>),
-    /// These paths were created or written to: incomplete until closed.
-    Written(Vec<PathBuf>),
-    /// A writer closed these paths.
-    Closed(Vec<PathBuf>),
-}
-
-impl Hint {
-    /// What an event suggests, or `None` for events that cannot mean a new complete file.
-    /// notify's inotify backend always subscribes to `IN_OPEN`, so the daemon's own listing and
-    /// reads of the inbox raise open/close-nowrite events: reacting to those made every scan
-    /// trigger the next, a loop that kept a core busy. Only creation, writes, closes after
-    /// writing, renames and attribute changes (a `touch`) count.
-    fn from_event(event: notify::Event) -> Option<Hint> {
-        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
-        match event.kind {
-            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Some(Hint::RenamedIn(event.paths)),
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-                Some(Hint::RenamedIn(event.paths.into_iter().skip(1).collect()))
-            }
-            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
-                Some(Hint::Written(event.paths))
-            }
-            EventKind::Modify(_) => Some(Hint::Rescan),
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Hint::Closed(event.paths)),
-            EventKind::Any | EventKind::Other => Some(Hint::Rescan),
-            EventKind::Access(_) | EventKind::Remove(_) => None,
-        }
-    }
-}
-
-/// How long the worker lets events gather before it scans.
-const DEBOUNCE: Duration = Duration::from_millis(20);
-
-fn apply(stability: &mut Stability, hint: Hint) {
-    match hint {
-        Hint::Rescan => {}
-        Hint::RenamedIn(paths) => paths.into_iter().for_each(|p| stability.renamed_in(p)),
-        Hint::Written(paths) => {
-            let now = SystemTime::now();
-            paths.into_iter().for_each(|p| stability.written(p, now));
-        }
-        Hint::Closed(paths) => paths.iter().for_each(|p| stability.closed(p)),
-    }
-}
-
 /// Runs the intake worker until `cancel`: scan, take complete specs, wait for a hint or a timer.
 pub async fn run(
     intake: Intake,
@@ -487,7 +398,7 @@ pub async fn run(
 ) -> Result<(), WatchError> {
     let inbox = intake.inbox().clone();
     inbox.ensure().map_err(|source| WatchError::Inbox { path: inbox.root().to_owned(), source })?;
-    let (_watcher, mut hints) = watch(&inbox)?;
+    let (_watcher, pending) = watch(&inbox)?;
     let mut stability = Stability::new(quiet);
     let short = (quiet / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     loop {
@@ -495,17 +406,12 @@ pub async fn run(
         let wait = if stability.has_pending() { short } else { rescan };
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
-            hint = hints.recv() => match hint {
-                Some(hint) => apply(&mut stability, hint),
-                None => return Ok(()),
-            },
+            () = pending.changed() => {}
             () = tokio::time::sleep(wait) => {}
         }
         // Debounce: a burst of events (many files dropped at once) makes one scan, not one each.
         tokio::time::sleep(DEBOUNCE).await;
-        while let Ok(hint) = hints.try_recv() {
-            apply(&mut stability, hint);
-        }
+        pending.drain_into(&mut stability);
     }
 }
 

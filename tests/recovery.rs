@@ -219,3 +219,29 @@ async fn the_abandon_policy_fails_an_uncertain_job() {
     assert_eq!(env.sim.stats().accepted, 0);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_recorded_before_its_spec_moved_is_moved_at_start_and_paid_once() {
+    // What an older vidkeep (record, then move) left after a stop between the two.
+    let mut env = Env::default().await;
+    let body = json!({"model":"viduq1-text","prompt":"a fox"}).to_string();
+    std::fs::write(env.inbox().join("fox.json"), &body).expect("spec in the inbox");
+    let defaults = serde_json::Map::new();
+    let ctx = SpecContext { defaults: &defaults, spec_dir: env.inbox(), inbox: env.inbox() };
+    let job = NewJob {
+        id: "0190aaaa-0000-7000-8000-000000000009".to_owned(),
+        spec_name: "fox.json".to_owned(),
+        spec_sha256: vidkeep::archive::sha256_hex(body.as_bytes()),
+        spec_format: SpecFormat::Json,
+        spec: spec::parse("fox.json", body.as_bytes(), &ctx).expect("valid"),
+        take: None,
+    };
+    Catalog::open(&env.config.catalog.path).expect("catalogue").insert_job(&job).expect("insert");
+    env.start();
+    let jobs = env.wait_all_ended(1).await;
+    assert_eq!(jobs.len(), 1, "the file in the inbox is that job's, not a new one");
+    assert_eq!(jobs[0].id, job.id);
+    assert_eq!(env.sim.stats().accepted, 1);
+    assert!(env.inbox().join("done").join("fox.json").exists());
+    env.stop().await;
+}

@@ -558,6 +558,20 @@ impl Catalog {
         Ok(changed == 1)
     }
 
+    /// `(id, spec file)` of the jobs not final whose spec file the catalogue still places in the
+    /// inbox (recorded before its move); read through the partial index of unsettled specs.
+    pub fn running_specs_in_inbox(&self) -> Result<Vec<(String, String)>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, spec_file FROM jobs WHERE spec_place = 'inbox' \
+                 AND state NOT IN ('archived', 'archived_with_warnings', 'failed') ORDER BY created_at",
+            )
+            .map_err(sql("specs in the inbox"))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("specs in the inbox"))?;
+        rows.map(|r| r.map_err(sql("specs in the inbox"))).collect()
+    }
+
     /// Jobs in a terminal state (or uncertain) whose spec file is still in `processing/` or the inbox.
     pub fn specs_to_settle(&self) -> Result<Vec<JobRecord>, CatalogError> {
         let mut stmt = self

@@ -24,37 +24,46 @@ pub struct Reconciled {
     pub resumed_downloads: usize,
 }
 
-/// Repairs the catalogue after an unclean stop.
+/// Repairs the catalogue after an unclean stop. Reads only the jobs that are not final (a
+/// catalogue of a million archived jobs starts as fast as an empty one), and moves spec files
+/// outside the catalogue lock.
 pub async fn reconcile(db: &Db, inbox: &Inbox) -> Result<Reconciled, CatalogError> {
-    let inbox = inbox.clone();
-    db.call(move |c| {
-        let mut out = Reconciled::default();
-        for job in c.jobs_in(JobState::Submitting)? {
-            let error = JobError::new(
-                "submit-interrupted",
-                format!(
-                    "vidkeep stopped while this job's submission was being sent; the platform may have accepted \
-                     (and charged) it. Check the platform console, then run `vidkeep resolve {} --resubmit` or `--abandon`",
-                    job.id
-                ),
-            );
-            tracing::warn!(job_id = %job.id, "found mid-submission after a restart: marked uncertain");
-            c.transition(&job.id, JobState::Submitting, &Change::Uncertain(error))?;
-            out.uncertain.push(job.id);
-        }
-        out.resumed_polls = c.jobs_in(JobState::Submitted)?.len();
-        out.resumed_downloads = c.jobs_in(JobState::Downloading)?.len();
-        for job in c.jobs(&Default::default())? {
-            if job.spec_place == SpecPlace::Inbox && !job.state.is_terminal() {
-                let from = inbox.root().join(&job.spec_file);
-                if from.exists() {
-                    if let Ok(file) = report::move_unique(&from, &job.spec_file, &inbox.folder(SpecPlace::Processing), &job.id) {
-                        c.set_spec_place(&job.id, SpecPlace::Processing, &file)?;
-                    }
-                }
+    let (out, unmoved) = db
+        .call(move |c| {
+            let mut out = Reconciled::default();
+            for job in c.jobs_in(JobState::Submitting)? {
+                let error = JobError::new(
+                    "submit-interrupted",
+                    format!(
+                        "vidkeep stopped while this job's submission was being sent; the platform may have accepted \
+                         (and charged) it. Check the platform console, then run `vidkeep resolve {} --resubmit` or `--abandon`",
+                        job.id
+                    ),
+                );
+                tracing::warn!(job_id = %job.id, "found mid-submission after a restart: marked uncertain");
+                c.transition(&job.id, JobState::Submitting, &Change::Uncertain(error))?;
+                out.uncertain.push(job.id);
             }
+            out.resumed_polls = c.jobs_in(JobState::Submitted)?.len();
+            out.resumed_downloads = c.jobs_in(JobState::Downloading)?.len();
+            Ok((out, c.running_specs_in_inbox()?))
+        })
+        .await?;
+    for (id, spec_file) in unmoved {
+        let inbox = inbox.clone();
+        let tag = id.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            let from = inbox.root().join(&spec_file);
+            from.exists()
+                .then(|| report::move_unique(&from, &spec_file, &inbox.folder(SpecPlace::Processing), &tag).ok())
+                .flatten()
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(file) = moved {
+            db.call(move |c| c.set_spec_place(&id, SpecPlace::Processing, &file)).await?;
         }
-        Ok(out)
-    })
-    .await
+    }
+    Ok(out)
 }
