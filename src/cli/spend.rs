@@ -111,7 +111,7 @@ pub(super) fn run(
     let mut out = String::new();
     match format {
         SpendFormat::Csv => {
-            let _ = writeln!(out, "time,job,spec,model,project,task_id,price_rmb,outcome,lost");
+            let _ = writeln!(out, "time,job,spec,model,project,task_id,price_rmb,outcome");
             for r in &rows {
                 let cells = [
                     rfc3339(r.started_at),
@@ -122,7 +122,6 @@ pub(super) fn run(
                     r.task_id.clone().unwrap_or_default(),
                     Fen(r.price_fen).to_string(),
                     r.outcome.clone(),
-                    if r.lost { "lost".to_owned() } else { String::new() },
                 ];
                 let _ = writeln!(out, "{}", cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
             }
