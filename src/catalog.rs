@@ -8,6 +8,7 @@
 mod export;
 mod jobs;
 mod ledger;
+mod outbox;
 mod query;
 mod records;
 mod stats;
@@ -23,6 +24,7 @@ use crate::jobs::JobState;
 pub use export::{csv, csv_cell, job_json};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, SpecPlace};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
+pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};
 pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
@@ -38,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_ledger.sql"),
     include_str!("../migrations/0005_probe.sql"),
     include_str!("../migrations/0006_intake.sql"),
+    include_str!("../migrations/0007_alarms.sql"),
 ];
 
 /// Errors from the catalogue.
@@ -124,6 +127,8 @@ pub(crate) fn sql(about: &'static str) -> impl FnOnce(rusqlite::Error) -> Catalo
 pub struct Catalog {
     conn: Connection,
     path: PathBuf,
+    /// Where the events of transitions go (none unless the daemon sets sinks).
+    notify: NotifySetup,
 }
 
 impl Catalog {
@@ -160,7 +165,7 @@ impl Catalog {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sql("open read-only"))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("set busy timeout"))?;
-        let catalog = Catalog { conn, path: path.to_owned() };
+        let catalog = Catalog { conn, path: path.to_owned(), notify: NotifySetup::default() };
         let (found, known) = (catalog.schema_version()?, MIGRATIONS.len() as i64);
         if found > known {
             return Err(CatalogError::TooNew { found, known });
@@ -222,7 +227,7 @@ impl Catalog {
             });
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(sql("set pragmas"))?;
-        let mut catalog = Catalog { conn, path: path.to_owned() };
+        let mut catalog = Catalog { conn, path: path.to_owned(), notify: NotifySetup::default() };
         catalog.migrate()?;
         Ok(catalog)
     }
@@ -348,7 +353,7 @@ mod tests {
             let tx = c.conn.transaction().expect("tx");
             // Back to version 3, then a job and a submission as vidkeep 0.3 wrote them.
             tx.execute_batch(
-                "DROP VIEW ledger; DROP TABLE job_inputs; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
+                "DROP VIEW ledger; DROP TABLE outbox; DROP TABLE job_inputs; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
                  DROP TABLE assets; DROP TABLE job_events; DROP TABLE rejections; DROP TABLE job_requests; \
                  DROP TABLE submissions; DROP TABLE jobs;",
             )
@@ -423,6 +428,81 @@ mod tests {
         let path: Vec<&str> = events.iter().map(|e| e.to.as_str()).collect();
         assert_eq!(path, ["queued", "submitting", "submitted", "failed"]);
         assert!(c.job(&id).expect("job").finished_at.is_some());
+    }
+
+    #[test]
+    fn version_7_renames_expired_and_keeps_each_results_first_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        {
+            let c = Catalog::open(&path).expect("open");
+            // Back to version 6, with a job failed as vidkeep 0.6 wrote it and one downloading.
+            c.conn
+                .execute_batch(
+                    "DROP INDEX jobs_downloading_by_expiry; DROP TABLE outbox; ALTER TABLE jobs DROP COLUMN expires_at; \
+                     PRAGMA user_version = 6; \
+                     INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model, \
+                     request_display, price_fen, state, task_id, video_url, result_at, error_code, error_message, \
+                     created_at, updated_at) VALUES \
+                     ('old', 'a.json', 'a.json', 'failed', '00', 'json', 'f', 'viduq1-text', '{}', 250, 'failed', 't1', \
+                      'u', 1000, 'expired', 'gone', 1, 1), \
+                     ('dl', 'b.json', 'b.json', 'processing', '00', 'json', 'g', 'viduq1-text', '{}', 250, 'downloading', \
+                      't2', 'u', 5000, NULL, NULL, 2, 2); \
+                     INSERT INTO submissions (job_id, request_id, started_at, outcome, task_id, price_fen) \
+                     VALUES ('old', 'r1', 1, 'accepted', 't1', 250);",
+                )
+                .expect("old rows");
+        }
+        let c = Catalog::open(&path).expect("migrate to 7");
+        let old = c.job("old").expect("old job");
+        assert_eq!(old.error.as_ref().map(|e| e.code.as_str()), Some("result-expired"));
+        assert_eq!(c.job_money("old").expect("money").lost_fen, 250, "paid, nothing kept: lost");
+        assert_eq!(c.job("dl").expect("job").expires_at, Some(5000 + RESULT_URL_LIFETIME_MS));
+        let lost: Vec<bool> = c.ledger(0, i64::MAX).expect("ledger").iter().map(|r| r.lost).collect();
+        assert_eq!(lost, [true]);
+    }
+
+    #[test]
+    fn events_are_written_with_their_transition_or_not_at_all() {
+        use crate::jobs::{Change, JobError};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        let quiet = new_job(&mut c);
+        c.transition(&quiet, JobState::Queued, &Change::Failed(JobError::new("x", "y"))).expect("fail");
+        assert!(c.outbox_of(&quiet).expect("outbox").is_empty(), "no sink, no event");
+
+        c.set_notify(NotifySetup { sinks: vec!["webhook", "command"], ui_base: Some("https://vk.example/".into()) });
+        let id = new_job(&mut c);
+        c.transition(&id, JobState::Queued, &Change::Submitting { request_id: "r".into() }).expect("submitting");
+        assert!(c.outbox_of(&id).expect("outbox").is_empty(), "submitting is no event");
+        let refused = c.transition(&id, JobState::Queued, &Change::Failed(JobError::new("x", "y")));
+        assert!(matches!(refused, Err(CatalogError::Conflict { .. })));
+        assert!(c.outbox_of(&id).expect("outbox").is_empty(), "a refused change writes no event");
+        c.transition(&id, JobState::Submitting, &Change::Uncertain(JobError::new("submit-answer-lost", "lost")))
+            .expect("uncertain");
+        c.transition(&id, JobState::Uncertain, &Change::Failed(JobError::new("abandoned", "given up")))
+            .expect("failed");
+        let rows = c.outbox_of(&id).expect("outbox");
+        let kinds: Vec<(&str, &str)> = rows.iter().map(|(r, _)| (r.sink.as_str(), r.event.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [("webhook", "uncertain"), ("command", "uncertain"), ("webhook", "failed"), ("command", "failed")]
+        );
+        let body: serde_json::Value = serde_json::from_str(&rows[2].0.body).expect("json");
+        assert_eq!(body["error_code"], "abandoned");
+        assert_eq!(body["possibly_charged_fen"], 250);
+        assert_eq!(body["url"], format!("https://vk.example/jobs/{id}"));
+        // Only the oldest pending event of a job and sink is due: order per job.
+        let due: Vec<i64> = c.outbox_due(i64::MAX, 10).expect("due").iter().map(|r| r.id).collect();
+        assert_eq!(due, [rows[0].0.id, rows[1].0.id]);
+        c.outbox_failed(rows[0].0.id, "HTTP 500", Some(i64::MAX)).expect("retry later");
+        let due: Vec<i64> = c.outbox_due(1, 10).expect("due").iter().map(|r| r.id).collect();
+        assert_eq!(due, [rows[1].0.id], "a failed event holds back the next of its job");
+        c.outbox_delivered(rows[1].0.id, 1).expect("delivered");
+        c.outbox_failed(rows[0].0.id, "HTTP 500", None).expect("dead");
+        let due: Vec<i64> = c.outbox_due(1, 10).expect("due").iter().map(|r| r.id).collect();
+        assert_eq!(due, [rows[2].0.id, rows[3].0.id], "a dead event no longer holds the queue");
+        assert_eq!(c.outbox_counts().expect("counts"), OutboxCounts { pending: 2, dead: 1 });
     }
 
     #[test]

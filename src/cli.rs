@@ -264,8 +264,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 let options = crate::daemon::Options {
                     config_path: Some(config_path),
                     reload: Some(reload),
-                    http_listener: None,
-                    durability: None,
+                    ..crate::daemon::Options::default()
                 };
                 crate::daemon::run_with(config, key, cancel, options).await
             })?;

@@ -46,6 +46,108 @@ pub struct Config {
     pub prices: BTreeMap<String, Rmb>,
     /// Spending limits.
     pub budget: BudgetConfig,
+    /// Warnings about paid results close to expiring unarchived.
+    pub alerts: AlertsConfig,
+    /// Where events (archived, failed, expiry warnings, ...) are sent.
+    pub notify: NotifyConfig,
+}
+
+/// `[alerts]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Warn while a paid, unarchived result expires within this span.
+    #[serde(with = "humantime_serde")]
+    pub expiry_warning: Duration,
+    /// How often the expiry check runs (and logs its ERROR line per result).
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig { expiry_warning: Duration::from_secs(6 * 3600), check_interval: Duration::from_secs(60) }
+    }
+}
+
+/// `[notify]`: event delivery to a webhook and/or a program, from the catalogue's outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// POST each event as JSON to this http(s) URL; off when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// Run this program (no shell: `["prog", "arg", ...]`) with each event's JSON on stdin;
+    /// exit status 0 is success. Off when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// How long one delivery may take (the POST's answer, or the program's run).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// First retry delay after a failed delivery; doubles per attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Deliveries tried per event before it is given up (marked dead, logged once).
+    pub max_attempts: u32,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        NotifyConfig {
+            webhook: None,
+            command: Vec::new(),
+            timeout: Duration::from_secs(10),
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(1800),
+            max_attempts: 12,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// The sinks set: `webhook`, `command`.
+    pub fn sinks(&self) -> Vec<&'static str> {
+        let mut sinks = Vec::new();
+        if self.webhook.is_some() {
+            sinks.push("webhook");
+        }
+        if !self.command.is_empty() {
+            sinks.push("command");
+        }
+        sinks
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid { key: format!("notify.{key}"), message };
+        if let Some(hook) = &self.webhook {
+            let url = url::Url::parse(hook).map_err(|e| bad("webhook", format!("is not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad("webhook", "must be an http(s) URL".to_owned()));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(bad(
+                    "webhook",
+                    "must not hold credentials (user:pass@): events and logs would carry them".to_owned(),
+                ));
+            }
+        }
+        if self.command.first().is_some_and(|p| p.trim().is_empty()) {
+            return Err(bad("command", "names no program: its first item must be the program to run".to_owned()));
+        }
+        if self.timeout.is_zero() {
+            return Err(bad("timeout", "must be more than 0s".to_owned()));
+        }
+        if self.retry_base.is_zero() || self.retry_max < self.retry_base {
+            return Err(bad("retry_base", "must be more than 0s and at most retry_max".to_owned()));
+        }
+        if self.max_attempts == 0 {
+            return Err(bad("max_attempts", "must be at least 1".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 /// `[budget]`: limits in RMB; charged and possibly-charged submissions count.
@@ -123,11 +225,21 @@ pub struct HttpConfig {
     pub hosts: Vec<String>,
     /// Mark the token cookie `Secure` (set it when a TLS proxy serves the UI).
     pub cookie_secure: bool,
+    /// The UI's address as people reach it (e.g. `https://vidkeep.example.net`), for links in
+    /// notifications; none if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> HttpConfig {
-        HttpConfig { listen: "127.0.0.1:8780".to_owned(), token: None, hosts: Vec::new(), cookie_secure: false }
+        HttpConfig {
+            listen: "127.0.0.1:8780".to_owned(),
+            token: None,
+            hosts: Vec::new(),
+            cookie_secure: false,
+            public_url: None,
+        }
     }
 }
 
@@ -138,6 +250,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("hosts", &self.hosts)
             .field("cookie_secure", &self.cookie_secure)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -502,6 +615,16 @@ impl Config {
             return Err(bad("log.level", format!("is not a log filter: {e}")));
         }
         self.storage.validate()?;
+        self.notify.validate()?;
+        if self.alerts.check_interval < Duration::from_secs(1) {
+            return Err(bad("alerts.check_interval", "must be at least 1s".to_owned()));
+        }
+        if let Some(public) = &self.http.public_url {
+            let url = url::Url::parse(public).map_err(|e| bad("http.public_url", format!("is not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() || url.password().is_some() {
+                return Err(bad("http.public_url", "must be an http(s) URL without credentials".to_owned()));
+            }
+        }
         if !(self.probe.duration_tolerance >= 0.0 && self.probe.fps_tolerance >= 0.0) {
             return Err(bad("probe", "duration_tolerance and fps_tolerance must be 0 or more".to_owned()));
         }
@@ -614,6 +737,31 @@ fn clip_lines(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notify_and_alerts_are_checked() {
+        let load = |text: &str| Config::from_toml(text, Path::new("/srv/vk"));
+        let c = load("[alerts]\nexpiry_warning = \"2h 30m\"\n[notify]\nwebhook = \"https://hooks.example/vk\"\n")
+            .expect("valid");
+        assert_eq!(c.alerts.expiry_warning, Duration::from_secs(9000));
+        assert_eq!(Config::default().alerts.expiry_warning, Duration::from_secs(6 * 3600));
+        assert_eq!(c.notify.sinks(), ["webhook"]);
+        for (text, key) in [
+            ("[notify]\nwebhook = \"https://user:pw@hooks.example/vk\"\n", "notify.webhook"),
+            ("[notify]\nwebhook = \"ftp://hooks.example/vk\"\n", "notify.webhook"),
+            ("[notify]\ncommand = [\"\"]\n", "notify.command"),
+            ("[notify]\nmax_attempts = 0\n", "notify.max_attempts"),
+            ("[http]\npublic_url = \"https://a:b@vk.example\"\n", "http.public_url"),
+        ] {
+            match load(text) {
+                Err(ConfigError::Invalid { key: k, message }) => {
+                    assert_eq!(k, key, "{text}");
+                    assert!(!message.contains("pw"), "the refusal does not repeat the password: {message}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn a_syntax_error_quotes_at_most_200_characters_of_its_line() {

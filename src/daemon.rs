@@ -61,6 +61,9 @@ pub enum DaemonError {
     /// The HTTP server could not start or failed.
     #[error(transparent)]
     Web(#[from] WebError),
+    /// The expiry watch or the notification delivery failed.
+    #[error(transparent)]
+    Alarm(#[from] crate::alarms::AlarmError),
     /// A worker panicked.
     #[error("worker {0} panicked: {1}")]
     Panic(&'static str, String),
@@ -77,6 +80,8 @@ pub struct Options {
     pub http_listener: Option<tokio::net::TcpListener>,
     /// How the local store flushes writes, instead of `fsync` (tests record the calls).
     pub durability: Option<Arc<dyn crate::store::Durability>>,
+    /// The wall clock result expiry is judged by, instead of the system's (tests move it by hours).
+    pub clock: Option<crate::time::Clock>,
 }
 
 /// Runs the daemon until `cancel` is cancelled or a worker fails.
@@ -94,10 +99,16 @@ pub async fn run_with(
     let inbox = config.inbox();
     inbox.ensure().map_err(|source| WatchError::Inbox { path: inbox.root().to_owned(), source })?;
     let path = config.catalog.path.clone();
-    let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
+    let mut catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
+    // Before reconcile: a job it makes uncertain tells people too.
+    catalog.set_notify(crate::catalog::NotifySetup {
+        sinks: config.notify.sinks(),
+        ui_base: config.http.public_url.clone(),
+    });
     let db = Db::new(catalog);
+    let clock = options.clock.clone().unwrap_or_default();
     let mut store = Store::open(&config.storage)?;
     if let Some(durability) = options.durability.clone() {
         store = store.with_durability(durability);
@@ -116,7 +127,9 @@ pub async fn run_with(
         })
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??
+        .with_alerts(config.alerts.expiry_warning, clock.clone())
     };
+    let secrets: Vec<Secret> = std::iter::once(key.clone()).chain(config.http.token()).collect();
     let scrubber = (db.clone(), store.clone());
     let archiver =
         Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?.with_probe(config.probe);
@@ -136,8 +149,9 @@ pub async fn run_with(
         resumed_downloads = repaired.resumed_downloads,
         "vidkeep running"
     );
-    let ops = Ops::new(db.clone());
+    let ops = Ops::new(db.clone()).with_clock(clock);
     ops.set_budget(config.budget_limits());
+    ops.set_expiry_warning(config.alerts.expiry_warning);
     let wake = Arc::new(Notify::new());
     let limiter = Limiter::new(config.api.max_in_flight, config.api.max_in_flight_per_model.clone());
     let live = live_settings(&config);
@@ -167,6 +181,7 @@ pub async fn run_with(
     if let Some(listener) = listener {
         sup.spawn_http(listener, ui);
     }
+    sup.spawn_alarms(secrets)?;
     sup.spawn_probe()?;
     sup.notifier.ready();
     sup.run(options.reload).await
@@ -261,6 +276,28 @@ impl Supervisor {
         let app = web::app(routes, &self.config.http);
         let token = self.cancel.clone();
         self.workers.spawn(async move { ("http", web::serve(listener, app, token).await.map_err(Into::into)) });
+    }
+
+    /// The expiry watch, and the notification delivery when `[notify]` has a sink.
+    fn spawn_alarms(&mut self, secrets: Vec<Secret>) -> Result<(), DaemonError> {
+        let (db, ops, token) = (self.db.clone(), self.ops.clone(), self.cancel.clone());
+        let alerts = self.config.alerts.clone();
+        self.workers.spawn(async move {
+            let result =
+                crate::alarms::watch_expiry(db, ops, alerts.expiry_warning, alerts.check_interval, token).await;
+            ("expiry watch", result.map_err(Into::into))
+        });
+        let notify = &self.config.notify;
+        if notify.sinks().is_empty() {
+            return Ok(());
+        }
+        let hidden = vec![self.config.api.api_key_env.clone()];
+        let deliverer =
+            crate::alarms::Deliverer::new(self.db.clone(), self.ops.clone(), notify.clone(), secrets, hidden)?;
+        let token = self.cancel.clone();
+        self.workers.spawn(async move { ("notifier", deliverer.run(token).await.map_err(Into::into)) });
+        tracing::info!(sinks = ?notify.sinks(), "notifications on: events go out from the catalogue's outbox");
+        Ok(())
     }
 
     /// Asks the platform for anything when it has been quiet, so `/readyz` knows it is reachable

@@ -23,6 +23,7 @@
 //! the catalogue *before* the side effect it announces, so a crash at any point leaves a state
 //! that [`jobs::reconcile`] can repair without paying for a video twice.
 
+pub mod alarms;
 pub mod api;
 pub mod archive;
 pub mod catalog;

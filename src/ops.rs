@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::catalog::{CatalogError, Db, OpsSnapshot};
 use crate::money::Budget;
-use crate::time::now_ms;
+use crate::time::{Clock, now_ms};
 
 pub use metrics::Metrics;
 
@@ -37,6 +37,8 @@ struct Inner {
     platform_seen_ms: AtomicI64,
     intake_problem: std::sync::Mutex<Option<String>>,
     budget: std::sync::Mutex<Budget>,
+    clock: std::sync::OnceLock<Clock>,
+    expiry_warning_ms: AtomicI64,
 }
 
 impl Ops {
@@ -45,6 +47,22 @@ impl Ops {
         let ops = Ops::default();
         let _ = ops.inner.db.set(db);
         ops
+    }
+
+    /// Reads expiry times by `clock` instead of the system's (set once, at start).
+    pub fn with_clock(self, clock: Clock) -> Ops {
+        let _ = self.inner.clock.set(clock);
+        self
+    }
+
+    /// The wall clock expiry decisions read.
+    pub fn clock(&self) -> Clock {
+        self.inner.clock.get().cloned().unwrap_or_default()
+    }
+
+    /// Counts results expiring within `window` as `expiring` (the status line, `/metrics`).
+    pub fn set_expiry_warning(&self, window: Duration) {
+        self.inner.expiry_warning_ms.store(i64::try_from(window.as_millis()).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// The metrics registry.
@@ -103,11 +121,16 @@ impl Ops {
     /// what is left of the budgets, in the budget's zone.
     pub async fn snapshot(&self) -> Result<OpsSnapshot, CatalogError> {
         let Some(db) = self.inner.db.get() else { return Ok(OpsSnapshot::default()) };
-        let now = now_ms();
+        let now = self.clock().now_ms();
+        let window = self.inner.expiry_warning_ms.load(Ordering::Relaxed);
         let midnight = now - now.rem_euclid(24 * 60 * 60 * 1000);
         let budget = self.inner.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         db.call(move |c| {
             let mut snapshot = c.ops_snapshot(now, midnight)?;
+            if window > 0 {
+                snapshot.expiring = c.expiring_results(now.saturating_add(window))?.len() as u64;
+            }
+            snapshot.outbox = c.outbox_counts()?;
             let p = budget.periods(now);
             snapshot.spend_month_by_model = c.spend_by_model(p.month_start, p.next_month)?;
             let spent = c.spent(&budget, None, now)?;
@@ -141,11 +164,15 @@ pub fn status_line(s: &OpsSnapshot, max_in_flight: usize, now_ms: i64) -> String
     let in_flight = s.count("submitting") + s.count("submitted");
     let free = (max_in_flight as u64).saturating_sub(in_flight);
     let waiting = s.queued_due.saturating_sub(free);
-    let mut line = format!(
+    let mut line = String::new();
+    if s.expiring > 0 {
+        line.push_str(&format!("ALERT: {} paid result(s) about to expire unarchived (see the log); ", s.expiring));
+    }
+    line.push_str(&format!(
         "{in_flight} in flight, {} queued, {waiting} waiting for a slot, {} archiving",
         s.count("queued"),
         s.count("downloading")
-    );
+    ));
     if let Some(at) = s.earliest_expiry_ms {
         line.push_str(&format!(", oldest unarchived result {}", human_span(at - now_ms)));
     }
@@ -192,6 +219,12 @@ mod tests {
             status_line(&s, 30, 0)
         );
         assert_eq!(human_span(-90_000), "expired 90 s ago");
+        let alarmed = OpsSnapshot { expiring: 2, ..OpsSnapshot::default() };
+        assert!(
+            status_line(&alarmed, 30, 0).starts_with("ALERT: 2 paid result(s) about to expire unarchived"),
+            "{}",
+            status_line(&alarmed, 30, 0)
+        );
         assert_eq!(human_span(35 * 60_000), "expires in 35 min");
     }
 }

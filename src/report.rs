@@ -51,6 +51,8 @@ pub struct Cost {
     pub possibly_charged_rmb: String,
     /// Submissions refused or never sent: not charged.
     pub not_charged_attempts: i64,
+    /// RMB paid for a result that expired before it was archived: lost, nothing kept.
+    pub lost_rmb: String,
     /// The same in words.
     pub summary: String,
     /// For a failed job: whether a retry would be charged again and whether it is likely to help.
@@ -66,6 +68,12 @@ impl Cost {
             summary.push_str(&format!(", {possibly} RMB possibly charged"));
         }
         summary.push_str(&format!(" ({} attempt(s), {} not charged)", money.attempts, money.not_charged));
+        if money.lost_fen > 0 {
+            summary.push_str(&format!(
+                "; {} RMB lost: paid, but the result expired before it was kept",
+                Fen(money.lost_fen)
+            ));
+        }
         let retry = job
             .error
             .as_ref()
@@ -75,6 +83,7 @@ impl Cost {
             charged_rmb: charged.to_string(),
             possibly_charged_rmb: possibly.to_string(),
             not_charged_attempts: money.not_charged,
+            lost_rmb: Fen(money.lost_fen).to_string(),
             summary,
             retry,
         }
@@ -254,7 +263,7 @@ mod tests {
         let mut job = crate::catalog::JobRecord::for_test("j1");
         job.state = JobState::Failed;
         job.error = Some(JobError::new("platform-1301", "unsafe"));
-        let refused = Money { attempts: 1, charged_fen: 0, possibly_charged_fen: 0, not_charged: 1 };
+        let refused = Money { attempts: 1, charged_fen: 0, possibly_charged_fen: 0, not_charged: 1, lost_fen: 0 };
         let cost = Cost::of(&job, &refused);
         assert_eq!(cost.summary, "cost 0.00 RMB charged (1 attempt(s), 1 not charged)");
         assert!(cost.retry.as_deref().is_some_and(|r| r.contains("not likely to help")), "{cost:?}");
@@ -263,7 +272,7 @@ mod tests {
             Cost::of(&job, &refused).retry.is_some_and(|r| r.contains("likely to help") && !r.contains("not likely"))
         );
         job.error = Some(JobError::new("task-failed", "FAIL"));
-        let charged = Money { attempts: 1, charged_fen: 250, possibly_charged_fen: 0, not_charged: 0 };
+        let charged = Money { attempts: 1, charged_fen: 250, possibly_charged_fen: 0, not_charged: 0, lost_fen: 0 };
         let cost = Cost::of(&job, &charged);
         assert_eq!(cost.charged_rmb, "2.50");
         assert!(cost.retry.is_some_and(|r| r.contains("charged again") && r.contains("may help")));

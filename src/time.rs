@@ -1,6 +1,40 @@
 //! Wall-clock timestamps as the catalogue stores them: Unix milliseconds, shown as RFC 3339 UTC.
+//! [`Clock`] is the wall clock the expiry decisions read, so tests can move it by hours.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The wall clock for decisions that span hours (result expiry, expiry warnings): the system's,
+/// or a manual one that tests set and move. Cloning shares the same clock.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    manual: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    /// The system's wall clock.
+    pub fn system() -> Clock {
+        Clock { manual: None }
+    }
+
+    /// A clock that stands at `ms` until it is set or advanced.
+    pub fn manual(ms: i64) -> Clock {
+        Clock { manual: Some(Arc::new(AtomicI64::new(ms))) }
+    }
+
+    /// Milliseconds since the Unix epoch, by this clock.
+    pub fn now_ms(&self) -> i64 {
+        self.manual.as_ref().map_or_else(now_ms, |t| t.load(Ordering::SeqCst))
+    }
+
+    /// Moves a manual clock forward by `d` (the system clock cannot be moved; nothing happens).
+    pub fn advance(&self, d: Duration) {
+        if let Some(t) = &self.manual {
+            t.fetch_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX), Ordering::SeqCst);
+        }
+    }
+}
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -34,6 +68,16 @@ pub fn parse_date(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let clock = Clock::manual(1_000);
+        let shared = clock.clone();
+        assert_eq!(clock.now_ms(), 1_000);
+        shared.advance(Duration::from_secs(3600));
+        assert_eq!(clock.now_ms(), 1_000 + 3_600_000);
+        assert!(Clock::system().now_ms() > 1_700_000_000_000);
+    }
 
     #[test]
     fn formats_and_parses() {

@@ -80,20 +80,25 @@ async fn expired_links_are_refreshed_from_the_platform_then_archived() {
         .filter(|e| e.note.as_deref().is_some_and(|n| n.contains("fresh")))
         .count();
     assert!(refreshed > 0, "at least one gone link was replaced by a fresh one");
+    for job in &jobs {
+        let (ready, expires) = (job.result_at.expect("result time"), job.expires_at.expect("expiry"));
+        assert_eq!(expires - ready, vidkeep::catalog::RESULT_URL_LIFETIME_MS, "fresh links keep the first expiry");
+    }
     env.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_result_gone_for_good_fails_as_expired_after_asking_again() {
+async fn a_result_gone_for_good_fails_as_result_expired_after_asking_again() {
     let sim = SimConfig { faults: Faults { download_gone: 1.0, ..Faults::default() }, ..fast_sim() };
     let mut env = Env::new(sim, "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
     env.start();
     env.drop_spec("late.txt", "a video nobody fetched in time");
     let jobs = env.wait_all_ended(1).await;
     assert_eq!(jobs[0].state, JobState::Failed);
-    assert_eq!(jobs[0].error.as_ref().map(|e| e.code.as_str()), Some("expired"));
+    assert_eq!(jobs[0].error.as_ref().map(|e| e.code.as_str()), Some("result-expired"));
     let report = env.report("failed", "late.txt");
-    assert_eq!(report["error"]["code"], "expired");
+    assert_eq!(report["error"]["code"], "result-expired");
+    assert_eq!(report["cost"]["lost_rmb"], "2.50", "paid and nothing kept: {report}");
     assert!(report["error"]["message"].as_str().unwrap_or_default().contains("expired"));
     // Each "gone" was followed by asking async-result again before giving up.
     assert!(env.sim.stats().polls >= 2 + 3, "{:?}", env.sim.stats());

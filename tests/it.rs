@@ -6,6 +6,7 @@
 mod support;
 mod web;
 
+mod alarms;
 mod answers;
 mod chaos;
 mod cli;

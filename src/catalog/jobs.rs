@@ -178,6 +178,8 @@ pub struct JobRecord {
     pub submitted_at: Option<i64>,
     /// SUCCESS seen (unix ms).
     pub result_at: Option<i64>,
+    /// When the result's links expire (unix ms): a day after SUCCESS unless the platform said.
+    pub expires_at: Option<i64>,
     /// Archived (unix ms).
     pub archived_at: Option<i64>,
     /// Reached a terminal state (unix ms).
@@ -221,6 +223,7 @@ impl JobRecord {
             created_at: 0,
             submitted_at: None,
             result_at: None,
+            expires_at: None,
             archived_at: None,
             finished_at: None,
             take_group: None,
@@ -237,7 +240,7 @@ pub(super) const COLUMNS: &str = "id, spec_name, spec_file, spec_place, model, p
     result_at, archived_at, finished_at, take_group, take_no, \
     (SELECT COALESCE(SUM(s.price_fen), 0) FROM submissions s WHERE s.job_id = jobs.id AND s.outcome = 'accepted'), \
     (SELECT COALESCE(SUM(s.price_fen), 0) FROM submissions s WHERE s.job_id = jobs.id \
-        AND s.outcome IN ('pending', 'uncertain'))";
+        AND s.outcome IN ('pending', 'uncertain')), expires_at";
 
 pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, String, String)> {
     let code: Option<String> = r.get(20)?;
@@ -273,6 +276,7 @@ pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, Stri
         take_no: r.get(28)?,
         charged_fen: r.get(29)?,
         possibly_charged_fen: r.get(30)?,
+        expires_at: r.get(31)?,
     };
     Ok((record, r.get(3)?, r.get(8)?, r.get(12)?))
 }
@@ -460,6 +464,9 @@ impl Catalog {
             params![job_id, now, from.as_str(), to.as_str(), note],
         )
         .map_err(sql("insert event"))?;
+        if let Some(event) = super::outbox::event_for(to) {
+            super::outbox::enqueue_job_event(&tx, &self.notify, event, job_id, None, serde_json::json!({}), now)?;
+        }
         tx.commit().map_err(sql("commit transition"))
     }
 
@@ -472,6 +479,20 @@ impl Catalog {
             .map_err(sql("read job"))?
             .ok_or_else(|| CatalogError::NoJob(id.to_owned()))?;
         finish_row(raw)
+    }
+
+    /// Jobs whose results wait to be archived, the one whose links expire first first (then the
+    /// oldest): the order the engine fills its download slots in.
+    pub fn downloads_by_expiry(&self) -> Result<Vec<JobRecord>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE state = 'downloading' \
+                 ORDER BY expires_at IS NULL, expires_at, created_at, id"
+            ))
+            .map_err(sql("downloads by expiry"))?;
+        let rows = stmt.query_map([], read_row).map_err(sql("downloads by expiry"))?;
+        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
     }
 
     /// Jobs in `state`, oldest first.
@@ -529,6 +550,7 @@ impl Catalog {
     }
 
     /// Records fresh result URLs for a job still `downloading` (its old links had expired).
+    /// The result's expiry stays as it was unless the platform named a new one (`expires_at`).
     /// Returns whether the job was still downloading.
     pub fn refresh_result(
         &mut self,
@@ -536,14 +558,15 @@ impl Catalog {
         video_url: &str,
         cover_url: Option<&str>,
         result_json: &str,
+        expires_at: Option<i64>,
     ) -> Result<bool, CatalogError> {
         let tx = self.conn.transaction().map_err(sql("begin refresh"))?;
         let now = now_ms();
         let changed = tx
             .execute(
-                "UPDATE jobs SET video_url = ?2, cover_url = ?3, result_json = ?4, updated_at = ?5 \
-                 WHERE id = ?1 AND state = 'downloading'",
-                params![job_id, video_url, cover_url, result_json, now],
+                "UPDATE jobs SET video_url = ?2, cover_url = ?3, result_json = ?4, updated_at = ?5, \
+                 expires_at = COALESCE(?6, expires_at) WHERE id = ?1 AND state = 'downloading'",
+                params![job_id, video_url, cover_url, result_json, now, expires_at],
             )
             .map_err(sql("refresh result URLs"))?;
         if changed == 1 {
@@ -641,12 +664,14 @@ pub(super) fn apply_change(
             settle_submission(tx, id, "uncertain", None, Some(&error.code), now)?;
             Ok(error.message.clone())
         }
-        Change::ResultReady { video_url, cover_url, result_json } => {
+        Change::ResultReady { video_url, cover_url, result_json, expires_at } => {
+            // The expiry is set once, here; nothing later moves it but the platform's own word.
+            let expires = expires_at.unwrap_or_else(|| now.saturating_add(super::RESULT_URL_LIFETIME_MS));
             exec(
                 "record result",
                 "UPDATE jobs SET video_url = ?2, cover_url = ?3, result_json = ?4, result_at = ?5, \
-                 error_code = NULL, error_message = NULL WHERE id = ?1",
-                &[&id, video_url, cover_url, result_json, &now],
+                 expires_at = ?6, error_code = NULL, error_message = NULL WHERE id = ?1",
+                &[&id, video_url, cover_url, result_json, &now, &expires],
             )?;
             Ok("task succeeded; archiving results".to_owned())
         }

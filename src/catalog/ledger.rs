@@ -21,6 +21,9 @@ pub struct Money {
     pub possibly_charged_fen: i64,
     /// Submissions that were refused or never sent: not charged.
     pub not_charged: i64,
+    /// Fen paid for a result that expired before it was archived (`result-expired`): money
+    /// lost, nothing kept. Part of `charged_fen`, not in addition to it.
+    pub lost_fen: i64,
 }
 
 /// One charged or possibly-charged submission, as `vidkeep spend --format csv` lists it.
@@ -42,6 +45,8 @@ pub struct LedgerRow {
     pub price_fen: i64,
     /// `charged` or `possibly-charged`.
     pub outcome: String,
+    /// Charged for a result that expired before it was archived (`result-expired`): money lost.
+    pub lost: bool,
 }
 
 /// The answer of [`Catalog::submit_within_budget`].
@@ -90,6 +95,7 @@ impl Catalog {
         }
         let price = prices.fen(&model);
         let spent = spent_in(&tx, budget, project.as_deref(), now)?;
+        let mut reached = None;
         let (change, answer) = match budget.check(spent, price, project.as_deref()) {
             Err(blocked) if from == JobState::WaitingBudget => {
                 if message.as_deref() != Some(blocked.reason.as_str()) {
@@ -102,7 +108,10 @@ impl Catalog {
                 tx.commit().map_err(sql("commit budget wait"))?;
                 return Ok(BudgetCheck::Wait(blocked.reason));
             }
-            Err(blocked) => (Change::WaitBudget { reason: blocked.reason.clone() }, BudgetCheck::Wait(blocked.reason)),
+            Err(blocked) => {
+                reached = Some((blocked.limit, blocked.reason.clone()));
+                (Change::WaitBudget { reason: blocked.reason.clone() }, BudgetCheck::Wait(blocked.reason))
+            }
             Ok(()) => {
                 let body: String = tx
                     .query_row("SELECT body FROM job_requests WHERE job_id = ?1", [job_id], |r| r.get(0))
@@ -137,6 +146,24 @@ impl Catalog {
             params![job_id, now, from.as_str(), to.as_str(), note],
         )
         .map_err(sql("insert event"))?;
+        if let Some((limit, reason)) = reached {
+            // Once per budget and period: the first job it stops says the budget is reached.
+            let p = budget.periods(now);
+            let period = if limit == "daily" { p.day_start } else { p.month_start };
+            let scope = if limit == "project" { project.clone().unwrap_or_default() } else { String::new() };
+            let key = format!("budget-reached:{limit}:{scope}:{period}");
+            let extra = serde_json::json!({ "budget": limit, "reason": reason });
+            super::outbox::enqueue_job_event(&tx, &self.notify, "budget_reached", job_id, Some(&key), extra, now)?;
+            super::outbox::enqueue_job_event(
+                &tx,
+                &self.notify,
+                "waiting_budget",
+                job_id,
+                None,
+                serde_json::json!({}),
+                now,
+            )?;
+        }
         tx.commit().map_err(sql("commit submit"))?;
         Ok(answer)
     }
@@ -148,8 +175,10 @@ impl Catalog {
                 "SELECT COUNT(*), \
                  COALESCE(SUM(CASE money WHEN 'charged' THEN price_fen END), 0), \
                  COALESCE(SUM(CASE money WHEN 'possibly-charged' THEN price_fen END), 0), \
-                 COALESCE(SUM(CASE money WHEN 'not-charged' THEN 1 END), 0) \
-                 FROM ledger WHERE job_id = ?1",
+                 COALESCE(SUM(CASE money WHEN 'not-charged' THEN 1 END), 0), \
+                 COALESCE(SUM(CASE WHEN money = 'charged' AND lost THEN price_fen END), 0) \
+                 FROM (SELECT l.*, (j.state = 'failed' AND j.error_code = 'result-expired') AS lost \
+                       FROM ledger l JOIN jobs j ON j.id = l.job_id WHERE l.job_id = ?1)",
                 [job_id],
                 |r| {
                     Ok(Money {
@@ -157,6 +186,7 @@ impl Catalog {
                         charged_fen: r.get(1)?,
                         possibly_charged_fen: r.get(2)?,
                         not_charged: r.get(3)?,
+                        lost_fen: r.get(4)?,
                     })
                 },
             )
@@ -187,7 +217,9 @@ impl Catalog {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT started_at, job_id, spec_name, model, project, task_id, price_fen, money FROM ledger \
+                "SELECT started_at, job_id, spec_name, model, project, task_id, price_fen, money, \
+                 money = 'charged' AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = ledger.job_id \
+                   AND j.state = 'failed' AND j.error_code = 'result-expired') FROM ledger \
                  WHERE money <> 'not-charged' AND started_at >= ?1 AND started_at < ?2 ORDER BY started_at, id",
             )
             .map_err(sql("read ledger"))?;
@@ -202,6 +234,7 @@ impl Catalog {
                     task_id: r.get(5)?,
                     price_fen: r.get(6)?,
                     outcome: r.get(7)?,
+                    lost: r.get(8)?,
                 })
             })
             .map_err(sql("read ledger"))?;
@@ -292,7 +325,10 @@ mod tests {
         assert!(matches!(next, BudgetCheck::Submit(_)), "{next:?}");
         assert_eq!(c.job(&ids[2]).expect("job").state, JobState::Submitting);
         let money = c.job_money(&ids[2]).expect("money");
-        assert_eq!(money, Money { attempts: 1, charged_fen: 0, possibly_charged_fen: 250, not_charged: 0 });
+        assert_eq!(
+            money,
+            Money { attempts: 1, charged_fen: 0, possibly_charged_fen: 250, not_charged: 0, lost_fen: 0 }
+        );
     }
 
     #[test]
@@ -309,7 +345,10 @@ mod tests {
         c.submit_within_budget(&id, "r2", &prices, &b, 2000).expect("submit");
         c.transition(&id, JobState::Submitting, &Change::Submitted { task_id: "t1".to_owned() }).expect("accept");
         let money = c.job_money(&id).expect("money");
-        assert_eq!(money, Money { attempts: 2, charged_fen: 199, possibly_charged_fen: 0, not_charged: 1 });
+        assert_eq!(
+            money,
+            Money { attempts: 2, charged_fen: 199, possibly_charged_fen: 0, not_charged: 1, lost_fen: 0 }
+        );
         let rows = c.ledger(0, i64::MAX).expect("ledger");
         assert_eq!(rows.len(), 1, "only the charged submission is on the bill");
         assert_eq!(

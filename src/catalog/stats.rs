@@ -22,6 +22,11 @@ pub struct OpsSnapshot {
     pub earliest_expiry_ms: Option<i64>,
     /// List price (0.01 CNY) of the submissions accepted since `since_ms`.
     pub spend_fen: i64,
+    /// Paid results not yet archived that expire within `[alerts] expiry_warning` (set by
+    /// [`crate::ops::Ops::snapshot`]).
+    pub expiring: u64,
+    /// Notification events pending and dead (set by [`crate::ops::Ops::snapshot`]).
+    pub outbox: super::OutboxCounts,
     /// Why the oldest `waiting_budget` job waits, if one does.
     pub budget_wait: Option<String>,
     /// Charged and possibly-charged fen this month (budget zone) by model.
@@ -55,9 +60,13 @@ impl Catalog {
                 r.get(0)
             })
             .map_err(sql("count due jobs"))?;
-        let earliest_result: Option<i64> = self
+        let earliest_expiry: Option<i64> = self
             .conn
-            .query_row("SELECT MIN(result_at) FROM jobs WHERE state = 'downloading'", [], |r| r.get(0))
+            .query_row(
+                "SELECT MIN(COALESCE(expires_at, result_at + ?1)) FROM jobs WHERE state = 'downloading'",
+                [RESULT_URL_LIFETIME_MS],
+                |r| r.get(0),
+            )
             .map_err(sql("earliest result"))?;
         let spend_fen: i64 = self
             .conn
@@ -84,7 +93,9 @@ impl Catalog {
             budget_wait,
             by_state,
             queued_due: u64::try_from(queued_due).unwrap_or(0),
-            earliest_expiry_ms: earliest_result.map(|t| t.saturating_add(RESULT_URL_LIFETIME_MS)),
+            earliest_expiry_ms: earliest_expiry,
+            expiring: 0,
+            outbox: super::OutboxCounts::default(),
             spend_fen,
         })
     }

@@ -45,6 +45,8 @@ pub(crate) struct Totals {
     pub charged: i64,
     /// Fen possibly charged.
     pub possibly: i64,
+    /// Fen charged for results that expired before they were archived (part of `charged`).
+    pub lost: i64,
     /// Submissions counted.
     pub submissions: i64,
 }
@@ -53,6 +55,9 @@ impl Totals {
     fn add(&mut self, row: &LedgerRow) {
         if row.outcome == "charged" {
             self.charged += row.price_fen;
+            if row.lost {
+                self.lost += row.price_fen;
+            }
         } else {
             self.possibly += row.price_fen;
         }
@@ -127,6 +132,7 @@ pub(super) fn run(
                     "charged": Fen(t.charged).to_string(),
                     "possibly_charged": Fen(t.possibly).to_string(),
                     "total": Fen(t.charged + t.possibly).to_string(),
+                    "lost": Fen(t.lost).to_string(),
                     "submissions": t.submissions,
                 })
             };
@@ -156,22 +162,27 @@ pub(super) fn run(
             let width = groups.keys().map(String::len).max().unwrap_or(0).max(head.len()).max(5);
             let _ = writeln!(
                 out,
-                "{head:<width$}  {:>10}  {:>16}  {:>10}  SUBMISSIONS",
-                "CHARGED", "POSSIBLY_CHARGED", "TOTAL"
+                "{head:<width$}  {:>10}  {:>16}  {:>10}  {:>8}  SUBMISSIONS",
+                "CHARGED", "POSSIBLY_CHARGED", "TOTAL", "LOST"
             );
             let mut line = |k: &str, t: &Totals| {
                 let _ = writeln!(
                     out,
-                    "{k:<width$}  {:>10}  {:>16}  {:>10}  {}",
+                    "{k:<width$}  {:>10}  {:>16}  {:>10}  {:>8}  {}",
                     Fen(t.charged).to_string(),
                     Fen(t.possibly).to_string(),
                     Fen(t.charged + t.possibly).to_string(),
+                    Fen(t.lost).to_string(),
                     t.submissions
                 );
             };
             groups.iter().for_each(|(k, t)| line(k, t));
             line("total", &total);
-            let _ = writeln!(out, "amounts in RMB; days in {}", budget.timezone_name);
+            let _ = writeln!(
+                out,
+                "amounts in RMB; days in {}; LOST: charged for results that expired before they were kept",
+                budget.timezone_name
+            );
         }
     }
     // A closed pipe (`| head`) is not an error worth a panic.

@@ -2,9 +2,10 @@
 //! Assets already recorded are skipped, so a restarted download redoes only what is missing.
 //!
 //! Also the engine's download step ([`fetch`]): what a failure means. A link answering "gone"
-//! makes it ask the platform for fresh links before counting it; the job fails as `expired`
-//! only when the task is unknown, the same dead links come back three times, or a day has
-//! passed since the task succeeded. Anything else is retried with backoff.
+//! makes it ask the platform for fresh links before counting it; the job fails as
+//! `result-expired` only when the task is unknown, the same dead links come back three times,
+//! or the result's expiry (`expires_at`, a day after the task succeeded unless the platform
+//! said otherwise) has passed. Anything else is retried with backoff.
 
 use object_store::path::Path as Key;
 use serde_json::{Value, json};
@@ -17,6 +18,9 @@ use crate::api::{ErrorClass, TaskStatus};
 use crate::archive::provenance::keep_inputs;
 use crate::archive::{ArchiveError, Archiver};
 use crate::catalog::{Asset, AssetKind, CatalogError, Db, Input, JobRecord, RESULT_URL_LIFETIME_MS};
+
+/// The error code of a paid result that expired before it was archived: money lost.
+pub(super) const RESULT_EXPIRED: &str = "result-expired";
 use crate::probe::Promise;
 use crate::store::job_key;
 use crate::time::{now_ms, rfc3339};
@@ -170,10 +174,15 @@ pub(super) async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) 
     };
     let id = job.id.clone();
     let mut gone_now = 0;
+    let now = ctx.ops.clock().now_ms();
+    let expiry = job.expires_at.or_else(|| job.result_at.map(|at| at.saturating_add(RESULT_URL_LIFETIME_MS)));
+    let past_expiry = expiry.is_some_and(|at| now > at);
+    // Past its expiry a failing link is dead; a store that is down is not the link's fault.
+    if past_expiry && !matches!(e, ArchiveError::Store(_)) {
+        let at = expiry.map(rfc3339).unwrap_or_default();
+        return expire(ctx, job, &format!("{e}, after the result's links expired at {at}")).await;
+    }
     if matches!(e, ArchiveError::Gone(_)) {
-        if job.result_at.is_some_and(|at| now_ms() > at.saturating_add(RESULT_URL_LIFETIME_MS)) {
-            return expire(ctx, job, &format!("{e}, more than a day after the task succeeded")).await;
-        }
         match refresh_links(ctx, job).await? {
             Refresh::Fresh => {
                 // New links: try them at once, the gone count starts over.
@@ -223,22 +232,48 @@ async fn refresh_links(ctx: &Ctx, job: &JobRecord) -> Result<Refresh, EngineErro
     }
     tracing::info!(job_id = %job.id, task_id, "the result links had expired; the platform gave fresh ones");
     let id = job.id.clone();
-    ctx.db.call(move |c| c.refresh_result(&id, &video_url, cover_url.as_deref(), &report.raw)).await?;
+    // Fresh links keep the result's expiry unless the platform names a new one.
+    let expires_at = platform_expiry(&video_url);
+    ctx.db.call(move |c| c.refresh_result(&id, &video_url, cover_url.as_deref(), &report.raw, expires_at)).await?;
     Ok(Refresh::Fresh)
 }
 
-/// Fails a job whose result can no longer be fetched, with the reason `expired`.
+/// When a result link says it expires, if it does: a signed URL's `Expires=<unix seconds>`
+/// (the platform's other hosts sign links that way). `None` means the platform did not say.
+pub(super) fn platform_expiry(url: &str) -> Option<i64> {
+    let url = url::Url::parse(url).ok()?;
+    let (_, value) = url.query_pairs().find(|(k, _)| k.eq_ignore_ascii_case("expires"))?;
+    let seconds: i64 = value.parse().ok()?;
+    (seconds > 0).then(|| seconds.saturating_mul(1000))
+}
+
+/// Fails a job whose paid result can no longer be fetched, with the code `result-expired`.
 async fn expire(ctx: &Ctx, job: &JobRecord, detail: &str) -> Result<Next, EngineError> {
     let error = JobError::new(
-        "expired",
+        RESULT_EXPIRED,
         format!(
-            "the result could not be downloaded before its link expired ({detail}). The task was paid for; \
-             drop the spec again to make the video anew"
+            "the result could not be downloaded before its link expired ({detail}). The task was paid for \
+             and nothing was kept: the money is lost; drop the spec again to make the video anew"
         ),
     );
-    tracing::error!(job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""), "result link expired; job failed");
+    tracing::error!(job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""), spec = %job.spec_name, "paid result expired before it was archived; job failed as result-expired");
     let id = job.id.clone();
     ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
     ctx.ops.metrics().download("expired");
     Ok(Next::Idle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::platform_expiry;
+
+    #[test]
+    fn a_signed_link_tells_its_expiry_and_a_plain_one_does_not() {
+        assert_eq!(
+            platform_expiry("https://x.ufileos.com/a.png?UCloudPublicKey=k&Signature=s&Expires=1764000000"),
+            Some(1_764_000_000_000)
+        );
+        assert_eq!(platform_expiry("https://aigc-files.bigmodel.cn/api/cogvideo/a_0.mp4"), None);
+        assert_eq!(platform_expiry("https://h/a.mp4?Expires=soon"), None);
+    }
 }

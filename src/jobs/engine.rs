@@ -19,7 +19,7 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::download::fetch;
+use super::download::{fetch, platform_expiry};
 use super::{Change, JobError, JobState, Limiter, LiveSettings, backoff};
 use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus, same_model};
 use crate::archive::Archiver;
@@ -349,7 +349,8 @@ impl Engine {
 
     async fn start_downloads(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
-        let downloading = self.ctx.db.call(|c| c.jobs_in(JobState::Downloading)).await?;
+        // Soonest expiry first: with the slots full, the result about to be lost goes next.
+        let downloading = self.ctx.db.call(|c| c.downloads_by_expiry()).await?;
         for job in downloading {
             if self.downloads >= self.ctx.settings.download_concurrency {
                 break;
@@ -541,7 +542,8 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
                 if let Some(answered) = report.model.as_deref().filter(|m| !same_model(&job.model, m)) {
                     tracing::warn!(job_id = %job.id, task_id = %task_id, sent = %job.model, answered, "the platform names another model for this task");
                 }
-                Change::ResultReady { video_url, cover_url, result_json: report.raw }
+                let expires_at = platform_expiry(&video_url);
+                Change::ResultReady { video_url, cover_url, result_json: report.raw, expires_at }
             }
             TaskStatus::SuccessWithoutResult => Change::Failed(JobError::new(
                 "task-no-result",

@@ -176,6 +176,8 @@ pub enum Change {
         cover_url: Option<String>,
         /// The platform's answer, verbatim.
         result_json: String,
+        /// When the links expire, if the platform says (unix ms); else a day from now.
+        expires_at: Option<i64>,
     },
     /// Every asset is stored and recorded.
     Archived,

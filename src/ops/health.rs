@@ -61,7 +61,8 @@ async fn readyz(State(ops): State<Ops>) -> Response {
 async fn metrics_text(State(ops): State<Ops>) -> Response {
     match ops.snapshot().await {
         Ok(snapshot) => {
-            ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], ops.metrics().render(&snapshot, now_ms())).into_response()
+            ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], ops.metrics().render(&snapshot, ops.clock().now_ms()))
+                .into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "metrics: cannot read the catalogue");

@@ -40,6 +40,9 @@ pub struct Metrics {
     intake_paused: Gauge,
     spend_month: Family<Label, Gauge>,
     budget_remaining: Family<Label, Gauge>,
+    results_expiring: Gauge,
+    notifications: Family<Label, Counter>,
+    notify_outbox: Family<Label, Gauge>,
 }
 
 impl Default for Metrics {
@@ -112,6 +115,27 @@ impl Metrics {
             "Fen left of each set budget (period daily or monthly); absent when no budget is set",
             budget_remaining.clone(),
         );
+        let results_expiring = Gauge::default();
+        registry.register(
+            "results_expiring",
+            "Paid results not yet archived whose links expire within [alerts] expiry_warning",
+            results_expiring.clone(),
+        );
+        let notifications = Family::<Label, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification deliveries by result (delivered, retry, dead)",
+            notifications.clone(),
+        );
+        let notify_outbox = Family::<Label, Gauge>::default();
+        registry.register(
+            "notify_outbox",
+            "Notification events in the outbox by status (pending, dead)",
+            notify_outbox.clone(),
+        );
+        for result in ["delivered", "retry", "dead"] {
+            let _ = notifications.get_or_create(&[("result", result.to_owned())]);
+        }
         for state in JobState::ALL {
             let _ = jobs.get_or_create(&[("state", state.as_str().to_owned())]);
         }
@@ -135,7 +159,15 @@ impl Metrics {
             intake_paused,
             spend_month,
             budget_remaining,
+            results_expiring,
+            notifications,
+            notify_outbox,
         }
+    }
+
+    /// A notification delivery ended with `result` (`delivered`, `retry` or `dead`).
+    pub fn notification(&self, result: &'static str) {
+        self.notifications.get_or_create(&[("result", result.to_owned())]).inc();
     }
 
     /// The inbox was scanned once.
@@ -185,6 +217,13 @@ impl Metrics {
             None => self.expiry_seconds.clear(),
         }
         self.spend_fen.set(snapshot.spend_fen);
+        self.results_expiring.set(i64::try_from(snapshot.expiring).unwrap_or(i64::MAX));
+        self.notify_outbox
+            .get_or_create(&[("status", "pending".to_owned())])
+            .set(i64::try_from(snapshot.outbox.pending).unwrap_or(i64::MAX));
+        self.notify_outbox
+            .get_or_create(&[("status", "dead".to_owned())])
+            .set(i64::try_from(snapshot.outbox.dead).unwrap_or(i64::MAX));
         self.spend_month.clear();
         for (model, fen) in &snapshot.spend_month_by_model {
             self.spend_month.get_or_create(&[("model", model.clone())]).set(*fen);

@@ -64,6 +64,9 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     check("http.token", old.http.token != new.http.token, false);
     check("verify.every", old.verify.every != new.verify.every, false);
     check("verify.sample", old.verify.sample != new.verify.sample, false);
+    check("alerts", old.alerts != new.alerts, false);
+    check("notify", old.notify != new.notify, false);
+    check("http.public_url", old.http.public_url != new.http.public_url, false);
     p
 }
 
@@ -78,6 +81,8 @@ pub fn effective(old: &Config, new: &Config) -> Config {
     c.catalog = old.catalog.clone();
     c.http = old.http.clone();
     c.verify = old.verify.clone();
+    c.alerts = old.alerts.clone();
+    c.notify = old.notify.clone();
     c
 }
 

@@ -45,6 +45,9 @@ pub struct UiState {
     catalog: Arc<Mutex<Catalog>>,
     store: Store,
     budget: Arc<Budget>,
+    /// The expiry warning window and the clock it is read by: pages show a banner while a paid
+    /// result is about to expire unarchived.
+    alerts: Option<(std::time::Duration, crate::time::Clock)>,
 }
 
 impl std::fmt::Debug for UiState {
@@ -56,12 +59,18 @@ impl std::fmt::Debug for UiState {
 impl UiState {
     /// Reads `catalog` (opened read-only) and `store`.
     pub fn new(catalog: Catalog, store: Store) -> UiState {
-        UiState { catalog: Arc::new(Mutex::new(catalog)), store, budget: Arc::new(Budget::default()) }
+        UiState { catalog: Arc::new(Mutex::new(catalog)), store, budget: Arc::new(Budget::default()), alerts: None }
     }
 
     /// Shows use of `budget` on the spend page (and counts its days in its zone).
     pub fn with_budget(mut self, budget: Budget) -> UiState {
         self.budget = Arc::new(budget);
+        self
+    }
+
+    /// Shows a banner on every page while a paid result expires within `window` unarchived.
+    pub fn with_alerts(mut self, window: std::time::Duration, clock: crate::time::Clock) -> UiState {
+        self.alerts = Some((window, clock));
         self
     }
 
@@ -94,7 +103,22 @@ pub fn routes(state: UiState) -> Router {
         .route("/spend", get(spend_page))
         .route("/export.csv", get(export_csv))
         .route("/export.json", get(export_json))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), expiry_banner))
         .with_state(state)
+}
+
+/// Reads the results about to expire for the page layout's banner ([`pages::BANNER`]).
+async fn expiry_banner(
+    State(state): State<UiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some((window, clock)) = state.alerts.clone() else { return next.run(request).await };
+    let now = clock.now_ms();
+    let until = crate::time::after(now, window);
+    let expiring = state.read(move |c| c.expiring_results(until)).await.unwrap_or_default();
+    let banner = (!expiring.is_empty()).then_some(pages::Banner { expiring, now });
+    pages::BANNER.scope(banner, next.run(request)).await
 }
 
 /// What went wrong with a request, as the page or API says it.

@@ -111,6 +111,15 @@ impl Env {
     /// Starts the daemon in-process with its HTTP server on a free loopback port, and returns
     /// the server's base URL; `reload` receives reload requests when given.
     pub async fn start_serving(&mut self, reload: Option<tokio::sync::mpsc::UnboundedReceiver<()>>) -> String {
+        self.start_serving_with(reload, None).await
+    }
+
+    /// As [`Env::start_serving`], judging result expiry by `clock` when given.
+    pub async fn start_serving_with(
+        &mut self,
+        reload: Option<tokio::sync::mpsc::UnboundedReceiver<()>>,
+        clock: Option<vidkeep::time::Clock>,
+    ) -> String {
         assert!(self.daemon.is_none(), "daemon already running");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -120,6 +129,7 @@ impl Env {
             config_path: Some(self.config_path.clone()),
             reload,
             http_listener: Some(listener),
+            clock,
             ..vidkeep::daemon::Options::default()
         };
         let handle = tokio::spawn(vidkeep::daemon::run_with(self.config.clone(), key, cancel.clone(), options));

@@ -57,6 +57,35 @@ setInterval(function(){fetch('/api/stamp',{credentials:'same-origin'}).then(func
 .then(function(j){if(j.stamp!==s&&!document.querySelector('input:focus,select:focus'))location.reload()})\
 .catch(function(){})},5000)})();";
 
+/// Paid results about to expire unarchived, shown at the top of every page.
+#[derive(Debug, Clone)]
+pub(super) struct Banner {
+    /// The results, soonest first.
+    pub expiring: Vec<crate::catalog::Expiring>,
+    /// The time the page is made at.
+    pub now: i64,
+}
+
+tokio::task_local! {
+    /// The banner of the request being answered (set by the UI's middleware).
+    pub(super) static BANNER: Option<Banner>;
+}
+
+/// The expiry banner, if one is due: text only, escaped by maud, styled by the existing
+/// `.error` rule (no new inline style or script, so the CSP stays as it is).
+fn banner() -> Markup {
+    let Some(Some(b)) = BANNER.try_with(Clone::clone).ok() else { return html! {} };
+    html! {
+        div.error role="alert" {
+            strong { (b.expiring.len()) " paid result(s) not archived and about to expire: " }
+            @for (n, e) in b.expiring.iter().enumerate() {
+                @if n > 0 { "; " }
+                a href={ "/jobs/" (e.job_id) } { (e.spec_name) } " " (crate::ops::human_span(e.expires_at - b.now))
+            }
+        }
+    }
+}
+
 pub(super) fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -69,7 +98,7 @@ pub(super) fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
             }
             body data-stamp=(stamp) {
                 header { a href="/" { "vidkeep" } span { "archived AI video" } " " a href="/spend" { "spend" } }
-                main { (body) }
+                main { (banner()) (body) }
                 script { (PreEscaped(LIVE)) }
             }
         }

@@ -87,6 +87,7 @@ pub(super) fn chart(v: &SpendView<'_>) -> Markup {
 pub(super) fn body(v: &SpendView<'_>) -> Markup {
     let charged: i64 = v.month_rows.iter().filter(|r| r.outcome == "charged").map(|r| r.price_fen).sum();
     let possibly: i64 = v.month_rows.iter().filter(|r| r.outcome != "charged").map(|r| r.price_fen).sum();
+    let lost: i64 = v.month_rows.iter().filter(|r| r.lost).map(|r| r.price_fen).sum();
     let b = v.budget;
     html! {
         h1 { "Spend" }
@@ -97,6 +98,9 @@ pub(super) fn body(v: &SpendView<'_>) -> Markup {
         (chart(v))
         table.kv {
             tr { td { "this month" } td { (Fen(charged + possibly)) " RMB (" (Fen(charged)) " charged, " (Fen(possibly)) " possibly charged)" } }
+            @if lost > 0 {
+                tr { td { "lost this month" } td { (Fen(lost)) " RMB paid for results that expired before they were kept" } }
+            }
             tr { td { "today" } td { (Fen(v.spent.day)) " RMB" } }
             tr { td { "daily budget" } td { (use_of(b.daily, v.spent.day)) } }
             tr { td { "monthly budget" } td { (use_of(b.monthly, v.spent.month)) } }
@@ -130,6 +134,7 @@ mod tests {
             task_id: None,
             price_fen: fen,
             outcome: outcome.to_owned(),
+            lost: false,
         }
     }
 
