@@ -199,3 +199,112 @@ async fn the_probe_findings_are_in_the_csv_and_json_exports() {
     let (_, page) = text(&format!("{ui}/jobs/{}", jobs[0].id)).await;
     assert!(page.contains("resolution is 1280x720, the model promises 1920x1080"), "the job page shows it too");
 }
+
+/// Three archived jobs in two projects and two models (created a little apart), then the UI.
+async fn library() -> (Env, String) {
+    let mut env = Env::default().await;
+    env.start();
+    for (name, model, project, prompt) in [
+        ("alpha.json", "viduq1-text", "wild", "an alpha fox"),
+        ("beta.json", "cogvideox-3", "city", "a beta street"),
+        ("gamma.json", "viduq1-text", "wild", "a gamma owl"),
+    ] {
+        let spec = json!({"model": model, "prompt": prompt, "vidkeep": {"project": project}});
+        env.drop_spec(name, &spec.to_string());
+        let n = env.jobs().len() + 1;
+        env.wait_until("the spec is taken", |j| j.len() == n).await;
+    }
+    env.wait_all_ended(3).await;
+    env.stop().await;
+    let ui = serve(&env).await;
+    (env, ui)
+}
+
+fn order(env: &Env, html: &str) -> Vec<String> {
+    let mut found: Vec<(usize, String)> = env
+        .jobs()
+        .iter()
+        .filter_map(|j| html.find(&format!("data-job=\"{}\"", j.id)).map(|at| (at, j.spec_name.clone())))
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, name)| name).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grid_sorts_counts_and_explains_and_the_job_page_leads_back_and_on() {
+    let (env, ui) = library().await;
+    let (_, newest) = text(&format!("{ui}/")).await;
+    assert_eq!(order(&env, &newest), ["gamma.json", "beta.json", "alpha.json"]);
+    let (_, oldest) = text(&format!("{ui}/?sort=oldest")).await;
+    assert_eq!(order(&env, &oldest), ["alpha.json", "beta.json", "gamma.json"]);
+    let (_, by_model) = text(&format!("{ui}/?sort=model")).await;
+    assert_eq!(order(&env, &by_model), ["beta.json", "gamma.json", "alpha.json"]);
+    let (_, by_project) = text(&format!("{ui}/?sort=project")).await;
+    assert_eq!(order(&env, &by_project), ["beta.json", "gamma.json", "alpha.json"]);
+    assert!(by_project.contains("<option value=\"project\" selected>"), "the control shows the order");
+    let (status, _) = text(&format!("{ui}/?sort=size")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Counts beside each filter value, for the other filters in force.
+    assert!(newest.contains(">wild (2)</option>") && newest.contains(">city (1)</option>"), "{newest}");
+    assert!(newest.contains(">viduq1-text (2)</option>") && newest.contains(">archived (3)</option>"));
+    let (_, wild) = text(&format!("{ui}/?project=wild")).await;
+    assert!(wild.contains(">cogvideox-3 (0)") || !wild.contains(">cogvideox-3"), "{wild}");
+    assert!(wild.contains(">viduq1-text (2)</option>") && wild.contains(">city (1)</option>"), "{wild}");
+
+    // Past the end, an empty search, and local times with a UTC fallback.
+    let (_, far) = text(&format!("{ui}/?page=99")).await;
+    assert!(far.contains("Page 99 is past the end: this search has 1 page(s)") && cards(&far) == 0, "{far}");
+    let (_, nothing) = text(&format!("{ui}/?q=zebra")).await;
+    assert!(nothing.contains("Nothing matches “zebra”") && nothing.contains("clear the search"), "{nothing}");
+    assert!(newest.contains("<time datetime=\"") && newest.contains(" UTC</time>"));
+    assert!(newest.contains("alt=\"an alpha fox\""), "a cover's alt text is its prompt");
+
+    // The job page: back to the same results, previous and next within them, sizes for people,
+    // downloads beside the player.
+    let beta = env.job_by_spec("beta.json");
+    let (_, page) = text(&format!("{ui}/jobs/{}?project=wild&sort=oldest", env.job_by_spec("alpha.json").id)).await;
+    assert!(page.contains("href=\"/?project=wild&amp;sort=oldest\" rel=\"up\">← back to results"), "{page}");
+    let gamma = env.job_by_spec("gamma.json");
+    assert!(page.contains(&format!("href=\"/jobs/{}?project=wild&amp;sort=oldest\" rel=\"next\"", gamma.id)), "{page}");
+    assert!(!page.contains("rel=\"prev\""), "the first of the results has no previous");
+    let (_, middle) = text(&format!("{ui}/jobs/{}", beta.id)).await;
+    assert!(middle.contains(&format!("href=\"/jobs/{}?\" rel=\"prev\"", gamma.id)), "newest first: {middle}");
+    let video = env.assets(&beta.id).into_iter().find(|a| a.kind == AssetKind::Video).expect("video");
+    let size = format!("{:.0} KB", video.bytes as f64 / 1000.0);
+    let player = middle.find("<video id=\"player\"").expect("player");
+    let download = middle.find("download video (").expect("download link");
+    assert!(download > player && download - player < 600, "the download link is beside the player");
+    assert!(middle.contains(&size) || middle.contains(&format!("{:.1} KB", video.bytes as f64 / 1000.0)), "{middle}");
+
+    // /api/* answers JSON errors.
+    for (url, status) in [
+        (format!("{ui}/api/jobs?state=bogus"), 400),
+        (format!("{ui}/api/jobs?page=abc"), 400),
+        (format!("{ui}/api/jobs/nope"), 404),
+        (format!("{ui}/api/nothing-here"), 404),
+    ] {
+        let r = reqwest::get(&url).await.expect("api");
+        assert_eq!(r.status().as_u16(), status, "{url}");
+        assert!(r.headers()["content-type"].to_str().unwrap_or_default().starts_with("application/json"), "{url}");
+        let body: Value = r.json().await.expect("a JSON error");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{url}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_jobs_page_says_what_to_do_next() {
+    let mut sim = fast_sim();
+    sim.faults.fail = 1.0;
+    let mut env = Env::new(sim, "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    env.start();
+    env.drop_spec("doomed.txt", "a fox the platform cannot make");
+    let jobs = env.wait_all_ended(1).await;
+    env.stop().await;
+    assert_eq!(jobs[0].state, JobState::Failed);
+    let ui = serve(&env).await;
+    let (_, page) = text(&format!("{ui}/jobs/{}", jobs[0].id)).await;
+    let report = env.report("failed", "doomed.txt");
+    let next = report["next_step"].as_str().expect("next step");
+    assert!(page.contains("What to do next: </strong>") && page.contains(next), "as the report says: {next}\n{page}");
+}
