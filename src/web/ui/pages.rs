@@ -29,7 +29,7 @@ form.filters input,form.filters select{padding:.35em;border:1px solid #bbb;borde
 .prompt{color:#444;margin-top:.3em}
 table.kv{border-collapse:collapse;max-width:100%}
 table.kv td{padding:.2em .8em .2em 0;vertical-align:top}
-table.kv td:first-child{color:#666;white-space:nowrap}
+table.kv td:first-child{color:#666;white-space:nowrap;overflow-wrap:normal}
 code,pre{font-size:12.5px;word-break:break-all;white-space:pre-wrap}
 .error{background:#fdecec;border-left:4px solid #d33;padding:.6em .9em;color:#222}
 .hint{background:#eef4ff;border-left:4px solid #3b82f6;padding:.6em .9em;color:#222}
