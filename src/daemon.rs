@@ -156,6 +156,8 @@ pub async fn run_with(
     let limiter = Limiter::new(config.api.max_in_flight, config.api.max_in_flight_per_model.clone());
     let live = live_settings(&config);
     let (live_tx, live_rx) = channel::channel(live.clone());
+    // The spend page shows the budget in effect, which a reload may change.
+    let ui = ui.with_live_budget(live_rx.clone());
     let engine = Engine::new(db.clone(), api, archiver, inbox, limiter, live.settings, Arc::clone(&wake))
         .with_ops(ops.clone(), live_rx);
     let mut sup = Supervisor {

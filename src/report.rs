@@ -208,6 +208,63 @@ pub fn already_paid(
     Ok(done.join(target))
 }
 
+/// What to do about a job waiting for budget.
+const WAITING_NEXT_STEP: &str = "nothing, unless it should go sooner: it is submitted by itself when the budget period rolls over, or when a reload (SIGHUP) raises [budget] in the config";
+
+/// The report of a job waiting for budget, beside its spec in `processing/`.
+#[derive(Debug, Serialize)]
+struct WaitingReport<'a> {
+    spec: &'a str,
+    state: JobState,
+    job_id: &'a str,
+    model: &'a str,
+    submitted: bool,
+    /// Why it waits, exactly as `jobs`, `show` and the web UI say it.
+    reason: &'a str,
+    price_rmb: String,
+    next_step: &'static str,
+    at: String,
+}
+
+/// The report file of `job` in `dir`: takes of one spec share its file, so each has its own.
+fn report_name(job: &JobRecord, spec_file: &str) -> String {
+    match &job.take_group {
+        Some(_) => format!("{spec_file}.take-{}.report.json", job.take_no),
+        None => format!("{spec_file}.report.json"),
+    }
+}
+
+/// The waiting report of `job`, beside its spec (in `processing/`).
+pub fn waiting_report_path(inbox: &Inbox, job: &JobRecord) -> PathBuf {
+    inbox.folder(job.spec_place).join(report_name(job, &job.spec_file))
+}
+
+/// Writes (or replaces) the report of a job waiting for budget for `reason`, beside its spec.
+pub fn waiting(inbox: &Inbox, job: &JobRecord, reason: &str, price_fen: i64) -> io::Result<PathBuf> {
+    let report = WaitingReport {
+        spec: &job.spec_name,
+        state: JobState::WaitingBudget,
+        job_id: &job.id,
+        model: &job.model,
+        submitted: false,
+        reason,
+        price_rmb: Fen(price_fen).to_string(),
+        next_step: WAITING_NEXT_STEP,
+        at: rfc3339(crate::time::now_ms()),
+    };
+    let path = waiting_report_path(inbox, job);
+    write_json(&path, &report)?;
+    Ok(path)
+}
+
+/// Removes the waiting report of `job`, if there is one (it was submitted, or it ended).
+pub fn clear_waiting(inbox: &Inbox, job: &JobRecord) -> io::Result<()> {
+    match std::fs::remove_file(waiting_report_path(inbox, job)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Writes a terminal job's report and moves its spec to `done/` or `failed/`; returns the place
 /// and the spec's file name there.
 pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset], money: &Money) -> io::Result<(SpecPlace, String)> {
@@ -230,19 +287,22 @@ pub fn settle(inbox: &Inbox, job: &JobRecord, assets: &[Asset], money: &Money) -
         archived_at: job.archived_at.map(rfc3339),
     };
     // Takes of one spec share its file: each writes its own report beside it.
-    let report_name = match &job.take_group {
-        Some(_) => format!("{name}.take-{}.report.json", job.take_no),
-        None => format!("{name}.report.json"),
-    };
-    write_json(&dir.join(report_name), &report)?;
+    write_json(&dir.join(report_name(job, &name)), &report)?;
+    // A job that waited for budget and then ended leaves no waiting report behind.
+    if place != job.spec_place {
+        clear_waiting(inbox, job)?;
+    }
     if source.exists() {
         std::fs::rename(&source, dir.join(&name))?;
     }
     Ok((place, name))
 }
 
-fn next_step(job: &JobRecord) -> String {
+/// What a person can do next about `job`, as its report and its page say.
+pub fn next_step(job: &JobRecord) -> String {
     match (job.state, job.error.as_ref().map(|e| e.code.as_str())) {
+        (JobState::WaitingBudget, _) => WAITING_NEXT_STEP.to_owned(),
+        (JobState::Uncertain, _) => "the platform may have accepted this job (it may be charged) but vidkeep lost the answer; look it up in the platform's console, then `vidkeep resolve` it (resubmit or abandon)".to_owned(),
         (JobState::Archived, _) => "nothing: the video and its cover are archived; `vidkeep verify` re-checks them".to_owned(),
         (JobState::ArchivedWithWarnings, _) => "the video and its cover are archived, but the video is not what the model promises (see the error); check it before using it, and ask the platform about the charge if it is unusable".to_owned(),
         (_, Some("task-failed")) => "the platform could not make this video (it may have been charged); drop the spec again to retry, perhaps with a changed prompt".to_owned(),

@@ -5,6 +5,7 @@
 
 mod support;
 mod web;
+mod webui;
 
 mod alarms;
 mod answers;

@@ -233,7 +233,8 @@ async fn a_person_finds_a_clip_and_plays_it_in_chromium() {
     let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     let fox = env.job_by_spec("fox.json");
     assert_eq!((seen["all"].as_u64(), seen["found"].as_u64()), (Some(3), Some(1)), "{seen}");
-    assert!(seen["url"].as_str().is_some_and(|u| u.ends_with(&format!("/jobs/{}", fox.id))), "{seen}");
+    let path = seen["url"].as_str().and_then(|u| u.split('?').next()).unwrap_or_default();
+    assert!(path.ends_with(&format!("/jobs/{}", fox.id)), "{seen}");
     assert!(seen["readyState"].as_u64().is_some_and(|r| r >= 2), "the video can play: {seen}");
     assert!(seen["width"].as_u64().is_some_and(|w| w > 0), "frames decoded: {seen}");
     for shot in ["grid.png", "job.png"] {
@@ -343,4 +344,63 @@ async fn the_spend_page_charts_todays_charges_and_the_job_page_says_what_a_job_c
     let fox = env.job_by_spec("fox.json");
     let (_, job) = text(&format!("{ui}/jobs/{}", fox.id)).await;
     assert!(job.contains("2.50 RMB charged, 0.00 RMB possibly charged (1 attempt(s) at 2.50 RMB)"), "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_refresh_in_place_during_playback_and_work_by_keyboard_and_at_390_px() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let Some((dir, chromium)) = browser() else { return };
+    let mut env = Env::default().await;
+    let origin = env.start_serving(None).await;
+    env.drop_spec("fox.json", &json!({"model":"viduq1-text","prompt":"a fox that plays on"}).to_string());
+    env.wait_all_ended(1).await;
+    let fox = env.job_by_spec("fox.json");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-live");
+    std::fs::create_dir_all(&out).expect("output folder");
+    let mut node = tokio::process::Command::new("node")
+        .arg(dir.join("live.mjs"))
+        .args([origin.as_str(), out.to_str().expect("utf8"), fox.id.as_str()])
+        .env("CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let mut stdin = node.stdin.take().expect("stdin");
+    let mut lines = tokio::io::BufReader::new(node.stdout.take().expect("stdout")).lines();
+    let wait = std::time::Duration::from_secs(60);
+    let ready = tokio::time::timeout(wait, lines.next_line()).await.expect("node is ready").expect("read");
+    assert_eq!(ready.as_deref(), Some("{\"step\":\"ready\"}"), "{:?}", node.wait_with_output().await);
+
+    // A new job goes through every state while the grid and the playing job page are open.
+    env.drop_spec("owl.json", &json!({"model":"viduq1-text","prompt":"an owl arrives"}).to_string());
+    env.wait_all_ended(2).await;
+    stdin.write_all(b"go\n").await.expect("signal node");
+    let done = tokio::time::timeout(wait * 2, lines.next_line()).await.expect("node ends").expect("read");
+    let status = node.wait().await.expect("node exit");
+    let seen: Value = serde_json::from_str(done.as_deref().unwrap_or_default()).unwrap_or(Value::Null);
+    assert!(status.success(), "{seen} {status:?}");
+    env.stop().await;
+
+    assert_eq!(seen["grid"]["kept"], true, "the grid was not reloaded: {seen}");
+    assert_eq!((seen["before"].as_u64(), seen["grid"]["cards"].as_u64()), (Some(1), Some(2)), "{seen}");
+    assert_eq!((seen["grid"]["focus"].as_str(), seen["grid"]["typed"].as_str()), (Some("q"), Some("fo")), "{seen}");
+    assert_eq!(seen["job"]["kept"], true, "the job page was not reloaded: {seen}");
+    assert_eq!((seen["job"]["paused"].as_bool(), seen["job"]["starts"].as_u64()), (Some(false), Some(0)), "{seen}");
+    assert_eq!(seen["slash"], "q", "`/` focuses the search: {seen}");
+    assert_eq!(seen["second"], 1, "two right arrows: the second card: {seen}");
+    assert_ne!(seen["outline"], "none", "the focused card is visibly marked: {seen}");
+    assert!(seen["opened"].as_str().is_some_and(|u| u.contains("/jobs/")), "Enter opens it: {seen}");
+    assert_eq!((seen["jobOverflow"].as_i64(), seen["gridOverflow"].as_i64()), (Some(0), Some(0)), "{seen}");
+
+    // The README's screenshots: refreshed with VIDKEEP_UPDATE_SCREENSHOTS=1.
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    for shot in ["grid-1400.png", "search-1400.png", "job-1400.png", "job-390.png", "grid-390.png"] {
+        let png = std::fs::read(out.join(shot)).expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{shot} is a real screenshot");
+        if std::env::var("VIDKEEP_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+            std::fs::create_dir_all(&docs).expect("docs/screenshots");
+            std::fs::write(docs.join(shot), &png).expect("write screenshot");
+        }
+    }
 }

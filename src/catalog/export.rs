@@ -35,15 +35,19 @@ pub fn job_json(job: &JobRecord, assets: &[Asset]) -> Value {
     })
 }
 
-/// The CSV export: one row per job, assets in their own columns, formula-like cells defused.
+/// The CSV export: one row per job, assets in their own columns, the media probe's figures and
+/// findings for the video, formula-like cells defused.
 pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     let mut out = String::from(
-        "job_id,spec,state,model,prompt,task_id,submitted_at,archived_at,error,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes\n",
+        "job_id,spec,state,model,prompt,task_id,submitted_at,archived_at,error,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes,video_duration_s,video_fps,video_width,video_height,video_codec,probe_findings\n",
     );
     for (job, assets) in rows {
         let asset = |kind| assets.iter().find(|a: &&Asset| a.kind == kind);
         let (v, c) = (asset(AssetKind::Video), asset(AssetKind::Cover));
         let failed = job.error.as_ref().filter(|_| job.state == JobState::Failed);
+        let probe = v.and_then(|a| a.probe.as_ref());
+        let figure =
+            |f: fn(&crate::probe::Figures) -> String| probe.and_then(|p| p.figures.as_ref()).map(f).unwrap_or_default();
         let cells = [
             job.id.clone(),
             job.spec_name.clone(),
@@ -63,6 +67,13 @@ pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
             c.map(|a| a.key.clone()).unwrap_or_default(),
             c.map(|a| a.sha256.clone()).unwrap_or_default(),
             c.map(|a| a.bytes.to_string()).unwrap_or_default(),
+            figure(|f| format!("{:.3}", f.duration_s)),
+            figure(|f| format!("{:.3}", f.fps)),
+            figure(|f| f.width.to_string()),
+            figure(|f| f.height.to_string()),
+            figure(|f| f.codec.clone()),
+            // Findings joined by "; " ("" when the video is as promised or was never probed).
+            probe.map(|p| p.findings.join("; ")).unwrap_or_default(),
         ];
         let escaped: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
         out.push_str(&escaped.join(","));

@@ -5,6 +5,8 @@
 use rusqlite::types::Value as Sql;
 
 use super::jobs::{COLUMNS, finish_row, read_row};
+use rusqlite::OptionalExtension as _;
+
 use super::{Catalog, CatalogError, JobRecord, sql};
 use crate::jobs::JobState;
 
@@ -31,6 +33,72 @@ pub struct JobFilter {
     pub limit: Option<usize>,
     /// Skip this many jobs first.
     pub offset: usize,
+}
+
+/// The order of a listing (the UI's sort control).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// Oldest first.
+    Oldest,
+    /// By model, newest first within one.
+    Model,
+    /// By project (jobs without one last), newest first within one.
+    Project,
+}
+
+impl Sort {
+    /// Every order, as the sort control offers them.
+    pub const ALL: [Sort; 4] = [Sort::Newest, Sort::Oldest, Sort::Model, Sort::Project];
+
+    /// The name in URLs (`?sort=model`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Newest => "newest",
+            Sort::Oldest => "oldest",
+            Sort::Model => "model",
+            Sort::Project => "project",
+        }
+    }
+
+    /// The order named `s`, if any.
+    pub fn parse(s: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    fn order_by(self) -> &'static str {
+        match self {
+            Sort::Newest => "created_at DESC, id DESC",
+            Sort::Oldest => "created_at, id",
+            Sort::Model => "model, created_at DESC, id DESC",
+            Sort::Project => "project IS NULL, project, created_at DESC, id DESC",
+        }
+    }
+}
+
+/// How a listing is shown: its order, and whether the takes of one spec share one entry (the
+/// first matching take stands for its group).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The order.
+    pub sort: Sort,
+    /// One entry per take group.
+    pub collapse_takes: bool,
+}
+
+/// How many jobs carry each value, for filter menus with counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FacetCounts {
+    /// Per state.
+    pub states: Vec<(String, u64)>,
+    /// Per model.
+    pub models: Vec<(String, u64)>,
+    /// Per project.
+    pub projects: Vec<(String, u64)>,
+    /// Per tag.
+    pub tags: Vec<(String, u64)>,
 }
 
 /// The values in use, for filter menus.
@@ -91,7 +159,107 @@ impl JobFilter {
     }
 }
 
+impl Listing {
+    /// The `WHERE` clause of `filter` under this listing, and its parameters.
+    fn clause(&self, filter: &JobFilter) -> (String, Vec<Sql>) {
+        let (clause, params) = filter.clause();
+        if !self.collapse_takes {
+            return (clause, params);
+        }
+        let wrapped = format!(
+            "WHERE jobs.rowid IN (SELECT r FROM (SELECT jobs.rowid AS r, ROW_NUMBER() OVER \
+             (PARTITION BY COALESCE(jobs.take_group, jobs.id) ORDER BY jobs.take_no, jobs.id) AS n \
+             FROM jobs {clause}) WHERE n = 1)"
+        );
+        (wrapped, params)
+    }
+}
+
 impl Catalog {
+    /// Jobs matching `filter` in the order and grouping of `listing`, in the filter's page.
+    pub fn list(&self, filter: &JobFilter, listing: &Listing) -> Result<Vec<JobRecord>, CatalogError> {
+        let (clause, mut params) = listing.clause(filter);
+        let limit = filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        params.push(Sql::Integer(limit));
+        params.push(Sql::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
+        let order = listing.sort.order_by();
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM jobs {clause} ORDER BY {order} LIMIT ? OFFSET ?"))
+            .map_err(sql("list jobs"))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), read_row).map_err(sql("list jobs"))?;
+        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+    }
+
+    /// How many entries [`Catalog::list`] has for `filter` and `listing`, ignoring the page.
+    pub fn count_listed(&self, filter: &JobFilter, listing: &Listing) -> Result<u64, CatalogError> {
+        let (clause, params) = listing.clause(filter);
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM jobs {clause}"), rusqlite::params_from_iter(params), |r| r.get(0))
+            .map_err(sql("count jobs"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The entries before and after job `id` in the listing (ignoring the page): `(previous,
+    /// next)`, each `None` at an end or when `id` is not listed.
+    pub fn neighbours(
+        &self,
+        filter: &JobFilter,
+        listing: &Listing,
+        id: &str,
+    ) -> Result<(Option<String>, Option<String>), CatalogError> {
+        let (clause, mut params) = listing.clause(&JobFilter { limit: None, offset: 0, ..filter.clone() });
+        params.push(Sql::Text(id.to_owned()));
+        let order = listing.sort.order_by();
+        let found = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT p, n FROM (SELECT id, LAG(id) OVER (ORDER BY {order}) AS p, \
+                     LEAD(id) OVER (ORDER BY {order}) AS n FROM jobs {clause}) WHERE id = ?"
+                ),
+                rusqlite::params_from_iter(params),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql("find neighbours"))?;
+        Ok(found.unwrap_or((None, None)))
+    }
+
+    /// For each filter menu, how many jobs match `filter` with each value (the menu's own field
+    /// left out of the filter, so the counts say what choosing another value would give).
+    pub fn facet_counts(&self, filter: &JobFilter) -> Result<FacetCounts, CatalogError> {
+        let base = JobFilter { limit: None, offset: 0, ..filter.clone() };
+        let count = |f: JobFilter, select: &str, from: &str, extra: &str| -> Result<Vec<(String, u64)>, CatalogError> {
+            let (clause, params) = f.clause();
+            let clause = match (clause.is_empty(), extra.is_empty()) {
+                (_, true) => clause,
+                (true, false) => format!("WHERE {extra}"),
+                (false, false) => format!("{clause} AND {extra}"),
+            };
+            let q = format!("SELECT {select}, COUNT(*) FROM {from} {clause} GROUP BY 1 ORDER BY 1");
+            let mut stmt = self.conn.prepare(&q).map_err(sql("count facets"))?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    Ok((r.get::<_, String>(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
+                })
+                .map_err(sql("count facets"))?;
+            rows.collect::<Result<_, _>>().map_err(sql("count facets"))
+        };
+        Ok(FacetCounts {
+            states: count(JobFilter { state: None, ..base.clone() }, "state", "jobs", "")?,
+            models: count(JobFilter { model: None, ..base.clone() }, "model", "jobs", "")?,
+            projects: count(JobFilter { project: None, ..base.clone() }, "project", "jobs", "project IS NOT NULL")?,
+            tags: count(
+                JobFilter { tag: None, ..base },
+                "job_tags.tag",
+                "jobs JOIN job_tags ON job_tags.job_id = jobs.id",
+                "",
+            )?,
+        })
+    }
+
     /// Jobs matching `filter`, in its order and page.
     pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, CatalogError> {
         let (clause, mut params) = filter.clause();
@@ -223,5 +391,77 @@ mod tests {
         assert_eq!(facets.models, ["cogvideox-3", "viduq1-text"]);
         assert_eq!(facets.projects, ["festival", "wild"]);
         assert_eq!(facets.tags, ["animal", "lantern", "snow"]);
+    }
+
+    #[test]
+    fn listings_sort_collapse_takes_find_neighbours_and_count_facets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        let a = add(
+            &mut c,
+            1,
+            serde_json::json!({"model":"viduq1-text","prompt":"a fox","vidkeep":{"project":"zoo","tags":["red"]}}),
+        );
+        let b = add(
+            &mut c,
+            2,
+            serde_json::json!({"model":"cogvideox-3","prompt":"a city","vidkeep":{"tags":["red","night"]}}),
+        );
+        let takes: Vec<String> = (3..6)
+            .map(|n| {
+                add(
+                    &mut c,
+                    n,
+                    serde_json::json!({"model":"viduq1-text","prompt":"a harbour","vidkeep":{"project":"sea"}}),
+                )
+            })
+            .collect();
+        for (i, id) in takes.iter().enumerate() {
+            c.conn
+                .execute(
+                    "UPDATE jobs SET take_group = 'g1', take_no = ?2 WHERE id = ?1",
+                    rusqlite::params![id, i as i64 + 1],
+                )
+                .expect("take");
+        }
+        let all = JobFilter::default();
+        let list = |l: &Listing| -> Vec<String> { c.list(&all, l).expect("list").into_iter().map(|j| j.id).collect() };
+        let grouped = Listing { sort: Sort::Newest, collapse_takes: true };
+        assert_eq!(list(&grouped), vec![takes[0].clone(), b.clone(), a.clone()], "one entry for the takes: the first");
+        assert_eq!(c.count_listed(&all, &grouped).expect("count"), 3);
+        let every = Listing { sort: Sort::Oldest, collapse_takes: false };
+        assert_eq!(list(&every), [vec![a.clone(), b.clone()], takes.clone()].concat());
+        assert_eq!(c.count_listed(&all, &every).expect("count"), 5);
+        let by_model = Listing { sort: Sort::Model, collapse_takes: true };
+        assert_eq!(list(&by_model), vec![b.clone(), takes[0].clone(), a.clone()], "model, then newest");
+        let by_project = Listing { sort: Sort::Project, collapse_takes: true };
+        assert_eq!(list(&by_project), vec![takes[0].clone(), a.clone(), b.clone()], "sea, zoo, then none");
+        // A filter that only a later take matches shows that take for the group.
+        c.conn
+            .execute(
+                "UPDATE jobs SET state = 'failed', error_code = 'x', error_message = 'x' WHERE id = ?1",
+                [&takes[1]],
+            )
+            .expect("fail");
+        let failed = JobFilter { state: Some(JobState::Failed), ..JobFilter::default() };
+        assert_eq!(
+            c.list(&failed, &grouped).expect("list").into_iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![takes[1].clone()]
+        );
+
+        assert_eq!(c.neighbours(&all, &grouped, &b).expect("around"), (Some(takes[0].clone()), Some(a.clone())));
+        assert_eq!(c.neighbours(&all, &grouped, &a).expect("around"), (Some(b.clone()), None));
+        assert_eq!(c.neighbours(&all, &grouped, &takes[2]).expect("around"), (None, None), "not listed");
+        let paged = JobFilter { limit: Some(1), offset: 2, ..JobFilter::default() };
+        assert_eq!(c.neighbours(&paged, &grouped, &b).expect("around").1, Some(a.clone()), "ignores the page");
+
+        let counts = c.facet_counts(&JobFilter { tag: Some("red".into()), ..JobFilter::default() }).expect("facets");
+        assert_eq!(counts.models, vec![("cogvideox-3".to_owned(), 1), ("viduq1-text".to_owned(), 1)]);
+        assert_eq!(counts.projects, vec![("zoo".to_owned(), 1)]);
+        assert_eq!(counts.tags, vec![("night".to_owned(), 1), ("red".to_owned(), 2)], "a menu ignores its own choice");
+        assert_eq!(counts.states, vec![("queued".to_owned(), 2)]);
+        let none = c.facet_counts(&JobFilter::default()).expect("facets");
+        assert_eq!(none.states, vec![("failed".to_owned(), 1), ("queued".to_owned(), 4)]);
+        assert_eq!(none.projects, vec![("sea".to_owned(), 3), ("zoo".to_owned(), 1)]);
     }
 }

@@ -122,6 +122,8 @@ pub struct Engine {
     past_inboxes: Vec<Inbox>,
     /// Jobs whose spec could not be settled, so the failure is logged once.
     settle_warned: HashSet<String>,
+    /// The reason in each waiting job's report in the inbox, as last written.
+    waiting_reported: HashMap<String, String>,
 }
 
 impl Engine {
@@ -150,6 +152,7 @@ impl Engine {
             live: None,
             past_inboxes: Vec::new(),
             settle_warned: HashSet::new(),
+            waiting_reported: HashMap::new(),
         }
     }
 
@@ -296,7 +299,7 @@ impl Engine {
     /// Checks the budget, reads the request and records `submitting` in one catalogue
     /// transaction; `None` if the job moved on or must wait for budget.
     async fn begin_submission(
-        &self,
+        &mut self,
         job: &JobRecord,
         request_id: &str,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, EngineError> {
@@ -309,16 +312,52 @@ impl Engine {
             .call(move |c| c.submit_within_budget(&id, &request_id, &settings.prices, &settings.budget, now_ms()))
             .await;
         match result {
-            Ok(BudgetCheck::Submit(body)) => Ok(Some(body)),
+            Ok(BudgetCheck::Submit(body)) => {
+                if was_waiting || self.waiting_reported.contains_key(&job.id) {
+                    self.waiting_reported.remove(&job.id);
+                    let (inbox, submitted) = (self.inbox_of(job), job.clone());
+                    let cleared = tokio::task::spawn_blocking(move || report::clear_waiting(&inbox, &submitted)).await;
+                    if let Ok(Err(e)) = cleared {
+                        tracing::warn!(job_id = %job.id, error = %e, "cannot remove the waiting report");
+                    }
+                }
+                Ok(Some(body))
+            }
             Ok(BudgetCheck::Wait(reason)) => {
                 if !was_waiting {
                     tracing::warn!(job_id = %job.id, reason = %reason, "not submitted: over budget; waiting");
+                }
+                if self.waiting_reported.get(&job.id) != Some(&reason) {
+                    let price = self.ctx.settings.prices.fen(&job.model);
+                    let (inbox, waiting, why) = (self.inbox_of(job), job.clone(), reason.clone());
+                    let written =
+                        tokio::task::spawn_blocking(move || report::waiting(&inbox, &waiting, &why, price)).await;
+                    match written {
+                        Ok(Ok(_)) => {
+                            self.waiting_reported.insert(job.id.clone(), reason);
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(job_id = %job.id, error = %e, "cannot write the waiting report; will retry");
+                        }
+                        Err(e) => {
+                            tracing::warn!(job_id = %job.id, error = %e, "cannot write the waiting report; will retry");
+                        }
+                    }
                 }
                 Ok(None)
             }
             Err(CatalogError::Conflict { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The inbox `job`'s spec is in (after a reload moved the inbox, the one it was taken from).
+    fn inbox_of(&self, job: &JobRecord) -> Inbox {
+        let has_spec = |i: &Inbox| i.folder(job.spec_place).join(&job.spec_file).exists();
+        if has_spec(&self.inbox) {
+            return self.inbox.clone();
+        }
+        self.past_inboxes.iter().rev().find(|i| has_spec(i)).unwrap_or(&self.inbox).clone()
     }
 
     async fn start_polls(&mut self) -> Result<(), EngineError> {

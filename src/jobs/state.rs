@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 ///       --resubmit      --abandon
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Accepted spec, waiting for a submission slot.
     Queued,
@@ -220,6 +220,8 @@ mod tests {
     fn names_round_trip() {
         for s in JobState::ALL {
             assert_eq!(s.as_str().parse::<JobState>(), Ok(s));
+            // Reports and JSON exports say the exact names other tools read.
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
         }
         assert!("done".parse::<JobState>().is_err());
     }

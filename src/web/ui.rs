@@ -4,7 +4,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | grid, newest first: `?q=&model=&state=&project=&tag=&from=&to=&page=` |
+//! | `GET /` | grid: `?q=&model=&state=&project=&tag=&from=&to=&sort=&takes=&page=` |
 //! | `GET /jobs/{id}` | one job |
 //! | `GET /jobs/{id}/inputs/{n}` | an input image that was sent inline |
 //! | `GET /assets/{sha256}` | an archived file, with Range; `?download=1` for an attachment |
@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -35,6 +36,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::catalog::{Asset, Catalog, CatalogError, JobRecord, csv, job_json};
+use crate::jobs::LiveSettings;
 use crate::money::Budget;
 use crate::store::Store;
 use params::{PAGE_SIZE, Params};
@@ -44,10 +46,18 @@ use params::{PAGE_SIZE, Params};
 pub struct UiState {
     catalog: Arc<Mutex<Catalog>>,
     store: Store,
-    budget: Arc<Budget>,
+    budget: BudgetSource,
     /// The expiry warning window and the clock it is read by: pages show a banner while a paid
     /// result is about to expire unarchived.
     alerts: Option<(std::time::Duration, crate::time::Clock)>,
+}
+
+/// Where the spend page reads the budget: fixed (`serve`), or the daemon's live settings, which a
+/// SIGHUP reload replaces.
+#[derive(Clone)]
+enum BudgetSource {
+    Fixed(Arc<Budget>),
+    Live(tokio::sync::watch::Receiver<LiveSettings>),
 }
 
 impl std::fmt::Debug for UiState {
@@ -59,12 +69,17 @@ impl std::fmt::Debug for UiState {
 impl UiState {
     /// Reads `catalog` (opened read-only) and `store`.
     pub fn new(catalog: Catalog, store: Store) -> UiState {
-        UiState { catalog: Arc::new(Mutex::new(catalog)), store, budget: Arc::new(Budget::default()), alerts: None }
+        UiState {
+            catalog: Arc::new(Mutex::new(catalog)),
+            store,
+            budget: BudgetSource::Fixed(Arc::new(Budget::default())),
+            alerts: None,
+        }
     }
 
     /// Shows use of `budget` on the spend page (and counts its days in its zone).
     pub fn with_budget(mut self, budget: Budget) -> UiState {
-        self.budget = Arc::new(budget);
+        self.budget = BudgetSource::Fixed(Arc::new(budget));
         self
     }
 
@@ -72,6 +87,21 @@ impl UiState {
     pub fn with_alerts(mut self, window: std::time::Duration, clock: crate::time::Clock) -> UiState {
         self.alerts = Some((window, clock));
         self
+    }
+
+    /// Shows the budget of the daemon's live settings, so a reload that changes `[budget]` shows
+    /// on the spend page at once.
+    pub fn with_live_budget(mut self, live: tokio::sync::watch::Receiver<LiveSettings>) -> UiState {
+        self.budget = BudgetSource::Live(live);
+        self
+    }
+
+    /// The budget in effect now.
+    fn budget(&self) -> Arc<Budget> {
+        match &self.budget {
+            BudgetSource::Fixed(b) => Arc::clone(b),
+            BudgetSource::Live(rx) => Arc::new(rx.borrow().settings.budget.clone()),
+        }
     }
 
     /// Runs a catalogue read on the blocking pool.
@@ -100,6 +130,7 @@ pub fn routes(state: UiState) -> Router {
         .route("/api/jobs", get(api_jobs))
         .route("/api/jobs/{id}", get(api_job))
         .route("/api/stamp", get(api_stamp))
+        .route("/api/{*rest}", get(api_not_found))
         .route("/spend", get(spend_page))
         .route("/export.csv", get(export_csv))
         .route("/export.json", get(export_json))
@@ -138,14 +169,20 @@ pub(super) enum UiError {
     Internal(String),
 }
 
-impl IntoResponse for UiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl UiError {
+    fn status(&self) -> StatusCode {
+        match self {
             UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             UiError::NotFound(_) => StatusCode::NOT_FOUND,
             UiError::Store(_) => StatusCode::BAD_GATEWAY,
             UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        }
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = %self, "web UI request failed");
         }
@@ -162,15 +199,24 @@ impl From<params::BadParam> for UiError {
 
 type Rows = Vec<(JobRecord, Vec<Asset>)>;
 
-/// The matching jobs with their assets, and how many match in all.
-async fn search(state: &UiState, params: &Params, paged: bool) -> Result<(Rows, u64), UiError> {
+/// The matching jobs (one per take group unless `takes=all`) with their assets, how many entries
+/// there are in all, and how many takes each group has.
+async fn search(state: &UiState, params: &Params, paged: bool) -> Result<(Rows, u64, Vec<u64>), UiError> {
     let filter = params.filter(paged)?;
+    let listing = params.listing()?;
     state
         .read(move |c| {
-            let total = c.count_jobs(&filter)?;
-            let rows =
-                c.jobs(&filter)?.into_iter().map(|j| c.assets(&j.id).map(|a| (j, a))).collect::<Result<Rows, _>>()?;
-            Ok((rows, total))
+            let total = c.count_listed(&filter, &listing)?;
+            let rows = c
+                .list(&filter, &listing)?
+                .into_iter()
+                .map(|j| c.assets(&j.id).map(|a| (j, a)))
+                .collect::<Result<Rows, _>>()?;
+            let takes = rows
+                .iter()
+                .map(|(j, _)| if listing.collapse_takes { c.siblings(j).map(|s| s.len() as u64 + 1) } else { Ok(1) })
+                .collect::<Result<Vec<u64>, _>>()?;
+            Ok((rows, total, takes))
         })
         .await
 }
@@ -181,22 +227,50 @@ async fn stamp(state: &UiState) -> Result<String, UiError> {
 }
 
 async fn grid(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Html<String>, UiError> {
-    let (rows, total) = search(&state, &params, true).await?;
-    let facets = state.read(Catalog::facets).await?;
+    let (rows, total, takes) = search(&state, &params, true).await?;
+    let filter = params.filter(false)?;
+    let facets = state.read(move |c| c.facet_counts(&filter)).await?;
     let stamp = stamp(&state).await?;
-    Ok(Html(pages::grid(&params, &rows, total, &facets, &stamp).into_string()))
+    let view = pages::GridView { params: &params, rows: &rows, takes: &takes, total, facets: &facets, stamp: &stamp };
+    Ok(Html(pages::grid(&view).into_string()))
 }
 
-async fn job_page(State(state): State<UiState>, Path(id): Path<String>) -> Result<Html<String>, UiError> {
-    let (job, assets, events, sent) = state
+async fn job_page(
+    State(state): State<UiState>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>, UiError> {
+    let filter = params.filter(false)?;
+    let listing = params.listing()?;
+    let (job, assets, events, sent, takes, around) = state
         .read(move |c| {
             let job = c.job(&id)?;
-            Ok((job.clone(), c.assets(&id)?, c.events(&id)?, c.request_body(&id)?))
+            let mut takes = Vec::new();
+            if job.take_group.is_some() {
+                let mut all = c.siblings(&job)?;
+                all.push(job.clone());
+                all.sort_by_key(|j| j.take_no);
+                for take in all {
+                    let a = c.assets(&take.id)?;
+                    takes.push((take, a));
+                }
+            }
+            let around = c.neighbours(&filter, &listing, &id)?;
+            Ok((job.clone(), c.assets(&id)?, c.events(&id)?, c.request_body(&id)?, takes, around))
         })
         .await?;
     let stamp = stamp(&state).await?;
     let inputs = inputs(&job, &sent);
-    let view = pages::JobView { job: &job, assets: &assets, events: &events, inputs, stamp: &stamp };
+    let view = pages::JobView {
+        job: &job,
+        assets: &assets,
+        events: &events,
+        inputs,
+        stamp: &stamp,
+        takes: &takes,
+        params: &params,
+        around,
+    };
     Ok(Html(pages::job_page(&view).into_string()))
 }
 
@@ -206,7 +280,7 @@ struct SpendParams {
 }
 
 async fn spend_page(State(state): State<UiState>, Query(p): Query<SpendParams>) -> Result<Html<String>, UiError> {
-    let budget = Arc::clone(&state.budget);
+    let budget = state.budget();
     let now = crate::time::now_ms();
     let periods = budget.periods(now);
     let mut starts = vec![periods.day_start];
@@ -246,13 +320,42 @@ fn inputs(job: &JobRecord, sent: &serde_json::Map<String, Value>) -> Vec<(String
     shown.into_iter().enumerate().map(|(i, s)| (s, sent.get(i).filter(|u| u.starts_with("data:")).map(|_| i))).collect()
 }
 
-async fn api_jobs(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Json<Value>, UiError> {
-    let (rows, total) = search(&state, &params, true).await?;
+/// A UI error answered as JSON, for `/api/*`.
+#[derive(Debug)]
+pub(super) struct ApiError(UiError);
+
+impl From<UiError> for ApiError {
+    fn from(e: UiError) -> ApiError {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "web API request failed");
+        }
+        (status, Json(json!({ "error": self.0.to_string(), "status": status.as_u16() }))).into_response()
+    }
+}
+
+/// The query of an API request, or a JSON 400 naming what is wrong with it.
+fn api_query(q: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
+    q.map(|Query(p)| p).map_err(|e| ApiError(UiError::BadRequest(e.body_text())))
+}
+
+async fn api_jobs(
+    State(state): State<UiState>,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let params = api_query(params)?;
+    let (rows, total, _) = search(&state, &params, true).await?;
     let jobs: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
     Ok(Json(json!({ "total": total, "page": params.page(), "page_size": PAGE_SIZE, "jobs": jobs })))
 }
 
-async fn api_job(State(state): State<UiState>, Path(id): Path<String>) -> Result<Json<Value>, UiError> {
+async fn api_job(State(state): State<UiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let (job, assets, events) = state.read(move |c| Ok((c.job(&id)?, c.assets(&id)?, c.events(&id)?))).await?;
     let mut value = job_json(&job, &assets);
     value["request"] = serde_json::from_str(&job.request_display).unwrap_or(Value::Null);
@@ -266,17 +369,21 @@ async fn api_job(State(state): State<UiState>, Path(id): Path<String>) -> Result
     Ok(Json(value))
 }
 
-async fn api_stamp(State(state): State<UiState>) -> Result<Json<Value>, UiError> {
+async fn api_stamp(State(state): State<UiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "stamp": stamp(&state).await? })))
 }
 
+async fn api_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError(UiError::NotFound(format!("no API route {}", uri.path())))
+}
+
 async fn export_csv(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    let (rows, _) = search(&state, &params, false).await?;
+    let (rows, _, _) = search(&state, &params.everything(), false).await?;
     Ok(attachment("text/csv; charset=utf-8", "vidkeep-jobs.csv", csv(&rows)))
 }
 
 async fn export_json(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    let (rows, _) = search(&state, &params, false).await?;
+    let (rows, _, _) = search(&state, &params.everything(), false).await?;
     let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
     let body = serde_json::to_string_pretty(&list).map_err(|e| UiError::Internal(e.to_string()))?;
     Ok(attachment("application/json", "vidkeep-jobs.json", body))

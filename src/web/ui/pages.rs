@@ -4,37 +4,54 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::params::{PAGE_SIZE, Params};
-use crate::catalog::{Asset, AssetKind, Event, Facets, JobRecord};
+use crate::catalog::{Asset, AssetKind, Event, FacetCounts, JobRecord, Sort};
 use crate::jobs::JobState;
 use crate::money::{Fen, retry_advice};
 use crate::time::rfc3339;
 
 const STYLE: &str = "
-body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f4f4f6;color:#222}
-header{background:#1d2330;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:center}
+:root{color-scheme:light dark}
+body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f4f4f6;color:#222;overflow-wrap:anywhere}
+header{background:#1d2330;color:#fff;padding:.6em 1.2em;display:flex;flex-wrap:wrap;gap:1.5em;align-items:center}
 header a{color:#fff;text-decoration:none;font-weight:600}
 main{padding:1em 1.2em;max-width:1400px;margin:auto}
+a{color:#1f5fbf}
+:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 form.filters{display:flex;flex-wrap:wrap;gap:.5em;margin-bottom:1em}
-form.filters input,form.filters select{padding:.35em;border:1px solid #bbb;border-radius:4px}
+form.filters input,form.filters select{padding:.35em;border:1px solid #bbb;border-radius:4px;background:inherit;color:inherit}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:1em}
-.card{background:#fff;border-radius:6px;overflow:hidden;box-shadow:0 1px 3px #0002;color:inherit;text-decoration:none}
+.card{background:#fff;border-radius:6px;overflow:hidden;box-shadow:0 1px 3px #0002;color:inherit;text-decoration:none;position:relative}
 .card img,.card .blank{width:100%;aspect-ratio:16/9;object-fit:cover;background:#ccd;display:block}
 .card div.meta{padding:.5em .7em;font-size:13px}
-.state{display:inline-block;padding:0 .45em;border-radius:3px;font-size:12px;background:#ddd}
-.state.archived{background:#cdebd3}.state.failed{background:#f6cccc}.state.uncertain{background:#f8e3a8}
+.card .takes{position:absolute;top:.4em;right:.4em;background:#1d2330;color:#fff;border-radius:3px;padding:0 .45em;font-size:12px}
+.state{display:inline-block;padding:0 .45em;border-radius:3px;font-size:12px;background:#ddd;color:#222}
+.state.archived{background:#cdebd3}.state.failed{background:#f6cccc}.state.uncertain,.state.waiting_budget,.state.archived_with_warnings{background:#f8e3a8}
 .prompt{color:#444;margin-top:.3em}
+table.kv{border-collapse:collapse;max-width:100%}
 table.kv td{padding:.2em .8em .2em 0;vertical-align:top}
-table.kv td:first-child{color:#666;white-space:nowrap}
+table.kv td:first-child{color:#666;white-space:nowrap;overflow-wrap:normal}
 code,pre{font-size:12.5px;word-break:break-all;white-space:pre-wrap}
-.error{background:#fdecec;border-left:4px solid #d33;padding:.6em .9em}
-.pages{margin:1em 0;display:flex;gap:1em}
-video{max-width:min(100%,960px);max-height:65vh;background:#000;display:block}
+.error{background:#fdecec;border-left:4px solid #d33;padding:.6em .9em;color:#222}
+.hint{background:#eef4ff;border-left:4px solid #3b82f6;padding:.6em .9em;color:#222}
+.pages,.nav{margin:1em 0;display:flex;flex-wrap:wrap;gap:1em}
+video{max-width:100%;max-height:65vh;background:#000;display:block}
+.player video{width:960px}
+.downloads{display:flex;flex-wrap:wrap;gap:1em;margin:.4em 0 1em}
+.taken{display:flex;flex-wrap:wrap;gap:1em}
+.taken figure{margin:0;flex:1 1 280px;max-width:480px}
+.taken figure.this{outline:2px solid #3b82f6;outline-offset:4px}
 .nowrap{white-space:nowrap}
-.inputs img{max-height:120px;margin-right:.5em;border:1px solid #ccc}
+.inputs img{max-height:120px;max-width:100%;margin-right:.5em;border:1px solid #ccc}
+@media (max-width:600px){table.kv td:first-child{white-space:normal}main{padding:.6em}}
+@media (prefers-color-scheme:dark){
+body{background:#15171c;color:#ddd}
+a{color:#8ab4f8}
+.card{background:#222631;box-shadow:0 1px 3px #0008}
+.prompt{color:#bbb}
+table.kv td:first-child{color:#999}
+}
 ";
 
-/// Reloads the page when the catalogue changes (a new job, a state change), unless the person is
-/// typing in a form field.
 /// The Content-Security-Policy of every answer: nothing from elsewhere, and only the inline style
 /// and script above, by their hashes.
 pub(crate) fn content_security_policy() -> &'static str {
@@ -52,10 +69,36 @@ pub(crate) fn content_security_policy() -> &'static str {
     &CSP
 }
 
-const LIVE: &str = "(function(){var s=document.body.getAttribute('data-stamp');\
-setInterval(function(){fetch('/api/stamp',{credentials:'same-origin'}).then(function(r){return r.json()})\
-.then(function(j){if(j.stamp!==s&&!document.querySelector('input:focus,select:focus'))location.reload()})\
-.catch(function(){})},5000)})();";
+/// The one script of every page:
+/// - times in `<time datetime>` are shown in the reader's zone;
+/// - `/` focuses the search, arrow keys move through the grid's cards (Enter opens one);
+/// - when the catalogue changes (`/api/stamp`), the page is fetched again and each changed
+///   `[data-live]` part is replaced in place: never a reload, never while a form field is being
+///   used in it, and never a part holding a video someone started. The grid's cards are matched
+///   by job, so unchanged cards (and the focused one) stay as they are.
+const LIVE: &str = "(function(){var d=document,s=d.body.getAttribute('data-stamp');\
+function times(r){r.querySelectorAll('time[datetime]').forEach(function(t){var v=new Date(t.getAttribute('datetime'));\
+if(!isNaN(v)){t.title=t.getAttribute('datetime');t.textContent=v.toLocaleString();}});}\
+times(d);\
+d.addEventListener('keydown',function(e){var a=d.activeElement,typing=a&&/^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName);\
+if(e.key==='/'&&!typing){var q=d.querySelector('input[name=q]');if(q){e.preventDefault();q.focus();q.select();}return;}\
+var step={ArrowRight:1,ArrowLeft:-1,ArrowDown:0,ArrowUp:0}[e.key];if(typing||step===undefined||e.altKey||e.ctrlKey||e.metaKey)return;\
+var c=[].slice.call(d.querySelectorAll('.grid .card'));if(!c.length)return;var i=c.indexOf(a);e.preventDefault();\
+if(i<0){c[0].focus();return;}var cols=c.filter(function(x){return x.offsetTop===c[0].offsetTop}).length||1;\
+if(!step)step=e.key==='ArrowDown'?cols:-cols;c[Math.min(c.length-1,Math.max(0,i+step))].focus();});\
+function busy(o){return [].some.call(o.querySelectorAll('video'),function(v){return !v.paused||v.currentTime>0})\
+||o.contains(d.activeElement)&&/^(INPUT|SELECT|TEXTAREA)$/.test(d.activeElement.tagName);}\
+function merge(o,x){var f=d.activeElement&&d.activeElement.getAttribute('data-job'),old={};\
+[].forEach.call(o.children,function(k){old[k.getAttribute('data-job')]=k});\
+var kids=[].map.call(x.children,function(k){var m=old[k.getAttribute('data-job')];return m&&m.outerHTML===k.outerHTML?m:d.importNode(k,true)});\
+o.replaceChildren.apply(o,kids);times(o);if(f){var n=o.querySelector('[data-job=\"'+f+'\"]');if(n)n.focus();}}\
+function refresh(){fetch(location.href,{credentials:'same-origin'}).then(function(r){return r.ok?r.text():null}).then(function(t){\
+if(!t)return;var n=new DOMParser().parseFromString(t,'text/html');s=n.body.getAttribute('data-stamp');\
+d.querySelectorAll('[data-live]').forEach(function(o){var x=n.querySelector('[data-live=\"'+o.getAttribute('data-live')+'\"]');\
+if(!x||x.innerHTML===o.innerHTML||busy(o))return;if(o.hasAttribute('data-keyed'))merge(o,x);else{o.innerHTML=x.innerHTML;times(o);}});\
+d.body.setAttribute('data-refreshed',String(Date.now()));}).catch(function(){});}\
+if(s)setInterval(function(){fetch('/api/stamp',{credentials:'same-origin'}).then(function(r){return r.json()})\
+.then(function(j){if(j.stamp!==s)refresh()}).catch(function(){})},3000);})();";
 
 /// Paid results about to expire unarchived, shown at the top of every page.
 #[derive(Debug, Clone)]
@@ -93,6 +136,7 @@ pub(super) fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
                 title { (title) " · vidkeep" }
                 style { (PreEscaped(STYLE)) }
             }
@@ -103,6 +147,27 @@ pub(super) fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
             }
         }
     }
+}
+
+/// A time as the reader's local time (by the page's script), UTC until then.
+fn when(ms: i64) -> Markup {
+    let t = rfc3339(ms);
+    html! { time datetime=(t) { (t.replace('T', " ").get(..19).unwrap_or(&t)) " UTC" } }
+}
+
+/// `bytes` for a person: `1.2 MB`, `340 KB`, `12 bytes` (decimal units, as file managers show).
+pub(super) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut v = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 999.95 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if v < 10.0 { format!("{v:.1} {}", UNITS[unit]) } else { format!("{v:.0} {}", UNITS[unit]) }
 }
 
 fn state_badge(state: JobState) -> Markup {
@@ -118,65 +183,104 @@ fn excerpt(text: Option<&str>, max: usize) -> String {
     format!("{}…", cut.trim_end())
 }
 
-fn select(name: &str, current: &str, options: &[String]) -> Markup {
+fn select(name: &str, label: &str, current: &str, options: &[(String, u64)]) -> Markup {
     html! {
-        select name=(name) aria-label=(name) {
-            option value="" { "any " (name) }
-            @for o in options {
-                option value=(o) selected[o == current] { (o) }
+        select name=(name) aria-label=(label) {
+            option value="" { "any " (label) }
+            @if !current.is_empty() && !options.iter().any(|(o, _)| o == current) {
+                option value=(current) selected { (current) " (0)" }
+            }
+            @for (o, n) in options {
+                option value=(o) selected[o == current] { (o) " (" (n) ")" }
             }
         }
     }
 }
 
-/// The grid of jobs, newest first, with the search form and paging.
-pub(super) fn grid(
-    params: &Params,
-    rows: &[(JobRecord, Vec<Asset>)],
-    total: u64,
-    facets: &Facets,
-    stamp: &str,
-) -> Markup {
+/// What the grid shows.
+pub(super) struct GridView<'a> {
+    pub(super) params: &'a Params,
+    pub(super) rows: &'a [(JobRecord, Vec<Asset>)],
+    /// Takes per row (1 for a job without takes, or when every take is listed).
+    pub(super) takes: &'a [u64],
+    /// Entries in all (take groups count once unless `takes=all`).
+    pub(super) total: u64,
+    pub(super) facets: &'a FacetCounts,
+    pub(super) stamp: &'a str,
+}
+
+/// The grid of jobs with the search form, sort control, counts per filter value and paging.
+pub(super) fn grid(v: &GridView<'_>) -> Markup {
+    let params = v.params;
     let page = params.page();
-    let pages = usize::try_from(total).unwrap_or(usize::MAX).div_ceil(PAGE_SIZE).max(1);
-    let states: Vec<String> = JobState::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    let pages = usize::try_from(v.total).unwrap_or(usize::MAX).div_ceil(PAGE_SIZE).max(1);
+    let all_takes = params.takes.trim() == "all";
+    let searched = !params.q.trim().is_empty();
+    let here = params.query_string(Some(page));
+    let sorts: Vec<(String, &str)> = Sort::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str())).collect();
+    let toggle =
+        Params { takes: if all_takes { String::new() } else { "all".to_owned() }, page: None, ..params.clone() };
     let body = html! {
-        form.filters method="get" action="/" {
-            input type="search" name="q" value=(params.q) placeholder="search prompts, names, tags" autofocus;
-            (select("model", &params.model, &facets.models))
-            (select("state", &params.state, &states))
-            (select("project", &params.project, &facets.projects))
-            (select("tag", &params.tag, &facets.tags))
+        form.filters method="get" action="/" role="search" {
+            input type="search" name="q" value=(params.q) placeholder="search prompts, names, tags (press /)" aria-label="search";
+            (select("state", "state", &params.state, &v.facets.states))
+            (select("model", "model", &params.model, &v.facets.models))
+            (select("project", "project", &params.project, &v.facets.projects))
+            (select("tag", "tag", &params.tag, &v.facets.tags))
             input type="date" name="from" value=(params.from) aria-label="from";
             input type="date" name="to" value=(params.to) aria-label="to";
+            select name="sort" aria-label="sort" {
+                @for (value, label) in &sorts {
+                    option value=(value) selected[params.sort.trim() == value.as_str() || (params.sort.trim().is_empty() && value == "newest")] { (label) }
+                }
+            }
+            @if all_takes { input type="hidden" name="takes" value="all"; }
             button type="submit" { "Search" }
             a href={ "/export.csv?" (params.query_string(None)) } { "CSV" }
             a href={ "/export.json?" (params.query_string(None)) } { "JSON" }
         }
-        p { (total) " job(s)" }
-        div.grid {
-            @for (job, assets) in rows {
-                a.card href={ "/jobs/" (job.id) } data-job=(job.id) {
+        p data-live="count" {
+            (v.total) @if all_takes { " job(s)" } @else { " job(s) or take group(s)" }
+            " · " a href={ "/?" (toggle.query_string(None)) } { @if all_takes { "group the takes of a spec" } @else { "show every take" } }
+        }
+        @if v.rows.is_empty() {
+            @if page > pages {
+                p.hint { "Page " (page) " is past the end: this search has " (pages) " page(s). "
+                    a href={ "/?" (params.query_string(None)) } { "back to the first page" } }
+            } @else if searched {
+                p.hint { "Nothing matches “" (params.q.trim()) "”. Every word must appear in a prompt, name, project or tag \
+                    (any case); try fewer words, or clear the filters. "
+                    a href="/" { "clear the search" } }
+            } @else {
+                p.hint { "No job matches these filters. " a href="/" { "show all jobs" } }
+            }
+        }
+        div.grid data-live="grid" data-keyed {
+            @for (i, (job, assets)) in v.rows.iter().enumerate() {
+                @let prompt = job.prompt.as_deref().unwrap_or("(no prompt)");
+                @let takes = v.takes.get(i).copied().unwrap_or(1);
+                a.card href={ "/jobs/" (job.id) "?" (here) } data-job=(job.id) {
                     @if let Some(cover) = assets.iter().find(|a| a.kind == AssetKind::Cover) {
-                        img src={ "/assets/" (cover.sha256) } alt="cover" loading="lazy";
+                        img src={ "/assets/" (cover.sha256) } alt=(prompt) loading="lazy";
                     } @else {
-                        div.blank {}
+                        div.blank role="img" aria-label=(prompt) {}
                     }
+                    @if takes > 1 { span.takes { (takes) " takes" } }
                     div.meta {
                         (state_badge(job.state)) " " (job.model) " · "
-                        span.nowrap { (rfc3339(job.created_at).get(..10).unwrap_or("")) }
+                        span.nowrap { (when(job.created_at)) }
                         div.prompt { (excerpt(job.name.as_deref().or(job.prompt.as_deref()), 110)) }
                     }
                 }
             }
         }
-        div.pages {
-            @if page > 1 { a href={ "/?" (params.query_string(Some(page - 1))) } rel="prev" { "← newer" } }
+        div.pages data-live="pages" {
+            @if page > 1 { a href={ "/?" (params.query_string(Some(page - 1))) } rel="prev" { "← previous page" } }
             span { "page " (page) " of " (pages) }
-            @if page < pages { a href={ "/?" (params.query_string(Some(page + 1))) } rel="next" { "older →" } }
+            @if page < pages { a href={ "/?" (params.query_string(Some(page + 1))) } rel="next" { "next page →" } }
         }
     };
-    layout("jobs", stamp, body)
+    layout("jobs", v.stamp, body)
 }
 
 /// What the job page shows.
@@ -187,77 +291,139 @@ pub(super) struct JobView<'a> {
     /// `(source as the spec gave it, inline number if it was sent as data)`.
     pub(super) inputs: Vec<(String, Option<usize>)>,
     pub(super) stamp: &'a str,
+    /// Every take of the job's spec (this one included) with its assets, by take number; empty
+    /// for a job without takes.
+    pub(super) takes: &'a [(JobRecord, Vec<Asset>)],
+    /// The search the page was opened from.
+    pub(super) params: &'a Params,
+    /// The previous and next job in that search.
+    pub(super) around: (Option<String>, Option<String>),
 }
 
-/// One job: everything about it, the player and the downloads.
+fn downloads(job: &JobRecord, assets: &[Asset]) -> Markup {
+    html! {
+        div.downloads {
+            @for a in assets {
+                a href={ "/assets/" (a.sha256) "?download=1" } download { "download " (a.kind.as_str()) " (" (human_size(a.bytes)) ")" }
+            }
+            @if assets.is_empty() { span { "nothing archived yet (" (job.state.as_str()) ")" } }
+        }
+    }
+}
+
+/// One job: everything about it, the player and the downloads, its takes side by side.
 pub(super) fn job_page(v: &JobView<'_>) -> Markup {
     let job = v.job;
     let request: serde_json::Value = serde_json::from_str(&job.request_display).unwrap_or_default();
     let (charged, possibly, price) = (Fen(job.charged_fen), Fen(job.possibly_charged_fen), Fen(job.price_fen));
     let retry = job.error.as_ref().filter(|_| job.state == JobState::Failed).map(|e| retry_advice(&e.code));
     let video = v.assets.iter().find(|a| a.kind == AssetKind::Video);
+    let search = v.params.query_string(v.params.page);
+    let prompt = job.prompt.as_deref().unwrap_or("(no prompt)");
+    let next_step = crate::report::next_step(job);
     let body = html! {
-        h1 { (job.name.as_deref().unwrap_or(&job.spec_name)) " " (state_badge(job.state)) }
-        @if let Some(e) = &job.error {
-            @if matches!(job.state, JobState::Failed | JobState::Uncertain) {
-                div.error { strong { (e.code) } ": " (e.message) }
+        nav.nav aria-label="results" {
+            a href={ "/?" (search) } rel="up" { "← back to results" }
+            @if let Some(prev) = &v.around.0 { a href={ "/jobs/" (prev) "?" (search) } rel="prev" { "previous" } }
+            @if let Some(next) = &v.around.1 { a href={ "/jobs/" (next) "?" (search) } rel="next" { "next" } }
+        }
+        div data-live="head" {
+            h1 { (job.name.as_deref().unwrap_or(&job.spec_name)) " " (state_badge(job.state)) }
+            @if let Some(e) = &job.error {
+                @if matches!(job.state, JobState::Failed | JobState::Uncertain | JobState::ArchivedWithWarnings) {
+                    div.error { strong { (e.code) } ": " (e.message) }
+                }
+                @if job.state == JobState::WaitingBudget {
+                    div.error { strong { "waiting for budget" } ": " (e.message) }
+                }
             }
-            @if job.state == JobState::WaitingBudget {
-                div.error { strong { "waiting for budget" } ": " (e.message) }
+            @if !matches!(job.state, JobState::Archived | JobState::Queued | JobState::Submitting | JobState::Submitted | JobState::Downloading) {
+                p.hint { strong { "What to do next: " } (next_step) }
             }
         }
-        @if let Some(video) = video {
-            video id="player" controls preload="metadata" src={ "/assets/" (video.sha256) } {}
-        }
-        h2 { "Prompt" }
-        p.prompt-full { (job.prompt.as_deref().unwrap_or("(no prompt)")) }
-        table.kv {
-            tr { td { "job" } td { code { (job.id) } } }
-            tr { td { "spec" } td { (job.spec_name) } }
-            tr { td { "model" } td { (job.model) } }
-            tr { td { "task id" } td { code { (job.task_id.as_deref().unwrap_or("-")) } } }
-            @if let Some(p) = &job.project { tr { td { "project" } td { a href={ "/?project=" (url_encode(p)) } { (p) } } } }
-            @if !job.tags.is_empty() {
-                tr { td { "tags" } td { @for t in &job.tags { a href={ "/?tag=" (url_encode(t)) } { (t) } " " } } }
+        div.player data-live="media" {
+            @if let Some(video) = video {
+                video id="player" controls preload="metadata" src={ "/assets/" (video.sha256) } aria-label=(prompt) {}
             }
-            tr { td { "cost" } td { (charged) " RMB charged, " (possibly) " RMB possibly charged (" (job.attempts) " attempt(s) at " (price) " RMB)" } }
-            @if let Some(retry) = retry { tr { td { "retry" } td { (retry) } } }
-            tr { td { "created" } td { (rfc3339(job.created_at)) } }
+            (downloads(job, v.assets))
         }
-        @if !v.inputs.is_empty() {
-            h2 { "Input images" }
-            div.inputs {
-                @for (source, inline) in &v.inputs {
-                    @if let Some(n) = inline {
-                        figure { img src={ "/jobs/" (job.id) "/inputs/" (n) } alt=(source); figcaption { (source) } }
-                    } @else {
-                        p { a href=(source) rel="noreferrer" { (source) } }
+        @if v.takes.len() > 1 {
+            h2 { "Takes of " (job.spec_name) }
+            div.taken data-live="takes" {
+                @for (take, assets) in v.takes {
+                    figure.this[take.id == job.id] {
+                        @if let Some(tv) = assets.iter().find(|a| a.kind == AssetKind::Video) {
+                            video controls preload="metadata" src={ "/assets/" (tv.sha256) } aria-label=(take.prompt.as_deref().unwrap_or("")) {}
+                        }
+                        figcaption {
+                            @if take.id == job.id { "take " (take.take_no) " (this one) " } @else {
+                                a href={ "/jobs/" (take.id) "?" (search) } { "take " (take.take_no) } " "
+                            }
+                            (state_badge(take.state))
+                        }
                     }
                 }
             }
         }
-        h2 { "Request parameters" }
-        pre { (serde_json::to_string_pretty(&request).unwrap_or_default()) }
-        h2 { "Files" }
-        @if v.assets.is_empty() { p { "nothing archived yet" } }
-        @for a in v.assets {
+        div data-live="details" {
+            h2 { "Prompt" }
+            p.prompt-full { (prompt) }
             table.kv {
-                tr { td { (a.kind.as_str()) } td { a href={ "/assets/" (a.sha256) "?download=1" } { "download" } } }
-                tr { td { "size" } td { (a.bytes) " bytes" } }
-                tr { td { "sha256" } td { code { (a.sha256) } } }
-                tr { td { "key" } td { code { (a.key) } } }
+                tr { td { "job" } td { code { (job.id) } } }
+                tr { td { "spec" } td { (job.spec_name) } }
+                @if job.take_group.is_some() { tr { td { "take" } td { (job.take_no) " of " (v.takes.len().max(1)) } } }
+                tr { td { "model" } td { (job.model) } }
+                tr { td { "task id" } td { code { (job.task_id.as_deref().unwrap_or("-")) } } }
+                @if let Some(p) = &job.project { tr { td { "project" } td { a href={ "/?project=" (url_encode(p)) } { (p) } } } }
+                @if !job.tags.is_empty() {
+                    tr { td { "tags" } td { @for t in &job.tags { a href={ "/?tag=" (url_encode(t)) } { (t) } " " } } }
+                }
+                tr { td { "cost" } td { (charged) " RMB charged, " (possibly) " RMB possibly charged (" (job.attempts) " attempt(s) at " (price) " RMB)" } }
+                @if let Some(retry) = retry { tr { td { "retry" } td { (retry) } } }
+                tr { td { "created" } td { (when(job.created_at)) } }
+                @if let Some(at) = job.archived_at { tr { td { "archived" } td { (when(at)) } } }
             }
-        }
-        h2 { "History" }
-        table.kv {
-            @for e in v.events {
-                tr {
-                    td { (rfc3339(e.at)) }
-                    td { (e.from.as_deref().unwrap_or("-")) " → " (e.to) @if let Some(n) = &e.note { " · " (n) } }
+            @if !v.inputs.is_empty() {
+                h2 { "Input images" }
+                div.inputs {
+                    @for (source, inline) in &v.inputs {
+                        @if let Some(n) = inline {
+                            figure { img src={ "/jobs/" (job.id) "/inputs/" (n) } alt=(source); figcaption { (source) } }
+                        } @else {
+                            p { a href=(source) rel="noreferrer" { (source) } }
+                        }
+                    }
                 }
             }
+            h2 { "Request parameters" }
+            pre { (serde_json::to_string_pretty(&request).unwrap_or_default()) }
+            h2 { "Files" }
+            @if v.assets.is_empty() { p { "nothing archived yet" } }
+            @for a in v.assets {
+                table.kv {
+                    tr { td { (a.kind.as_str()) } td { a href={ "/assets/" (a.sha256) "?download=1" } { "download" } } }
+                    tr { td { "size" } td { (human_size(a.bytes)) " (" (a.bytes) " bytes)" } }
+                    tr { td { "sha256" } td { code { (a.sha256) } } }
+                    tr { td { "key" } td { code { (a.key) } } }
+                    @if let Some(p) = &a.probe {
+                        @if let Some(f) = &p.figures {
+                            tr { td { "probe" } td { (format!("{:.3} s, {:.3} fps, {}x{}, {}", f.duration_s, f.fps, f.width, f.height, f.codec)) } }
+                        }
+                        @for finding in &p.findings { tr { td { "warning" } td { (finding) } } }
+                    }
+                }
+            }
+            h2 { "History" }
+            table.kv {
+                @for e in v.events {
+                    tr {
+                        td { (when(e.at)) }
+                        td { (e.from.as_deref().unwrap_or("-")) " → " (e.to) @if let Some(n) = &e.note { " · " (n) } }
+                    }
+                }
+            }
+            p { a href={ "/api/jobs/" (job.id) } { "as JSON" } }
         }
-        p { a href={ "/api/jobs/" (job.id) } { "as JSON" } }
     };
     layout(&job.spec_name, v.stamp, body)
 }
@@ -269,4 +435,19 @@ pub(super) fn message(title: &str, text: &str) -> Markup {
 
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_for_people() {
+        assert_eq!(human_size(12), "12 bytes");
+        assert_eq!(human_size(1_234), "1.2 KB");
+        assert_eq!(human_size(110_000), "110 KB");
+        assert_eq!(human_size(2_500_000), "2.5 MB");
+        assert_eq!(human_size(999_999), "1.0 MB");
+        assert_eq!(human_size(3_000_000_000), "3.0 GB");
+    }
 }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::catalog::JobFilter;
+use crate::catalog::{JobFilter, Listing, Sort};
 use crate::jobs::JobState;
 
 /// Longest search, in words and in characters: a prompt is at most 512 characters, and each word
@@ -32,6 +32,10 @@ pub(super) struct Params {
     pub(super) to: String,
     /// 1-based page.
     pub(super) page: Option<usize>,
+    /// `newest` (the default), `oldest`, `model` or `project`.
+    pub(super) sort: String,
+    /// `all` shows every take of a spec; by default one card stands for its takes.
+    pub(super) takes: String,
 }
 
 /// A parameter a person can fix, named.
@@ -47,6 +51,26 @@ impl Params {
     /// The page number, at least 1.
     pub(super) fn page(&self) -> usize {
         self.page.unwrap_or(1).max(1)
+    }
+
+    /// The order and grouping of the listing.
+    pub(super) fn listing(&self) -> Result<Listing, BadParam> {
+        let sort = match given(&self.sort) {
+            None => Sort::Newest,
+            Some(s) => Sort::parse(&s)
+                .ok_or_else(|| BadParam(format!("sort `{s}` is not an order (newest, oldest, model, project)")))?,
+        };
+        let collapse_takes = match given(&self.takes).as_deref() {
+            None | Some("collapse") => true,
+            Some("all") => false,
+            Some(other) => return Err(BadParam(format!("takes `{other}` is not `all` or `collapse`"))),
+        };
+        Ok(Listing { sort, collapse_takes })
+    }
+
+    /// This search with every take listed (exports have one row per job).
+    pub(super) fn everything(&self) -> Params {
+        Params { takes: "all".to_owned(), ..self.clone() }
     }
 
     /// The catalogue filter, newest first; paged when `paged`.
@@ -94,6 +118,8 @@ impl Params {
             ("tag", &self.tag),
             ("from", &self.from),
             ("to", &self.to),
+            ("sort", &self.sort),
+            ("takes", &self.takes),
         ] {
             if !v.trim().is_empty() {
                 out.append_pair(k, v.trim());
@@ -130,5 +156,10 @@ mod tests {
         let long = vec!["word"; 1000].join(" ");
         assert!(Params { q: long, ..Params::default() }.filter(false).is_err(), "bounded, answered 400");
         assert!(Params { from: "yesterday".into(), ..Params::default() }.filter(false).is_err());
+        let sorted = Params { sort: "model".into(), takes: "all".into(), ..Params::default() };
+        assert_eq!(sorted.listing(), Ok(Listing { sort: Sort::Model, collapse_takes: false }));
+        assert_eq!(sorted.query_string(None), "sort=model&takes=all");
+        assert_eq!(Params::default().listing(), Ok(Listing { sort: Sort::Newest, collapse_takes: true }));
+        assert!(Params { sort: "size".into(), ..Params::default() }.listing().is_err());
     }
 }
