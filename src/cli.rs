@@ -10,6 +10,7 @@ mod verify;
 
 pub use list::table;
 
+use crate::telemetry::Escaped;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -238,7 +239,11 @@ pub fn run(cli: Cli) -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("vidkeep: {e:#}");
+            // Line by line: a message may quote a file name or a spec's text (an ANSI escape
+            // must not reach the terminal), and a parse error spans several lines.
+            let message = format!("{e:#}");
+            let lines: Vec<String> = message.lines().map(|l| Escaped(l).to_string()).collect();
+            eprintln!("vidkeep: {}", lines.join("\n"));
             ExitCode::from(2)
         }
     }
@@ -254,7 +259,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = c.load()?;
             let key = config.api_key()?;
             if let Err(e) = crate::telemetry::set_filter(&config.log.level) {
-                tracing::warn!(error = %e, "cannot apply [log] level");
+                tracing::warn!(error = %Escaped(&e), "cannot apply [log] level");
             }
             let config_path = std::path::absolute(&c.config).unwrap_or_else(|_| c.config.clone());
             runtime()?.block_on(async {
@@ -309,6 +314,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { dir, serve } => runtime()?.block_on(crate::demo::run(dir, serve)),
         Command::Config(ConfigCommand::Check(c)) => {
             let config = c.load()?;
+            if config.api.key_file.is_some() {
+                // The unit's ExecStartPre runs this: a bad key file stops the start with its fix.
+                config.api_key()?;
+            }
             println!("# {} is valid", c.config.display());
             print!("{}", config.to_toml());
             Ok(ExitCode::SUCCESS)

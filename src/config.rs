@@ -4,7 +4,7 @@
 //! Unknown keys are an error naming the key and its line (`deny_unknown_fields`). Relative paths
 //! are resolved against the config file's folder, so a config and its folders can move together.
 //! The API key is not in this file: it is read from the environment variable named by
-//! `api.api_key_env`. The one secret a config may hold, `http.token`, is redacted from `Debug`
+//! `api.api_key_env`, from `api.key_file`, or from a systemd credential (see [`key`]). The one secret a config may hold, `http.token`, is redacted from `Debug`
 //! and from [`Config::to_toml`].
 
 use std::collections::BTreeMap;
@@ -17,6 +17,8 @@ use serde_json::{Map, Value};
 use crate::money::{Budget, MoneyError, Prices, Rmb};
 use crate::secret::Secret;
 use crate::spec::models;
+
+pub mod key;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -177,6 +179,10 @@ pub struct ApiConfig {
     pub base_url: String,
     /// Name of the environment variable holding the API key.
     pub api_key_env: String,
+    /// A file holding only the API key (mode 0600 or 0400), instead of the variable; relative
+    /// to the config's folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
     /// Most tasks submitted and not yet finished, across all models.
     pub max_in_flight: usize,
     /// Per-model limits on tasks in flight (e.g. `viduq1-text = 5`).
@@ -194,6 +200,7 @@ impl Default for ApiConfig {
         ApiConfig {
             base_url: "https://open.bigmodel.cn/api/paas/v4".to_owned(),
             api_key_env: "ZHIPUAI_API_KEY".to_owned(),
+            key_file: None,
             max_in_flight: 30,
             max_in_flight_per_model: BTreeMap::new(),
             poll_interval: Duration::from_secs(10),
@@ -415,8 +422,27 @@ pub enum ConfigError {
         message: String,
     },
     /// The API key's environment variable is not set.
-    #[error("the API key is missing: set the environment variable {0} (the key is never read from the config file)")]
+    #[error(
+        "the API key is missing: set the environment variable {0}, or point api.key_file at a file holding it \
+         (the key itself is never read from the config file)"
+    )]
     MissingKey(String),
+    /// Both the key variable and `api.key_file` are set.
+    #[error("the API key is set twice: both the environment variable {env} and api.key_file ({}) are set; keep one", file.display())]
+    KeyConflict {
+        /// The variable's name.
+        env: String,
+        /// The key file.
+        file: PathBuf,
+    },
+    /// The key file cannot be used (never quotes its content).
+    #[error("api.key_file {}: {message}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl Config {
@@ -447,6 +473,7 @@ impl Config {
         let abs = |p: &Path| if p.is_absolute() { p.to_owned() } else { base.join(p) };
         self.watch.dir = abs(&self.watch.dir);
         self.catalog.path = abs(&self.catalog.path);
+        key::resolve(&mut self.api.key_file, base);
         if !self.storage.url.contains("://") {
             let dir = abs(Path::new(&self.storage.url));
             // Url::from_file_path percent-encodes spaces and the like; a plain format! would not.
@@ -575,12 +602,10 @@ impl Config {
         crate::watch::Inbox::new(self.watch.dir.clone())
     }
 
-    /// The API key from the environment variable `api.api_key_env`.
+    /// The API key: from the environment variable `api.api_key_env`, `api.key_file`, or
+    /// `$CREDENTIALS_DIRECTORY/zhipuai-api-key` (exactly one of them).
     pub fn api_key(&self) -> Result<Secret, ConfigError> {
-        match std::env::var(&self.api.api_key_env) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-            _ => Err(ConfigError::MissingKey(self.api.api_key_env.clone())),
-        }
+        key::find(&self.api.api_key_env, self.api.key_file.as_deref(), |name| std::env::var(name).ok())
     }
 
     /// The per-model in-flight limit for `model`, if one is set.

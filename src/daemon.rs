@@ -10,6 +10,7 @@
 //! successful look at the catalogue, applies reload requests ([`crate::ops::reload`]) and says
 //! `STOPPING=1` when the stop begins.
 
+use crate::telemetry::Escaped;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +108,7 @@ pub async fn run_with(
     match store.clean_staging().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(leftovers = n, "removed staging objects and uploads left by an earlier stop"),
-        Err(e) => tracing::warn!(error = %e, "could not clean the staging area; the next start tries again"),
+        Err(e) => tracing::warn!(error = %Escaped(&e), "could not clean the staging area; the next start tries again"),
     }
     let ui = {
         let (path, store, budget) = (config.catalog.path.clone(), store.clone(), config.budget_limits());
@@ -128,9 +129,9 @@ pub async fn run_with(
     };
     let repaired = reconcile(&db, &inbox).await?;
     tracing::info!(
-        inbox = %inbox.root().display(),
-        storage = %config.storage.url,
-        catalog = %config.catalog.path.display(),
+        inbox = %Escaped(inbox.root().display()),
+        storage = %Escaped(&config.storage.url),
+        catalog = %Escaped(config.catalog.path.display()),
         uncertain = repaired.uncertain.len(),
         resumed_polls = repaired.resumed_polls,
         resumed_downloads = repaired.resumed_downloads,
@@ -255,7 +256,7 @@ impl Supervisor {
                 }
                 tracing::info!(%addr, "HTTP server listening: catalogue UI at /, /healthz /readyz /metrics");
             }
-            Err(e) => tracing::warn!(error = %e, "HTTP server: cannot read its address"),
+            Err(e) => tracing::warn!(error = %Escaped(&e), "HTTP server: cannot read its address"),
         }
         let routes = ops::health::routes(self.ops.clone()).merge(web::ui::routes(ui));
         let app = web::app(routes, &self.config.http);
@@ -280,7 +281,9 @@ impl Supervisor {
                 if quiet {
                     match client.get(&url).send().await {
                         Ok(_) => ops.platform_answered(),
-                        Err(e) => tracing::warn!(error = %e, "the platform did not answer a reachability probe"),
+                        Err(e) => {
+                            tracing::warn!(error = %Escaped(&e), "the platform did not answer a reachability probe")
+                        }
                     }
                 }
                 tokio::select! {
@@ -313,13 +316,13 @@ impl Supervisor {
                                 self.config.watch = next.watch;
                                 self.config.defaults = next.defaults;
                                 self.spawn_intake();
-                                tracing::info!(inbox = %self.config.watch.dir.display(), "inbox watcher restarted with the reloaded settings");
+                                tracing::info!(inbox = %Escaped(self.config.watch.dir.display()), "inbox watcher restarted with the reloaded settings");
                             }
                             None => tracing::warn!("the inbox watcher stopped by itself"),
                         },
                         Ok(()) => tracing::debug!(worker = name, "stopped"),
                         Err(e) => {
-                            tracing::error!(worker = name, error = %e, "worker failed; stopping vidkeep");
+                            tracing::error!(worker = name, error = %Escaped(&e), "worker failed; stopping vidkeep");
                             self.cancel.cancel();
                             first_error.get_or_insert(e);
                         }
@@ -350,7 +353,7 @@ impl Supervisor {
                     self.notifier.status(&line);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read the catalogue for the status line"),
+            Err(e) => tracing::warn!(error = %Escaped(&e), "cannot read the catalogue for the status line"),
         }
     }
 
@@ -369,14 +372,14 @@ impl Supervisor {
         let new = match Config::load(&path) {
             Ok(new) => new,
             Err(e) => {
-                tracing::error!(config = %path.display(), error = %e, "config reload refused; the running config stays");
+                tracing::error!(config = %Escaped(path.display()), error = %Escaped(&e), "config reload refused; the running config stays");
                 return;
             }
         };
         if new.watch.dir != self.config.watch.dir {
             let inbox = new.inbox();
             if let Err(e) = inbox.ensure() {
-                tracing::error!(inbox = %inbox.root().display(), error = %e, "config reload refused: cannot create the new inbox; the running config stays");
+                tracing::error!(inbox = %Escaped(inbox.root().display()), error = %Escaped(&e), "config reload refused: cannot create the new inbox; the running config stays");
                 return;
             }
         }
@@ -385,7 +388,7 @@ impl Supervisor {
             tracing::warn!(keys = ?plan.needs_restart, "changed in the config file, but needs a restart; the running values stay until then");
         }
         if plan.live.is_empty() {
-            tracing::info!(config = %path.display(), "config reloaded: nothing to change");
+            tracing::info!(config = %Escaped(path.display()), "config reloaded: nothing to change");
             return;
         }
         let effective = reload::effective(&self.config, &new);
@@ -395,7 +398,7 @@ impl Supervisor {
                     tracing::warn!("log.level changed, but VIDKEEP_LOG or RUST_LOG is set and wins");
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                Err(e) => tracing::warn!(error = %Escaped(&e), "cannot change the log level"),
             }
         }
         if plan.touches_engine() {
@@ -414,7 +417,7 @@ impl Supervisor {
         }
         self.ops.set_budget(kept.budget_limits());
         self.config = kept;
-        tracing::info!(config = %path.display(), changed = ?plan.live, "config reloaded; jobs in flight go on");
+        tracing::info!(config = %Escaped(path.display()), changed = ?plan.live, "config reloaded; jobs in flight go on");
     }
 }
 

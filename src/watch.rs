@@ -9,6 +9,7 @@
 pub mod intake;
 pub mod name;
 
+use crate::telemetry::Escaped;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -400,7 +401,7 @@ pub fn watch(inbox: &Inbox) -> Result<(notify::RecommendedWatcher, mpsc::Receive
                 None => return,
             },
             Err(e) => {
-                tracing::debug!(error = %e, "file-system event error; the next scan covers it");
+                tracing::debug!(error = %Escaped(&e), "file-system event error; the next scan covers it");
                 Hint::Rescan
             }
         };

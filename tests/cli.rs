@@ -256,3 +256,51 @@ async fn a_closed_pipe_ends_a_listing_quietly() {
     child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
     assert!(!stderr.contains("panicked") && status.code() != Some(101), "{status:?}: {stderr}");
 }
+
+#[test]
+fn a_key_file_others_can_read_is_refused_with_the_chmod_fix_and_never_printed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("api-key");
+    std::fs::write(&key, "id42.keyfile-s3cret\n").expect("write key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let config = dir.path().join("vk.toml");
+    std::fs::write(&config, "[api]\nkey_file = \"api-key\"\n[watch]\ndir = \"in\"\n[storage]\nurl = \"a\"\n")
+        .expect("write");
+    for args in [["run", "--config"], ["config", "check"]] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidkeep"));
+        cmd.args(args).env_remove("ZHIPUAI_API_KEY").env_remove("CREDENTIALS_DIRECTORY");
+        if args[0] == "config" {
+            cmd.arg("--config");
+        }
+        let out = cmd.arg(&config).output().expect("run vidkeep");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains(&format!("chmod 600 {}", key.display())), "{args:?}: {text}");
+        assert!(!text.contains("s3cret"), "{args:?}: {text}");
+    }
+    // With the variable set as well, the key is set twice.
+    let out = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .env("ZHIPUAI_API_KEY", "id43.env-s3cret")
+        .output()
+        .expect("run vidkeep");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("set twice") && !text.contains("s3cret"), "{text}");
+}
+
+#[test]
+fn check_prints_hostile_file_names_and_reasons_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = "bad\x1b[31m\nFORGED: ok.json";
+    let path = dir.path().join(name);
+    std::fs::write(&path, serde_json::json!({ "prompt": "x", "f\x1b[32m\nFORGED": 1 }).to_string()).expect("write");
+    let out = vidkeep(&["check", path.to_str().expect("utf-8 path")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(!stdout.contains('\x1b'), "{stdout:?}");
+    assert!(!stdout.lines().any(|l| l.starts_with("FORGED")), "{stdout}");
+    assert!(stdout.contains("bad%1B[31m%0AFORGED: ok.json: INVALID"), "{stdout}");
+}

@@ -2,6 +2,7 @@
 //! as their source, and the fields the platform may ignore for the spec's model (fields the
 //! official SDK sends that the model's published schema lacks; see [`crate::spec::models`]).
 
+use crate::telemetry::Escaped;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,7 +28,7 @@ pub(super) fn run(config: Option<&Path>, specs: &[PathBuf]) -> anyhow::Result<Ex
         match check_one(path, &defaults) {
             Ok((request, ignored, model, project)) => {
                 let price = prices.fen(&model);
-                println!("{}: ok, {} RMB ({model})", path.display(), Fen(price));
+                println!("{}: ok, {} RMB ({model})", Escaped(path.display()), Fen(price));
                 for (field, why) in &ignored {
                     println!("  note: the platform may ignore `{field}`: {why}");
                 }
@@ -36,7 +37,7 @@ pub(super) fn run(config: Option<&Path>, specs: &[PathBuf]) -> anyhow::Result<Ex
             }
             Err(reason) => {
                 bad += 1;
-                println!("{}: INVALID: {reason}", path.display());
+                println!("{}: INVALID: {}", Escaped(path.display()), Escaped(&reason));
             }
         }
     }

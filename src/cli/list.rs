@@ -1,5 +1,6 @@
 //! `jobs`, `export`, `show` and `resolve`: reading (and for `resolve`, deciding) from the catalogue.
 
+use crate::telemetry::Escaped;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -171,7 +172,11 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
         return Ok(ExitCode::SUCCESS);
     }
     println!("job       {}\nspec      {}\nstate     {}\nmodel     {}", job.id, job.spec_name, job.state, job.model);
-    println!("task      {}\nprompt    {}", job.task_id.as_deref().unwrap_or("-"), job.prompt.as_deref().unwrap_or("-"));
+    println!(
+        "task      {}\nprompt    {}",
+        Escaped(job.task_id.as_deref().unwrap_or("-")),
+        Escaped(job.prompt.as_deref().unwrap_or("-"))
+    );
     for (label, value) in [("name", job.name.clone()), ("project", job.project.clone())] {
         if let Some(value) = value {
             println!("{label:<9} {value}");
@@ -196,7 +201,7 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
     );
     match &job.error {
         Some(e) if job.state == JobState::WaitingBudget => println!("waiting   {}", e.message),
-        Some(e) => println!("error     {}: {}", e.code, e.message),
+        Some(e) => println!("error     {}: {}", Escaped(&e.code), Escaped(&e.message)),
         None => {}
     }
     for a in &assets {
