@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use crate::jobs::JobState;
 
 pub use export::{csv, csv_cell, job_json};
-pub use jobs::{JobRecord, NewJob, Recorded, SpecPlace};
+pub use jobs::{JobRecord, NewJob, Recorded, SpecPlace, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use query::{Facets, JobFilter};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};

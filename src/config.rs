@@ -464,6 +464,7 @@ impl Config {
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: clip_lines(e.to_string().trim(), 200) })?;
+        looks_like_a_url(&config.storage.url)?;
         config.resolve_paths(base);
         config.validate()?;
         Ok(config)
@@ -624,6 +625,32 @@ impl Config {
     }
 }
 
+/// A storage URL that starts like a URL (`s3:/bucket`, `s3:bucket`, `S3//x`, `gs:/x`) without
+/// being `file://` or `s3://` is a typo, not a folder named `s3:`: refused with the fix. A local
+/// folder whose name has a colon can still be written `./s3:x`.
+fn looks_like_a_url(url: &str) -> Result<(), ConfigError> {
+    let bad = |message: String| Err(ConfigError::Invalid { key: "storage.url".to_owned(), message });
+    if url.starts_with("file://") || url.starts_with("s3://") || url.starts_with("./") || url.starts_with('/') {
+        return Ok(());
+    }
+    let scheme: String = url.chars().take_while(|c| c.is_ascii_alphanumeric() || "+-.".contains(*c)).collect();
+    let rest = &url[scheme.len()..];
+    let schemeish = !scheme.is_empty() && scheme.starts_with(|c: char| c.is_ascii_alphabetic());
+    if schemeish && (rest.starts_with(':') || rest.starts_with("//")) {
+        let fix = if scheme.eq_ignore_ascii_case("s3") {
+            format!("s3://{}", rest.trim_start_matches([':', '/']))
+        } else if scheme.eq_ignore_ascii_case("file") {
+            format!("file:///{}", rest.trim_start_matches([':', '/']))
+        } else {
+            "file:///absolute/path or s3://bucket/prefix".to_owned()
+        };
+        return bad(format!(
+            "`{url}` looks like a URL but is not file:// or s3://: write {fix} (or ./{url} for a local folder of that name)"
+        ));
+    }
+    Ok(())
+}
+
 /// `text` with each line cut to `max` characters: the parser quotes the offending line, which a
 /// generated or corrupted file can make megabytes long.
 fn clip_lines(text: &str, max: usize) -> String {
@@ -639,6 +666,26 @@ fn clip_lines(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_storage_url_that_looks_like_a_url_but_is_not_one_is_refused_with_the_fix() {
+        for (url, fix) in [
+            ("s3:/bucket/x", "s3://bucket/x"),
+            ("s3:bucket/x", "s3://bucket/x"),
+            ("S3//bucket", "s3://bucket"),
+            ("file:/var/archive", "file:///var/archive"),
+            ("gs://bucket/x", "s3://bucket/prefix"),
+            ("https://example.com/x", "file:///absolute/path"),
+        ] {
+            let text = format!("[storage]\nurl = \"{url}\"\n");
+            let e = Config::from_toml(&text, Path::new("/x")).expect_err(url).to_string();
+            assert!(e.contains("storage.url") && e.contains(fix), "{url}: {e}");
+        }
+        for url in ["archive", "./s3:x", "/srv/archive", "file:///srv/a", "my archive", "a-b_c"] {
+            let text = format!("[storage]\nurl = \"{url}\"\n");
+            assert!(Config::from_toml(&text, Path::new("/x")).is_ok(), "{url}");
+        }
+    }
 
     #[test]
     fn a_syntax_error_quotes_at_most_200_characters_of_its_line() {

@@ -163,7 +163,8 @@ pub async fn run_with(
     sup.workers.spawn(async move { ("engine", engine.run(token).await.map_err(Into::into)) });
     if let Some(every) = sup.config.verify.every {
         let (token, sample) = (sup.cancel.clone(), sup.config.verify.sample);
-        sup.workers.spawn(async move { ("scrubber", scrub_every(scrubber, every, sample, token).await) });
+        let ops = sup.ops.clone();
+        sup.workers.spawn(async move { ("scrubber", scrub_every(scrubber, every, sample, token, ops).await) });
     }
     if let Some(listener) = listener {
         sup.spawn_http(listener, ui);
@@ -181,6 +182,7 @@ async fn scrub_every(
     every: Duration,
     sample: f64,
     cancel: CancellationToken,
+    ops: Ops,
 ) -> Result<(), DaemonError> {
     loop {
         tokio::select! {
@@ -192,6 +194,9 @@ async fn scrub_every(
             () = cancel.cancelled() => return Ok(()),
             report = scrub(&db, &store, selection) => report?,
         };
+        for problem in &report.problems {
+            ops.metrics().verify_problem(problem.result.as_str());
+        }
         tracing::info!(checked = report.checked, problems = report.problems.len(), "scheduled verification done");
     }
 }

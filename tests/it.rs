@@ -14,6 +14,7 @@ mod conformance;
 mod custody;
 mod e2e;
 mod faults;
+mod fuzzing;
 mod hostile;
 mod intake;
 mod limits;

@@ -78,7 +78,8 @@ pub(super) enum Next {
     /// The platform's concurrency limit was hit for a model.
     RateLimited(String),
     /// Stop submitting for the account for a while.
-    Pause(String),
+    /// Pause submissions: the error code and the reason in words.
+    Pause(String, String),
 }
 
 /// Which kind of step finished.
@@ -246,8 +247,9 @@ impl Engine {
                 let in_flight = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
                 self.limiter.rate_limited(&model, in_flight.get(&model).copied().unwrap_or(0), Instant::now());
             }
-            Next::Pause(reason) => {
+            Next::Pause(code, reason) => {
                 let until = Instant::now() + self.ctx.settings.account_pause;
+                self.ctx.ops.metrics().set_account_paused(Some(&code));
                 tracing::error!(reason = %Escaped(&reason), pause = ?self.ctx.settings.account_pause, "submissions paused for the whole account; polling and archiving go on");
                 self.paused_until = Some(until);
             }
@@ -257,8 +259,13 @@ impl Engine {
 
     async fn start_submissions(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
-        if self.paused_until.is_some_and(|t| t > now) {
-            return Ok(());
+        match self.paused_until {
+            Some(t) if t > now => return Ok(()),
+            Some(_) => {
+                self.paused_until = None;
+                self.ctx.ops.metrics().set_account_paused(None);
+            }
+            None => {}
         }
         let mut in_flight: BTreeMap<String, usize> = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
         let mut total: usize = in_flight.values().sum();
@@ -513,7 +520,9 @@ fn refused(ctx: &Ctx, job: &JobRecord, e: &ApiError) -> (Change, Next) {
         ErrorClass::RateLimited => {
             (requeue(retry_at(backoff(s.retry_base, s.retry_max, attempt))), Next::RateLimited(job.model.clone()))
         }
-        ErrorClass::AccountPaused | ErrorClass::Auth => (requeue(retry_at(s.account_pause)), Next::Pause(e.explain())),
+        ErrorClass::AccountPaused | ErrorClass::Auth => {
+            (requeue(retry_at(s.account_pause)), Next::Pause(e.code(), e.explain()))
+        }
         ErrorClass::JobFatal | ErrorClass::TaskGone => (Change::Failed(error), Next::Idle),
         ErrorClass::Uncertain => (
             Change::Uncertain(JobError::new(

@@ -304,6 +304,7 @@ impl Intake {
         let (inbox, path, r) = (self.inbox.clone(), entry.path.clone(), rejection.clone());
         match run_blocking(move || report::reject(&inbox, &path, &r)).await {
             Some(Ok(_)) => {
+                self.ops.metrics().rejected_spec(e.code());
                 tracing::warn!(file = %Escaped(entry.name.text()), code = e.code(), reason = %Escaped(&e), "spec rejected; nothing was submitted");
                 if let Err(err) = self.db.call(move |c| c.record_rejection(&rejection)).await {
                     tracing::error!(file = %Escaped(entry.name.text()), error = %Escaped(&err), "cannot record the rejection (its report is in failed/)");
