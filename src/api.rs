@@ -255,6 +255,26 @@ fn transport(e: reqwest::Error) -> ApiError {
     if e.is_connect() { ApiError::NotSent(e.to_string()) } else { ApiError::NoAnswer(e.to_string()) }
 }
 
+/// The platform's answers decoded as [`ApiClient`] decodes them, for the fuzz targets
+/// (`fuzz/`, and the proptest run in CI): a submission answer, a result answer and an error body
+/// from the same text. Checks what must hold for any text and panics otherwise.
+#[doc(hidden)]
+pub fn decode_answers_for_fuzzing(text: &str) {
+    if let Ok(answer) = serde_json::from_str::<wire::SubmitAnswer>(text) {
+        if let Some(id) = answer.task_id() {
+            assert!(!id.trim().is_empty(), "an empty task id was accepted");
+        }
+    }
+    if let Ok(answer) = serde_json::from_str::<wire::ResultAnswer>(text) {
+        if let TaskStatus::Success { video_url, cover_url } = answer.status() {
+            assert!(!video_url.is_empty() && cover_url.is_none_or(|c| !c.is_empty()));
+        }
+        let _ = answer.model().map(|m| same_model(m, "viduq1-text"));
+    }
+    let _ = wire::parse_error(text);
+    assert!(wire::excerpt(text).chars().count() <= 201);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

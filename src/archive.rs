@@ -8,6 +8,7 @@
 //! a rename, or on S3 a server-side copy that records the SHA-256). So no partial object ever
 //! appears under its final key. An interrupted upload is aborted and its staging object deleted.
 
+use crate::telemetry::Escaped;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -207,7 +208,7 @@ impl Archiver {
 
 async fn abort(writer: WriteMultipart, key: &Key) {
     if let Err(abort) = writer.abort().await {
-        tracing::warn!(key = %key, error = %abort, "could not abort an interrupted upload; the next start cleans it");
+        tracing::warn!(key = %key, error = %Escaped(&abort), "could not abort an interrupted upload; the next start cleans it");
     }
 }
 

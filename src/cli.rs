@@ -10,6 +10,7 @@ mod verify;
 
 pub use list::table;
 
+use crate::telemetry::Escaped;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,7 @@ pub enum Command {
     /// machine that only browses the catalogue and the store).
     Serve(ConfigArg),
     /// Validate spec files offline and print the request each would send.
+    #[command(after_help = "Exit status: 0 every spec is valid; 1 a spec is invalid; 2 could not run (bad config).")]
     Check {
         /// Config whose [defaults] apply (optional).
         #[arg(long, short, env = "VIDKEEP_CONFIG")]
@@ -78,8 +80,17 @@ pub enum Command {
         /// JSON for scripts instead of a table.
         #[arg(long)]
         json: bool,
+        /// Every column in full (id, creation time, video key), however wide.
+        #[arg(long)]
+        wide: bool,
+        /// The specs refused at intake, with the reason, instead of jobs.
+        #[arg(long, conflicts_with_all = ["query", "wide"])]
+        rejected: bool,
     },
     /// Find jobs by words of their prompt, name, project or tags, newest first (exit 1: none).
+    #[command(
+        after_help = "Exit status: 0 a job matched; 1 nothing matched; 2 could not run (bad config, no catalogue)."
+    )]
     Search {
         /// The config.
         #[command(flatten)]
@@ -93,6 +104,9 @@ pub enum Command {
         /// JSON for scripts instead of a table.
         #[arg(long)]
         json: bool,
+        /// Every column in full, however wide.
+        #[arg(long)]
+        wide: bool,
     },
     /// Print every job with its assets.
     Export {
@@ -110,11 +124,14 @@ pub enum Command {
         query: Option<String>,
     },
     /// Show one job: request, state history, assets, error.
+    #[command(
+        after_help = "Exit status: 0 shown; 1 no job or several jobs match; 2 could not run (bad config, no catalogue)."
+    )]
     Show {
         /// The config.
         #[command(flatten)]
         config: ConfigArg,
-        /// Job id (or a unique prefix).
+        /// A job id (or a unique start or end of one, as `jobs` shows it), a spec file name, a task id or a request id.
         job: String,
         /// JSON for scripts.
         #[arg(long)]
@@ -139,6 +156,9 @@ pub enum Command {
         format: spend::SpendFormat,
     },
     /// Re-read stored assets, compare their SHA-256 with the catalogue, record each check.
+    #[command(
+        after_help = "Exit status: 0 every object matches; 1 an object is missing, changed or unreadable; 2 could not run."
+    )]
     Verify {
         /// The config.
         #[command(flatten)]
@@ -201,10 +221,45 @@ pub enum Command {
         /// Keep running after the examples are archived, until Ctrl-C.
         #[arg(long)]
         serve: bool,
+        /// Show the daemon's log instead of the progress lines.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print shell completions (bash, zsh, fish, ...) generated from this command line, or
+    /// with --write DIR write them and the man page (the .deb ships these files).
+    Completions {
+        /// The shell to print completions for.
+        #[arg(value_enum, required_unless_present = "write")]
+        shell: Option<clap_complete::Shell>,
+        /// Write `completions/vidkeep.bash`, `completions/_vidkeep`, `completions/vidkeep.fish`
+        /// and `man/vidkeep.1` under this folder.
+        #[arg(long, value_name = "DIR", conflicts_with = "shell")]
+        write: Option<PathBuf>,
+    },
+    /// Print the man page (roff), generated from this command line.
+    Man,
+}
+
+/// The files `vidkeep completions --write DIR` writes, by path under DIR, with their text.
+pub fn generated_files() -> Vec<(&'static str, Vec<u8>)> {
+    use clap::CommandFactory as _;
+    let complete = |shell: clap_complete::Shell| {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "vidkeep", &mut out);
+        out
+    };
+    let mut man = Vec::new();
+    // Rendering into a Vec cannot fail.
+    let _ = clap_mangen::Man::new(Cli::command()).render(&mut man);
+    vec![
+        ("completions/vidkeep.bash", complete(clap_complete::Shell::Bash)),
+        ("completions/_vidkeep", complete(clap_complete::Shell::Zsh)),
+        ("completions/vidkeep.fish", complete(clap_complete::Shell::Fish)),
+        ("man/vidkeep.1", man),
+    ]
 }
 
 impl Command {
@@ -218,6 +273,8 @@ impl Command {
                 | Command::Search { .. }
                 | Command::Export { .. }
                 | Command::Show { .. }
+                | Command::Completions { .. }
+                | Command::Man
                 | Command::Spend { .. }
                 | Command::Verify { .. }
                 | Command::Config(_)
@@ -229,6 +286,9 @@ impl Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate a config and print it resolved (paths absolute, defaults filled).
+    #[command(
+        after_help = "Exit status: 0 valid; 1 the config or its api.key_file has a problem (the message names it); 2 could not read the file."
+    )]
     Check(ConfigArg),
 }
 
@@ -238,7 +298,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("vidkeep: {e:#}");
+            // Line by line: a message may quote a file name or a spec's text (an ANSI escape
+            // must not reach the terminal), and a parse error spans several lines.
+            eprintln!("vidkeep: {}", escaped_lines(&each_cause_once(&e)));
             ExitCode::from(2)
         }
     }
@@ -254,7 +316,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = c.load()?;
             let key = config.api_key()?;
             if let Err(e) = crate::telemetry::set_filter(&config.log.level) {
-                tracing::warn!(error = %e, "cannot apply [log] level");
+                tracing::warn!(error = %Escaped(&e), "cannot apply [log] level");
             }
             let config_path = std::path::absolute(&c.config).unwrap_or_else(|_| c.config.clone());
             runtime()?.block_on(async {
@@ -271,11 +333,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, specs } => check::run(config.as_deref(), &specs),
-        Command::Jobs { config, filter, query, json } => {
-            list::jobs(&config.load()?, &filter.filter(query, false), json, false)
+        Command::Jobs { config, rejected: true, json, .. } => list::rejected(&config.load()?, json),
+        Command::Jobs { config, filter, query, json, wide, rejected: false } => {
+            list::jobs(&config.load()?, &filter.filter(query, false), json, false, layout(wide))
         }
-        Command::Search { config, words, filter, json } => {
-            list::jobs(&config.load()?, &filter.filter(Some(words.join(" ")), true), json, true)
+        Command::Search { config, words, filter, json, wide } => {
+            list::jobs(&config.load()?, &filter.filter(Some(words.join(" ")), true), json, true, layout(wide))
         }
         Command::Export { config, format, filter, query } => {
             list::export(&config.load()?, format, &filter.filter(query, false))
@@ -292,6 +355,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backup { config, dest } => {
             let config = config.load()?;
             let path = &config.catalog.path;
+            let folder = match dest.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            if !folder.is_dir() {
+                anyhow::bail!("cannot back up to {}: the folder {} does not exist", dest.display(), folder.display());
+            }
+            if dest.is_dir() {
+                anyhow::bail!("cannot back up to {}: it is a folder; name the file to write", dest.display());
+            }
             let catalog = crate::catalog::Catalog::open_read_only(path)
                 .with_context(|| format!("cannot open the catalogue {}", path.display()))?;
             catalog.backup_to(&dest).with_context(|| format!("cannot back up to {}", dest.display()))?;
@@ -305,14 +378,81 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(serve(&config))
         }
         Command::Simulate { listen, config } => runtime()?.block_on(crate::demo::simulate(listen, config)),
-        Command::Demo { dir, serve } => runtime()?.block_on(crate::demo::run(dir, serve)),
+        Command::Completions { shell: Some(shell), .. } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "vidkeep", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell: None, write } => {
+            let dir = write.context("give a shell or --write DIR")?;
+            for (rel, bytes) in generated_files() {
+                let path = dir.join(rel);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+                }
+                std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            use std::io::Write as _;
+            let man = generated_files().pop().map(|(_, bytes)| bytes).unwrap_or_default();
+            std::io::stdout().write_all(&man)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { dir, serve, verbose } => runtime()?.block_on(crate::demo::run(dir, serve, verbose)),
         Command::Config(ConfigCommand::Check(c)) => {
-            let config = c.load()?;
+            // Exit 1: the config (or its key file) has a problem; 2: it cannot be read at all.
+            let config = match Config::load(&c.config) {
+                Ok(config) => config,
+                Err(e @ crate::config::ConfigError::Read { .. }) => return Err(e.into()),
+                Err(e) => return Ok(problem(&e)),
+            };
+            if config.api.key_file.is_some() {
+                // The unit's ExecStartPre runs this: a bad key file stops the start with its fix.
+                if let Err(e) = config.api_key() {
+                    return Ok(problem(&e));
+                }
+            }
             println!("# {} is valid", c.config.display());
             print!("{}", config.to_toml());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The error and its causes, `: `-joined, leaving out a cause the text already says (a
+/// message that quotes its source would otherwise print it twice).
+fn each_cause_once(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.contains(said.trim()) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
+}
+
+fn layout(wide: bool) -> list::Layout {
+    if wide { list::Layout::Wide } else { list::Layout::Fit }
+}
+
+/// Says what is wrong (escaped, line by line) and gives exit code 1: the command ran and
+/// found a problem.
+fn problem(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("vidkeep: {}", escaped_lines(&e.to_string()));
+    ExitCode::from(1)
+}
+
+/// `text` with control characters escaped in each line, the lines kept.
+fn escaped_lines(text: &str) -> String {
+    text.lines().map(|l| Escaped(l).to_string()).collect::<Vec<_>>().join("\n")
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {

@@ -4,7 +4,7 @@
 //! Unknown keys are an error naming the key and its line (`deny_unknown_fields`). Relative paths
 //! are resolved against the config file's folder, so a config and its folders can move together.
 //! The API key is not in this file: it is read from the environment variable named by
-//! `api.api_key_env`. The one secret a config may hold, `http.token`, is redacted from `Debug`
+//! `api.api_key_env`, from `api.key_file`, or from a systemd credential (see [`key`]). The one secret a config may hold, `http.token`, is redacted from `Debug`
 //! and from [`Config::to_toml`].
 
 use std::collections::BTreeMap;
@@ -17,6 +17,8 @@ use serde_json::{Map, Value};
 use crate::money::{Budget, MoneyError, Prices, Rmb};
 use crate::secret::Secret;
 use crate::spec::models;
+
+pub mod key;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -290,6 +292,10 @@ pub struct ApiConfig {
     pub base_url: String,
     /// Name of the environment variable holding the API key.
     pub api_key_env: String,
+    /// A file holding only the API key (mode 0600 or 0400), instead of the variable; relative
+    /// to the config's folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
     /// Most tasks submitted and not yet finished, across all models.
     pub max_in_flight: usize,
     /// Per-model limits on tasks in flight (e.g. `viduq1-text = 5`).
@@ -307,6 +313,7 @@ impl Default for ApiConfig {
         ApiConfig {
             base_url: "https://open.bigmodel.cn/api/paas/v4".to_owned(),
             api_key_env: "ZHIPUAI_API_KEY".to_owned(),
+            key_file: None,
             max_in_flight: 30,
             max_in_flight_per_model: BTreeMap::new(),
             poll_interval: Duration::from_secs(10),
@@ -528,8 +535,27 @@ pub enum ConfigError {
         message: String,
     },
     /// The API key's environment variable is not set.
-    #[error("the API key is missing: set the environment variable {0} (the key is never read from the config file)")]
+    #[error(
+        "the API key is missing: set the environment variable {0}, or point api.key_file at a file holding it \
+         (the key itself is never read from the config file)"
+    )]
     MissingKey(String),
+    /// Both the key variable and `api.key_file` are set.
+    #[error("the API key is set twice: both the environment variable {env} and api.key_file ({}) are set; keep one", file.display())]
+    KeyConflict {
+        /// The variable's name.
+        env: String,
+        /// The key file.
+        file: PathBuf,
+    },
+    /// The key file cannot be used (never quotes its content).
+    #[error("api.key_file {}: {message}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl Config {
@@ -551,6 +577,7 @@ impl Config {
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: clip_lines(e.to_string().trim(), 200) })?;
+        looks_like_a_url(&config.storage.url)?;
         config.resolve_paths(base);
         config.validate()?;
         Ok(config)
@@ -560,6 +587,7 @@ impl Config {
         let abs = |p: &Path| if p.is_absolute() { p.to_owned() } else { base.join(p) };
         self.watch.dir = abs(&self.watch.dir);
         self.catalog.path = abs(&self.catalog.path);
+        key::resolve(&mut self.api.key_file, base);
         if !self.storage.url.contains("://") {
             let dir = abs(Path::new(&self.storage.url));
             // Url::from_file_path percent-encodes spaces and the like; a plain format! would not.
@@ -698,12 +726,10 @@ impl Config {
         crate::watch::Inbox::new(self.watch.dir.clone())
     }
 
-    /// The API key from the environment variable `api.api_key_env`.
+    /// The API key: from the environment variable `api.api_key_env`, `api.key_file`, or
+    /// `$CREDENTIALS_DIRECTORY/zhipuai-api-key` (exactly one of them).
     pub fn api_key(&self) -> Result<Secret, ConfigError> {
-        match std::env::var(&self.api.api_key_env) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-            _ => Err(ConfigError::MissingKey(self.api.api_key_env.clone())),
-        }
+        key::find(&self.api.api_key_env, self.api.key_file.as_deref(), |name| std::env::var(name).ok())
     }
 
     /// The per-model in-flight limit for `model`, if one is set.
@@ -720,6 +746,32 @@ impl Config {
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+/// A storage URL that starts like a URL (`s3:/bucket`, `s3:bucket`, `S3//x`, `gs:/x`) without
+/// being `file://` or `s3://` is a typo, not a folder named `s3:`: refused with the fix. A local
+/// folder whose name has a colon can still be written `./s3:x`.
+fn looks_like_a_url(url: &str) -> Result<(), ConfigError> {
+    let bad = |message: String| Err(ConfigError::Invalid { key: "storage.url".to_owned(), message });
+    if url.starts_with("file://") || url.starts_with("s3://") || url.starts_with("./") || url.starts_with('/') {
+        return Ok(());
+    }
+    let scheme: String = url.chars().take_while(|c| c.is_ascii_alphanumeric() || "+-.".contains(*c)).collect();
+    let rest = &url[scheme.len()..];
+    let schemeish = !scheme.is_empty() && scheme.starts_with(|c: char| c.is_ascii_alphabetic());
+    if schemeish && (rest.starts_with(':') || rest.starts_with("//")) {
+        let fix = if scheme.eq_ignore_ascii_case("s3") {
+            format!("s3://{}", rest.trim_start_matches([':', '/']))
+        } else if scheme.eq_ignore_ascii_case("file") {
+            format!("file:///{}", rest.trim_start_matches([':', '/']))
+        } else {
+            "file:///absolute/path or s3://bucket/prefix".to_owned()
+        };
+        return bad(format!(
+            "`{url}` looks like a URL but is not file:// or s3://: write {fix} (or ./{url} for a local folder of that name)"
+        ));
+    }
+    Ok(())
 }
 
 /// `text` with each line cut to `max` characters: the parser quotes the offending line, which a
@@ -760,6 +812,26 @@ mod tests {
                 }
                 other => panic!("{text}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_storage_url_that_looks_like_a_url_but_is_not_one_is_refused_with_the_fix() {
+        for (url, fix) in [
+            ("s3:/bucket/x", "s3://bucket/x"),
+            ("s3:bucket/x", "s3://bucket/x"),
+            ("S3//bucket", "s3://bucket"),
+            ("file:/var/archive", "file:///var/archive"),
+            ("gs://bucket/x", "s3://bucket/prefix"),
+            ("https://example.com/x", "file:///absolute/path"),
+        ] {
+            let text = format!("[storage]\nurl = \"{url}\"\n");
+            let e = Config::from_toml(&text, Path::new("/x")).expect_err(url).to_string();
+            assert!(e.contains("storage.url") && e.contains(fix), "{url}: {e}");
+        }
+        for url in ["archive", "./s3:x", "/srv/archive", "file:///srv/a", "my archive", "a-b_c"] {
+            let text = format!("[storage]\nurl = \"{url}\"\n");
+            assert!(Config::from_toml(&text, Path::new("/x")).is_ok(), "{url}");
         }
     }
 

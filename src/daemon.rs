@@ -10,6 +10,7 @@
 //! successful look at the catalogue, applies reload requests ([`crate::ops::reload`]) and says
 //! `STOPPING=1` when the stop begins.
 
+use crate::telemetry::Escaped;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,7 +119,7 @@ pub async fn run_with(
     match store.clean_staging().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(leftovers = n, "removed staging objects and uploads left by an earlier stop"),
-        Err(e) => tracing::warn!(error = %e, "could not clean the staging area; the next start tries again"),
+        Err(e) => tracing::warn!(error = %Escaped(&e), "could not clean the staging area; the next start tries again"),
     }
     let ui = {
         let (path, store, budget) = (config.catalog.path.clone(), store.clone(), config.budget_limits());
@@ -141,9 +142,9 @@ pub async fn run_with(
     };
     let repaired = reconcile(&db, &inbox).await?;
     tracing::info!(
-        inbox = %inbox.root().display(),
-        storage = %config.storage.url,
-        catalog = %config.catalog.path.display(),
+        inbox = %Escaped(inbox.root().display()),
+        storage = %Escaped(&config.storage.url),
+        catalog = %Escaped(config.catalog.path.display()),
         uncertain = repaired.uncertain.len(),
         resumed_polls = repaired.resumed_polls,
         resumed_downloads = repaired.resumed_downloads,
@@ -178,7 +179,8 @@ pub async fn run_with(
     sup.workers.spawn(async move { ("engine", engine.run(token).await.map_err(Into::into)) });
     if let Some(every) = sup.config.verify.every {
         let (token, sample) = (sup.cancel.clone(), sup.config.verify.sample);
-        sup.workers.spawn(async move { ("scrubber", scrub_every(scrubber, every, sample, token).await) });
+        let ops = sup.ops.clone();
+        sup.workers.spawn(async move { ("scrubber", scrub_every(scrubber, every, sample, token, ops).await) });
     }
     if let Some(listener) = listener {
         sup.spawn_http(listener, ui);
@@ -197,6 +199,7 @@ async fn scrub_every(
     every: Duration,
     sample: f64,
     cancel: CancellationToken,
+    ops: Ops,
 ) -> Result<(), DaemonError> {
     loop {
         tokio::select! {
@@ -208,6 +211,9 @@ async fn scrub_every(
             () = cancel.cancelled() => return Ok(()),
             report = scrub(&db, &store, selection) => report?,
         };
+        for problem in &report.problems {
+            ops.metrics().verify_problem(problem.result.as_str());
+        }
         tracing::info!(checked = report.checked, problems = report.problems.len(), "scheduled verification done");
     }
 }
@@ -272,7 +278,7 @@ impl Supervisor {
                 }
                 tracing::info!(%addr, "HTTP server listening: catalogue UI at /, /healthz /readyz /metrics");
             }
-            Err(e) => tracing::warn!(error = %e, "HTTP server: cannot read its address"),
+            Err(e) => tracing::warn!(error = %Escaped(&e), "HTTP server: cannot read its address"),
         }
         let routes = ops::health::routes(self.ops.clone()).merge(web::ui::routes(ui));
         let app = web::app(routes, &self.config.http);
@@ -319,7 +325,9 @@ impl Supervisor {
                 if quiet {
                     match client.get(&url).send().await {
                         Ok(_) => ops.platform_answered(),
-                        Err(e) => tracing::warn!(error = %e, "the platform did not answer a reachability probe"),
+                        Err(e) => {
+                            tracing::warn!(error = %Escaped(&e), "the platform did not answer a reachability probe")
+                        }
                     }
                 }
                 tokio::select! {
@@ -352,13 +360,13 @@ impl Supervisor {
                                 self.config.watch = next.watch;
                                 self.config.defaults = next.defaults;
                                 self.spawn_intake();
-                                tracing::info!(inbox = %self.config.watch.dir.display(), "inbox watcher restarted with the reloaded settings");
+                                tracing::info!(inbox = %Escaped(self.config.watch.dir.display()), "inbox watcher restarted with the reloaded settings");
                             }
                             None => tracing::warn!("the inbox watcher stopped by itself"),
                         },
                         Ok(()) => tracing::debug!(worker = name, "stopped"),
                         Err(e) => {
-                            tracing::error!(worker = name, error = %e, "worker failed; stopping vidkeep");
+                            tracing::error!(worker = name, error = %Escaped(&e), "worker failed; stopping vidkeep");
                             self.cancel.cancel();
                             first_error.get_or_insert(e);
                         }
@@ -389,7 +397,7 @@ impl Supervisor {
                     self.notifier.status(&line);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read the catalogue for the status line"),
+            Err(e) => tracing::warn!(error = %Escaped(&e), "cannot read the catalogue for the status line"),
         }
     }
 
@@ -408,14 +416,14 @@ impl Supervisor {
         let new = match Config::load(&path) {
             Ok(new) => new,
             Err(e) => {
-                tracing::error!(config = %path.display(), error = %e, "config reload refused; the running config stays");
+                tracing::error!(config = %Escaped(path.display()), error = %Escaped(&e), "config reload refused; the running config stays");
                 return;
             }
         };
         if new.watch.dir != self.config.watch.dir {
             let inbox = new.inbox();
             if let Err(e) = inbox.ensure() {
-                tracing::error!(inbox = %inbox.root().display(), error = %e, "config reload refused: cannot create the new inbox; the running config stays");
+                tracing::error!(inbox = %Escaped(inbox.root().display()), error = %Escaped(&e), "config reload refused: cannot create the new inbox; the running config stays");
                 return;
             }
         }
@@ -424,7 +432,7 @@ impl Supervisor {
             tracing::warn!(keys = ?plan.needs_restart, "changed in the config file, but needs a restart; the running values stay until then");
         }
         if plan.live.is_empty() {
-            tracing::info!(config = %path.display(), "config reloaded: nothing to change");
+            tracing::info!(config = %Escaped(path.display()), "config reloaded: nothing to change");
             return;
         }
         let effective = reload::effective(&self.config, &new);
@@ -434,7 +442,7 @@ impl Supervisor {
                     tracing::warn!("log.level changed, but VIDKEEP_LOG or RUST_LOG is set and wins");
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                Err(e) => tracing::warn!(error = %Escaped(&e), "cannot change the log level"),
             }
         }
         if plan.touches_engine() {
@@ -453,7 +461,7 @@ impl Supervisor {
         }
         self.ops.set_budget(kept.budget_limits());
         self.config = kept;
-        tracing::info!(config = %path.display(), changed = ?plan.live, "config reloaded; jobs in flight go on");
+        tracing::info!(config = %Escaped(path.display()), changed = ?plan.live, "config reloaded; jobs in flight go on");
     }
 }
 

@@ -55,7 +55,7 @@ pub async fn simulate(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Re
 /// The config the demo runs with, rooted at `dir`.
 pub fn demo_config(dir: &Path, base_url: &str) -> String {
     format!(
-        "# Written by `vidkeep demo`: the simulator stands in for the platform.\n\
+        "{DEMO_MARK}: the simulator stands in for the platform.\n\
          [api]\nbase_url = \"{base_url}\"\napi_key_env = \"VIDKEEP_DEMO_KEY\"\nmax_in_flight = 4\npoll_interval = \"500ms\"\n\n\
          [watch]\ndir = \"{inbox}\"\nquiet_period = \"500ms\"\n\n\
          [storage]\nurl = \"file://{archive}\"\n\n\
@@ -69,15 +69,46 @@ pub fn demo_config(dir: &Path, base_url: &str) -> String {
     )
 }
 
-/// `vidkeep demo`
-pub async fn run(dir: Option<PathBuf>, serve: bool) -> anyhow::Result<ExitCode> {
-    let dir = match dir {
-        Some(d) => {
-            std::fs::create_dir_all(&d)?;
-            d.canonicalize()?
+/// The first line of the config a demo writes: how a folder is known as a previous demo's.
+const DEMO_MARK: &str = "# Written by `vidkeep demo`";
+
+/// The folder to run in: a new one, an empty one, or a previous demo's. Any other folder with
+/// files in it is refused: the demo writes its config and catalogue there.
+fn demo_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let Some(d) = dir else { return Ok(tempfile::Builder::new().prefix("vidkeep-demo-").tempdir()?.keep()) };
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    let empty = std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?.next().is_none();
+    let previous = std::fs::read_to_string(d.join("vidkeep.toml")).is_ok_and(|t| t.starts_with(DEMO_MARK));
+    if !empty && !previous {
+        bail!(
+            "{} is not empty and is not a previous demo's folder; the demo writes its config, inbox and \
+             catalogue there: give a new or empty folder (or leave out --dir)",
+            d.display()
+        );
+    }
+    Ok(d.canonicalize()?)
+}
+
+/// How to run this binary again, for the closing hints: `cargo run --` from a checkout,
+/// else the binary's real path.
+fn this_binary() -> String {
+    match std::env::current_exe() {
+        Ok(path) if std::env::var_os("CARGO").is_some() && path.components().any(|c| c.as_os_str() == "target") => {
+            "cargo run --release --".to_owned()
         }
-        None => tempfile::Builder::new().prefix("vidkeep-demo-").tempdir()?.keep(),
-    };
+        Ok(path) => path.display().to_string(),
+        Err(_) => "vidkeep".to_owned(),
+    }
+}
+
+/// `vidkeep demo`. Without `verbose`, a line per job as it moves through the states instead of
+/// the daemon's log.
+pub async fn run(dir: Option<PathBuf>, serve: bool, verbose: bool) -> anyhow::Result<ExitCode> {
+    let dir = demo_dir(dir)?;
+    if !verbose {
+        // The environment's VIDKEEP_LOG / RUST_LOG still wins.
+        let _ = crate::telemetry::set_filter("warn");
+    }
     println!("demo folder: {}", dir.display());
     let sim_config =
         SimConfig { latency_min: Duration::from_secs(1), latency_max: Duration::from_secs(3), ..SimConfig::default() };
@@ -91,11 +122,12 @@ pub async fn run(dir: Option<PathBuf>, serve: bool) -> anyhow::Result<ExitCode> 
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ui = format!("http://{}/", http.local_addr()?);
     let options = crate::daemon::Options { http_listener: Some(http), ..crate::daemon::Options::default() };
+    let started = crate::time::now_ms();
     let daemon = tokio::spawn(crate::daemon::run_with(config.clone(), key, cancel.clone(), options));
     drop_examples(&config.watch.dir)?;
-    let specs = EXAMPLES.iter().filter(|(n, _)| !n.ends_with(".png")).count();
-    let finished = wait_until_done(&config, specs, &cancel).await;
-    println!("\n{}", summary(&config)?);
+    let finished = wait_until_done(&config, started, &cancel, !verbose).await;
+    println!("\n{}", summary(&config, started)?);
+    let me = this_binary();
     if serve && finished.is_ok() {
         println!(
             "catalogue UI: {ui}\nsimulator: {}   config: {}\ndrop more specs into {}; Ctrl-C to stop.",
@@ -110,8 +142,7 @@ pub async fn run(dir: Option<PathBuf>, serve: bool) -> anyhow::Result<ExitCode> 
     simulator.shutdown().await;
     finished?;
     println!(
-        "try: vidkeep jobs --config {}   |   vidkeep verify --config {}",
-        config_path.display(),
+        "try: {me} jobs --config {0}   |   {me} verify --config {0}   |   {me} serve --config {0}",
         config_path.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -128,33 +159,56 @@ fn drop_examples(inbox: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_until_done(config: &Config, specs: usize, cancel: &CancellationToken) -> anyhow::Result<()> {
+/// Waits until every example this run dropped has been handled (no spec left in the inbox or
+/// in `processing/`, every job made since `started` ended); with `progress`, prints a line each
+/// time one of this run's jobs changes state.
+async fn wait_until_done(
+    config: &Config,
+    started: i64,
+    cancel: &CancellationToken,
+    progress: bool,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + DEMO_TIMEOUT;
+    let inbox = config.inbox();
+    let specs: Vec<&str> = EXAMPLES.iter().map(|(n, _)| *n).filter(|n| !n.ends_with(".png")).collect();
+    let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     loop {
         let path = config.catalog.path.clone();
-        let (ended, total) = tokio::task::spawn_blocking(move || -> anyhow::Result<(usize, usize)> {
-            let jobs = Catalog::open(&path)?.jobs(&JobFilter::default())?;
-            let rejected = Catalog::open(&path)?.rejections()?.len();
-            Ok((jobs.iter().filter(|j| j.state.is_terminal()).count() + rejected, jobs.len() + rejected))
+        let jobs = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<crate::catalog::JobRecord>> {
+            Ok(Catalog::open(&path)?.jobs(&JobFilter { created_from: Some(started), ..JobFilter::default() })?)
         })
         .await??;
-        if total >= specs && ended == total {
+        for job in &jobs {
+            let state = job.state.to_string();
+            if progress && seen.get(&job.id) != Some(&state) {
+                let note = job.error.as_ref().map(|e| format!("  ({})", e.code)).unwrap_or_default();
+                println!("  {:<28} {:<10} {state}{note}", crate::telemetry::Escaped(&job.spec_name), job.model);
+                seen.insert(job.id.clone(), state);
+            }
+        }
+        let waiting_in_inbox = specs.iter().any(|n| inbox.root().join(n).exists());
+        let processing = std::fs::read_dir(inbox.folder(crate::catalog::SpecPlace::Processing))
+            .map(|d| d.filter_map(Result::ok).any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+            .unwrap_or(false);
+        if !waiting_in_inbox && !processing && jobs.iter().all(|j| j.state.is_terminal()) {
             return Ok(());
         }
         if cancel.is_cancelled() {
             bail!("stopped before the examples finished");
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("the examples did not finish within {DEMO_TIMEOUT:?} ({ended} of {total} ended)");
+            let ended = jobs.iter().filter(|j| j.state.is_terminal()).count();
+            bail!("the examples did not finish within {DEMO_TIMEOUT:?} ({ended} of {} jobs ended)", jobs.len());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
-fn summary(config: &Config) -> anyhow::Result<String> {
+/// This run's jobs, as `vidkeep jobs` shows them.
+fn summary(config: &Config, started: i64) -> anyhow::Result<String> {
     let catalog = Catalog::open(&config.catalog.path)?;
     let rows = catalog
-        .jobs(&JobFilter::default())?
+        .jobs(&JobFilter { created_from: Some(started), ..JobFilter::default() })?
         .into_iter()
         .map(|j| {
             let assets = catalog.assets(&j.id)?;

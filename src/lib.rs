@@ -31,6 +31,8 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jobs;
 pub mod money;
 pub mod ops;

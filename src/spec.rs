@@ -175,6 +175,21 @@ pub enum SpecError {
 }
 
 impl SpecError {
+    /// Every code [`SpecError::code`] gives, so metrics can show each at 0 from the start.
+    pub const CODES: &'static [&'static str] = &[
+        "spec-too-large",
+        "spec-format",
+        "spec-syntax",
+        "spec-empty",
+        "spec-meta",
+        "spec-reserved-field",
+        "spec-image",
+        "spec-unknown-model",
+        "spec-invalid",
+        "spec-unmovable",
+        "spec-rewritten",
+    ];
+
     /// A stable kebab-case code for reports, the catalogue and filters.
     pub fn code(&self) -> &'static str {
         match self {
@@ -294,6 +309,23 @@ mod tests {
         let Value::Object(defaults) = defaults else { panic!("defaults must be an object") };
         let ctx = SpecContext { defaults: &defaults, spec_dir: dir.path(), inbox: dir.path() };
         parse(name, text.as_bytes(), &ctx)
+    }
+
+    #[test]
+    fn every_code_is_listed() {
+        let samples = [
+            SpecError::TooLarge { bytes: 1, max: 0 },
+            SpecError::UnknownFormat(String::new()),
+            SpecError::NotUtf8,
+            SpecError::EmptyText,
+            SpecError::Reserved("request_id"),
+            SpecError::Invalid(Violation::MissingModel),
+            SpecError::Invalid(Violation::UnknownModel(String::new())),
+            SpecError::Unmovable(String::new()),
+        ];
+        for e in &samples {
+            assert!(SpecError::CODES.contains(&e.code()), "{}", e.code());
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@
 
 mod s3;
 
+use crate::telemetry::Escaped;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -308,7 +309,7 @@ impl Store {
         match self.inner.delete(staging).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => {
-                tracing::warn!(key = %staging, error = %e, "could not delete a staging object; the next start will")
+                tracing::warn!(key = %staging, error = %Escaped(&e), "could not delete a staging object; the next start will")
             }
         }
         result

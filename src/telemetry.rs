@@ -66,3 +66,61 @@ pub fn set_filter(directives: &str) -> Result<FilterChange, String> {
     handle.reload(filter).map_err(|e| e.to_string())?;
     Ok(FilterChange::Applied)
 }
+
+/// Writes `c` as text that cannot start a log line or drive a terminal: each control character
+/// (newline, carriage return, ESC of an ANSI sequence, DEL, C1 controls) becomes `%XX` per UTF-8
+/// byte, as in spec names ([`crate::watch::SpecName::text`]); everything else is itself.
+pub fn escape_char(c: char, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    if c.is_control() {
+        let mut buf = [0u8; 4];
+        for b in c.encode_utf8(&mut buf).bytes() {
+            write!(out, "%{b:02X}")?;
+        }
+        Ok(())
+    } else {
+        out.write_char(c)
+    }
+}
+
+/// A value logged or printed safely: its `Display` text with every control character escaped
+/// by [`escape_char`]. Every log field that carries a file name, a path or a message that may
+/// quote one (a spec's image path, an unknown field's name) goes through it, so a name with a
+/// newline cannot forge a log line and an ANSI escape never reaches a terminal.
+pub struct Escaped<T>(pub T);
+
+impl<T: std::fmt::Display> std::fmt::Display for Escaped<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Out<'a, 'b>(&'a mut std::fmt::Formatter<'b>);
+        impl std::fmt::Write for Out<'_, '_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                for c in s.chars() {
+                    escape_char(c, &mut *self.0)?;
+                }
+                Ok(())
+            }
+        }
+        use std::fmt::Write as _;
+        write!(Out(f), "{}", self.0)
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Debug for Escaped<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Escaped;
+
+    #[test]
+    fn control_characters_are_escaped_and_text_is_kept() {
+        let name = "evil\n2026-12-01T00:00:00Z  INFO forged\x1b[31m.json";
+        let shown = Escaped(name).to_string();
+        assert_eq!(shown, "evil%0A2026-12-01T00:00:00Z  INFO forged%1B[31m.json");
+        assert_eq!(Escaped("café 日本\t\r\u{7f}\u{85}").to_string(), "café 日本%09%0D%7F%C2%85");
+        assert_eq!(Escaped(std::path::Path::new("/a\nb").display()).to_string(), "/a%0Ab");
+        assert_eq!(format!("{:?}", Escaped("x\ny")), "\"x%0Ay\"");
+    }
+}

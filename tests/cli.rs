@@ -92,7 +92,7 @@ fn a_config_with_an_unknown_key_is_refused_with_its_name_and_line() {
     let path = dir.path().join("c.toml");
     std::fs::write(&path, "[api]\nmax_in_flight = 3\npoll_intervall = \"5s\"\n").expect("write");
     let out = vidkeep(&["config", "check", "--config", path.to_str().expect("utf8")]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1), "a config with a problem is exit 1");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("poll_intervall") && stderr.contains("line 3"), "{stderr}");
 }
@@ -255,4 +255,238 @@ async fn a_closed_pipe_ends_a_listing_quietly() {
     let mut stderr = String::new();
     child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
     assert!(!stderr.contains("panicked") && status.code() != Some(101), "{status:?}: {stderr}");
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused_with_the_chmod_fix_and_never_printed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("api-key");
+    std::fs::write(&key, "id42.keyfile-s3cret\n").expect("write key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let config = dir.path().join("vk.toml");
+    std::fs::write(&config, "[api]\nkey_file = \"api-key\"\n[watch]\ndir = \"in\"\n[storage]\nurl = \"a\"\n")
+        .expect("write");
+    for args in [["run", "--config"], ["config", "check"]] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidkeep"));
+        cmd.args(args).env_remove("ZHIPUAI_API_KEY").env_remove("CREDENTIALS_DIRECTORY");
+        if args[0] == "config" {
+            cmd.arg("--config");
+        }
+        let out = cmd.arg(&config).output().expect("run vidkeep");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        // `run` cannot run (2); `config check` ran and found a problem (1).
+        assert_eq!(out.status.code(), Some(if args[0] == "run" { 2 } else { 1 }), "{args:?}: {text}");
+        assert!(text.contains(&format!("chmod 600 {}", key.display())), "{args:?}: {text}");
+        assert!(!text.contains("s3cret"), "{args:?}: {text}");
+    }
+    // With the variable set as well, the key is set twice.
+    let out = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .env("ZHIPUAI_API_KEY", "id43.env-s3cret")
+        .output()
+        .expect("run vidkeep");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("set twice") && !text.contains("s3cret"), "{text}");
+}
+
+#[test]
+fn check_prints_hostile_file_names_and_reasons_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = "bad\x1b[31m\nFORGED: ok.json";
+    let path = dir.path().join(name);
+    std::fs::write(&path, serde_json::json!({ "prompt": "x", "f\x1b[32m\nFORGED": 1 }).to_string()).expect("write");
+    let out = vidkeep(&["check", path.to_str().expect("utf-8 path")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(!stdout.contains('\x1b'), "{stdout:?}");
+    assert!(!stdout.lines().any(|l| l.starts_with("FORGED")), "{stdout}");
+    assert!(stdout.contains("bad%1B[31m%0AFORGED: ok.json: INVALID"), "{stdout}");
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_finds_a_job_by_spec_name_task_id_request_id_or_the_short_id_jobs_prints() {
+    let mut env = Env::default().await;
+    env.start();
+    env.drop_spec("fox.json", &json!({"prompt": "a red fox", "vidkeep": {"project": "Wild"}}).to_string());
+    env.drop_spec("owl.json", &json!({"prompt": "an owl at night"}).to_string());
+    env.drop_spec("bad.json", &json!({"prompt": "x", "colour": 1}).to_string());
+    let jobs = env.wait_all_ended(2).await;
+    env.wait_rejections(1).await;
+    env.stop().await;
+    let fox = jobs.iter().find(|j| j.spec_name == "fox.json").expect("fox job");
+    let short = &fox.id[fox.id.len() - 8..];
+    let by = [
+        "fox.json",
+        fox.task_id.as_deref().expect("task id"),
+        fox.request_id.as_deref().expect("request id"),
+        short,
+        &fox.id[..23],
+    ];
+    for what in by {
+        let out = env.cli(&["show", what]);
+        assert!(out.status.success(), "show {what}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("job       {}", fox.id)), "{what}");
+    }
+    let none = env.cli(&["show", "nosuch.json"]);
+    assert_eq!(none.status.code(), Some(1), "nothing matched is exit 1: {}", text(&none));
+    assert!(text(&none).contains("spec file name"), "{}", text(&none));
+    // The table shows the short id that `show` takes.
+    let table = String::from_utf8_lossy(&env.cli(&["jobs"]).stdout).into_owned();
+    assert!(table.lines().any(|l| l.starts_with(short)), "{table}");
+    // `--rejected` lists what intake refused, with the reason.
+    let rejected = env.cli(&["jobs", "--rejected"]);
+    assert!(rejected.status.success(), "{}", text(&rejected));
+    assert!(text(&rejected).contains("bad.json") && text(&rejected).contains("spec-invalid"), "{}", text(&rejected));
+    let rejected: serde_json::Value =
+        serde_json::from_slice(&env.cli(&["jobs", "--rejected", "--json"]).stdout).expect("json");
+    assert_eq!(rejected[0]["spec"], "bad.json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_filters_mean_what_the_ui_means_and_say_when_the_list_is_cut() {
+    let mut env = Env::default().await;
+    env.start();
+    let long = "a very long prompt about a harbour at dawn with mist and boats and gulls ".repeat(6);
+    env.drop_spec("fox.json", &json!({"prompt": long, "vidkeep": {"project": "Wild"}}).to_string());
+    env.drop_spec("owl.json", &json!({"prompt": "an owl"}).to_string());
+    env.wait_all_ended(2).await;
+    env.stop().await;
+    let count = |args: &[&str]| -> usize {
+        let out = env.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json").as_array().map_or(0, Vec::len)
+    };
+    let today = vidkeep::time::rfc3339(vidkeep::time::now_ms())[..10].to_owned();
+    assert_eq!(count(&["jobs", "--json", "--until", &today]), 2, "--until DATE includes that day");
+    assert_eq!(count(&["jobs", "--json", "--since", &today, "--until", &today]), 2);
+    assert_eq!(count(&["jobs", "--json", "--project", "wild"]), 1, "--project in any case, as search");
+    let bad_model = env.cli(&["jobs", "--model", "nosuch"]);
+    assert_eq!(bad_model.status.code(), Some(2), "{}", text(&bad_model));
+    assert!(text(&bad_model).contains("viduq1-text"), "names the known models: {}", text(&bad_model));
+    let cut = env.cli(&["jobs", "--limit", "1"]);
+    assert!(String::from_utf8_lossy(&cut.stderr).contains("showing 1 of 2 jobs"), "{}", text(&cut));
+    for columns in ["80", "120"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+            .args(["jobs", "--config"])
+            .arg(&env.config_path)
+            .env("COLUMNS", columns)
+            .output()
+            .expect("run vidkeep");
+        let table = String::from_utf8_lossy(&out.stdout);
+        let max: usize = columns.parse().expect("number");
+        assert!(table.lines().all(|l| l.chars().count() <= max), "wider than {columns}:\n{table}");
+        assert!(table.contains("a very long prompt") && table.contains('…'), "{table}");
+    }
+    let wide = String::from_utf8_lossy(&env.cli(&["jobs", "--wide"]).stdout).into_owned();
+    assert!(wide.contains(&long.split_whitespace().collect::<Vec<_>>().join(" ")), "--wide shows it all: {wide}");
+}
+
+#[test]
+fn exit_codes_are_documented_in_each_commands_help() {
+    for command in [&["show"][..], &["search"], &["verify"], &["config", "check"], &["check"]] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = vidkeep(&args);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && help.contains("Exit status: 0"), "{command:?}:\n{help}");
+        assert!(help.contains(" 1 ") && help.contains(" 2 "), "{command:?}:\n{help}");
+    }
+}
+
+#[test]
+fn errors_say_each_cause_once_and_name_the_path_the_user_gave() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope.toml");
+    let out = vidkeep(&["jobs", "--config", missing.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+    assert!(stderr.contains("nope.toml"), "{stderr}");
+    // `check` of a .txt spec without a config says how to get its model from [defaults].
+    let txt = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/specs/harbour-at-dawn.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .arg("check")
+        .arg(&txt)
+        .env_remove("VIDKEEP_CONFIG")
+        .output()
+        .expect("run vidkeep");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("pass --config"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_to_a_missing_folder_names_that_folder() {
+    let mut env = Env::default().await;
+    env.start();
+    env.stop().await;
+    let dest = env.dir.path().join("no-such-folder/catalog.sqlite");
+    let out = env.cli(&["backup", dest.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the folder {} does not exist", dest.parent().expect("parent").display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".partial"), "{stderr}");
+}
+
+#[test]
+fn demo_refuses_a_folder_that_is_not_its_own_and_reruns_in_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .env_remove("CARGO")
+        .output()
+        .expect("run demo");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is not empty and is not a previous demo"), "{}", text(&out));
+    assert!(!dir.path().join("vidkeep.toml").exists(), "nothing written");
+
+    let demo = dir.path().join("demo");
+    for run in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_vidkeep"))
+            .args(["demo", "--dir"])
+            .arg(&demo)
+            .env_remove("CARGO")
+            .env_remove("VIDKEEP_LOG")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run demo");
+        let all = text(&out);
+        assert!(out.status.success(), "run {run}: {all}");
+        assert!(!all.contains(" INFO "), "run {run}: no log lines without -v: {all}");
+        if run == 0 {
+            assert!(all.contains("fox-in-snow.json") && all.contains("archived"), "progress lines: {all}");
+        }
+        assert!(all.contains(&format!("try: {} jobs --config", env!("CARGO_BIN_EXE_vidkeep"))), "run {run}: {all}");
+        // The summary counts this run's jobs only (a rerun's examples are already paid for).
+        let summary = all.lines().rfind(|l| l.ends_with("job(s)")).expect("summary line").to_owned();
+        assert_eq!(summary, if run == 0 { "6 job(s)" } else { "0 job(s)" }, "run {run}: {all}");
+    }
+}
+
+#[test]
+fn the_shipped_completions_and_man_page_match_the_command_line() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    for (rel, bytes) in vidkeep::cli::generated_files() {
+        let shipped = std::fs::read(root.join(rel)).unwrap_or_default();
+        assert!(
+            shipped == bytes,
+            "assets/{rel} is out of date with the CLI: run `cargo run -- completions --write assets` and commit it"
+        );
+    }
+    let bash = vidkeep(&["completions", "bash"]);
+    assert!(bash.status.success() && String::from_utf8_lossy(&bash.stdout).contains("vidkeep"));
+    let man = vidkeep(&["man"]);
+    assert!(String::from_utf8_lossy(&man.stdout).contains(".TH vidkeep"), "a roff man page");
 }

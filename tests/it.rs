@@ -16,6 +16,7 @@ mod conformance;
 mod custody;
 mod e2e;
 mod faults;
+mod fuzzing;
 mod hostile;
 mod intake;
 mod limits;

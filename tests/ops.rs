@@ -593,3 +593,34 @@ async fn metrics_show_spend_by_model_and_what_is_left_of_the_budget() {
     assert!(text.contains("vidkeep_budget_remaining_fen{period=\"monthly\"} 9750"), "{text}");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newline_or_ansi_escape_in_a_name_never_forges_a_log_line() {
+    let daemon = Daemon::start(fast_sim(), "human").await;
+    daemon.until("READY=1").await;
+    let inbox = daemon.path("inbox");
+    // A file name, an image path in a spec and a field name, each with a newline that would
+    // start a forged line and an ANSI escape that would colour a terminal.
+    let forged = "\n2026-12-01T00:00:00Z  INFO FORGED: all specs archived\x1b[31m";
+    drop_spec(&inbox, &format!("name{forged}.json"), "a lighthouse at dawn");
+    let image = json!({ "model": "viduq1-image", "prompt": "x", "image_url": [format!("a{forged}.png")] });
+    std::fs::write(inbox.join("image.json"), image.to_string()).expect("write spec");
+    std::fs::write(inbox.join("field.json"), json!({ "prompt": "x", format!("f{forged}"): 1 }).to_string())
+        .expect("write spec");
+    daemon.wait_job("name%0A2026-12-01T00:00:00Z  INFO FORGED: all specs archived%1B[31m.json", |_| true).await;
+    daemon.wait_logs(&["image.json", "field.json"]).await;
+    let (status, _, logs) = daemon.stop().await;
+    assert!(status.success(), "{logs}");
+    assert!(!logs.contains('\x1b'), "an escape reached the log:\n{logs}");
+    for line in logs.lines() {
+        assert!(!line.starts_with("2026-12-01T00:00:00Z"), "a forged line:\n{logs}");
+    }
+    // Each hostile text is there, escaped, on the line that speaks of it.
+    let escaped = "%0A2026-12-01T00:00:00Z  INFO FORGED: all specs archived%1B[31m";
+    for (file, what) in [("name", "spec accepted"), ("image.json", "spec rejected"), ("field.json", "spec rejected")] {
+        assert!(
+            logs.lines().any(|l| l.contains(file) && l.contains(what) && l.contains(escaped)),
+            "no escaped line for {file}:\n{logs}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 //! starts exactly there and names the same total, so the bytes hashed are the bytes of one file.
 //! Otherwise the error goes back to the caller, which aborts the upload and retries from the start.
 
+use crate::telemetry::Escaped;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -90,7 +91,7 @@ impl ResumingBody {
             return Err(cause);
         };
         self.resumes += 1;
-        tracing::info!(received = self.received, total, error = %cause, "download broke off; resuming with a Range request");
+        tracing::info!(received = self.received, total, error = %Escaped(&cause), "download broke off; resuming with a Range request");
         let response = self
             .http
             .get(&self.url)

@@ -2,6 +2,7 @@
 //! silent corruption or a lost object is found and dated without a person remembering to look.
 //! `vidkeep verify` runs it once; the daemon runs it on `[verify] every`.
 
+use crate::telemetry::Escaped;
 use object_store::path::Path as Key;
 
 use super::{Check, verify_object};
@@ -50,7 +51,7 @@ pub async fn scrub(db: &Db, store: &Store, selection: CheckSelection) -> Result<
         let (record, note) = (asset.clone(), (!detail.is_empty()).then(|| detail.clone()));
         db.call(move |c| c.record_check(&record, result, note.as_deref())).await?;
         if result != CheckResult::Ok {
-            tracing::error!(job_id = %asset.job_id, key = %asset.key, result = result.as_str(), %detail, "stored asset does not match its record");
+            tracing::error!(job_id = %asset.job_id, key = %asset.key, result = result.as_str(), detail = %Escaped(&detail), "stored asset does not match its record");
             report.problems.push(Finding { asset, result, detail });
         }
     }

@@ -126,6 +126,13 @@ impl Sent {
     }
 }
 
+/// The part of a job id that tells jobs apart, for tables and file names: a UUIDv7 starts
+/// with its creation time, so jobs made in one burst share their first characters; its last 8
+/// are random.
+pub fn short_id(id: &str) -> &str {
+    id.get(id.len().saturating_sub(8)..).unwrap_or(id)
+}
+
 /// A job as the catalogue holds it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JobRecord {

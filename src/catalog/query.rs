@@ -125,7 +125,11 @@ impl JobFilter {
         };
         eq("state", self.state.map(JobState::as_str));
         eq("model", self.model.as_deref());
-        eq("project", self.project.as_deref());
+        if let Some(project) = &self.project {
+            // Any case, as search is (SQLite folds ASCII letters).
+            terms.push("project = ? COLLATE NOCASE".to_owned());
+            params.push(Sql::Text(project.clone()));
+        }
         if let Some(tag) = &self.tag {
             terms.push("jobs.id IN (SELECT job_id FROM job_tags WHERE tag = ?)".to_owned());
             params.push(Sql::Text(tag.clone()));

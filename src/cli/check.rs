@@ -2,6 +2,7 @@
 //! as their source, and the fields the platform may ignore for the spec's model (fields the
 //! official SDK sends that the model's published schema lacks; see [`crate::spec::models`]).
 
+use crate::telemetry::Escaped;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,10 +25,10 @@ pub(super) fn run(config: Option<&Path>, specs: &[PathBuf]) -> anyhow::Result<Ex
     let mut bad = 0;
     let mut priced: Vec<(String, Option<String>, i64)> = Vec::new();
     for path in specs {
-        match check_one(path, &defaults) {
+        match check_one(path, &defaults, config.is_none()) {
             Ok((request, ignored, model, project)) => {
                 let price = prices.fen(&model);
-                println!("{}: ok, {} RMB ({model})", path.display(), Fen(price));
+                println!("{}: ok, {} RMB ({model})", Escaped(path.display()), Fen(price));
                 for (field, why) in &ignored {
                     println!("  note: the platform may ignore `{field}`: {why}");
                 }
@@ -36,7 +37,7 @@ pub(super) fn run(config: Option<&Path>, specs: &[PathBuf]) -> anyhow::Result<Ex
             }
             Err(reason) => {
                 bad += 1;
-                println!("{}: INVALID: {reason}", path.display());
+                println!("{}: INVALID: {}", Escaped(path.display()), Escaped(&reason));
             }
         }
     }
@@ -107,12 +108,18 @@ fn budget_today(config: &Config, priced: &[(String, Option<String>, i64)]) -> an
 /// and project.
 type Checked = (Value, Vec<(String, String)>, String, Option<String>);
 
-fn check_one(path: &Path, defaults: &Map<String, Value>) -> Result<Checked, String> {
+fn check_one(path: &Path, defaults: &Map<String, Value>, no_config: bool) -> Result<Checked, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let ctx = SpecContext { defaults, spec_dir: dir, inbox: dir };
-    let spec = spec::parse(&name, &bytes, &ctx).map_err(|e| e.to_string())?;
+    let spec = spec::parse(&name, &bytes, &ctx).map_err(|e| match e {
+        // A `.txt` spec is only a prompt: its model comes from the config's [defaults].
+        spec::SpecError::Invalid(spec::Violation::MissingModel) if no_config => {
+            format!("{e}; pass --config FILE (or set VIDKEEP_CONFIG) so that its [defaults] apply")
+        }
+        e => e.to_string(),
+    })?;
     let mut shown = spec.request.clone();
     if let Some(v) = shown.get_mut("image_url") {
         *v = show_images(spec.display.get("image_url").unwrap_or(v));

@@ -1,11 +1,11 @@
 //! `jobs`, `export`, `show` and `resolve`: reading (and for `resolve`, deciding) from the catalogue.
 
+use crate::telemetry::Escaped;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::catalog::{Asset, AssetKind, Catalog, JobFilter, JobRecord, csv, job_json};
+use crate::catalog::{Asset, AssetKind, Catalog, JobFilter, JobRecord, csv, job_json, short_id};
 use crate::config::Config;
 use crate::jobs::{Change, JobError, JobState};
 use crate::money::Fen;
@@ -41,10 +41,10 @@ pub struct FilterArgs {
     /// Only jobs in this state.
     #[arg(long)]
     pub state: Option<JobState>,
-    /// Only jobs of this model.
-    #[arg(long)]
+    /// Only jobs of this model (one of the models vidkeep knows).
+    #[arg(long, value_parser = parse_model)]
     pub model: Option<String>,
-    /// Only jobs of this project.
+    /// Only jobs of this project (any case, as search).
     #[arg(long)]
     pub project: Option<String>,
     /// Only jobs with this tag.
@@ -53,10 +53,11 @@ pub struct FilterArgs {
     /// Only jobs created on or after this date (YYYY-MM-DD or RFC 3339).
     #[arg(long, value_name = "DATE", value_parser = super::parse_since)]
     pub since: Option<i64>,
-    /// Only jobs created before this date (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "DATE", value_parser = super::parse_since)]
+    /// Only jobs created up to this date: YYYY-MM-DD includes that whole day (UTC), as the UI's
+    /// "to" does; an RFC 3339 time is exclusive.
+    #[arg(long, value_name = "DATE", value_parser = parse_until)]
     pub until: Option<i64>,
-    /// At most this many jobs.
+    /// At most this many jobs (a note on stderr says when the list was cut).
     #[arg(long)]
     pub limit: Option<usize>,
 }
@@ -79,10 +80,47 @@ impl FilterArgs {
     }
 }
 
+fn parse_model(s: &str) -> Result<String, String> {
+    match crate::spec::models::rules(s) {
+        Some(rules) => Ok(rules.name.to_owned()),
+        None => Err(format!(
+            "`{s}` is not a model vidkeep knows: one of {}",
+            crate::spec::models::MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+fn parse_until(s: &str) -> Result<i64, String> {
+    let at = super::parse_since(s)?;
+    // A bare date means the whole day, as in the UI.
+    Ok(if s.trim().len() == 10 { at + 86_400_000 } else { at })
+}
+
+/// How `jobs` and `search` print a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// Fits the terminal (`$COLUMNS`, 80 to 200; 100 when unknown): short id, truncated text.
+    Fit,
+    /// Everything, however wide.
+    Wide,
+}
+
 /// `vidkeep jobs` and `vidkeep search`: a table for people, JSON for scripts. `search` exits 1
 /// when nothing matched, so scripts can test for a hit.
-pub(super) fn jobs(config: &Config, filter: &JobFilter, json: bool, fail_if_empty: bool) -> anyhow::Result<ExitCode> {
+pub(super) fn jobs(
+    config: &Config,
+    filter: &JobFilter,
+    json: bool,
+    fail_if_empty: bool,
+    layout: Layout,
+) -> anyhow::Result<ExitCode> {
     let rows = load(config, filter)?;
+    if let Some(limit) = filter.limit.filter(|l| rows.len() >= *l) {
+        let total = open(config)?.count_jobs(filter)?;
+        if total > limit as u64 {
+            eprintln!("showing {limit} of {total} jobs (--limit {limit}); raise --limit for more");
+        }
+    }
     if fail_if_empty && rows.is_empty() {
         if json {
             println!("[]");
@@ -95,25 +133,100 @@ pub(super) fn jobs(config: &Config, filter: &JobFilter, json: bool, fail_if_empt
         let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        print!("{}", table(&rows));
+        print!("{}", table_for(&rows, layout, terminal_width()));
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vidkeep jobs --rejected`: specs refused at intake, with the reason, newest last.
+pub(super) fn rejected(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let rejections = open(config)?.rejections()?;
+    if json {
+        let list: Vec<Value> = rejections
+            .iter()
+            .map(|r| {
+                serde_json::json!({"spec": r.spec_name, "spec_sha256": r.spec_sha256, "error_code": r.error_code,
+                    "error": r.error_message, "at": rfc3339(r.at)})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &rejections {
+        println!("{}  {}  {}: {}", rfc3339(r.at), Escaped(&r.spec_name), r.error_code, Escaped(&r.error_message));
+    }
+    println!("{} rejected spec(s); each has a report in failed/", rejections.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()).unwrap_or(100).clamp(80, 200)
+}
+
+/// `text` cut to `max` characters, with `…` when cut, on one line.
+fn clip(text: &str, max: usize) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// An aligned table of jobs for people.
 pub fn table(rows: &[(JobRecord, Vec<Asset>)]) -> String {
-    let mut lines =
-        vec![["JOB".to_owned(), "STATE".into(), "MODEL".into(), "SPEC".into(), "VIDEO".into(), "NOTE".into()]];
+    table_for(rows, Layout::Fit, 100)
+}
+
+/// The job table in `layout`, for a terminal `width` columns wide.
+pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width: usize) -> String {
+    let now = crate::time::now_ms();
+    let wide = layout == Layout::Wide;
+    let mut lines: Vec<Vec<String>> = vec![if wide {
+        ["JOB", "STATE", "MODEL", "CREATED", "SPEC", "NAME/PROMPT", "VIDEO", "NOTE"].map(String::from).to_vec()
+    } else {
+        ["JOB", "STATE", "MODEL", "SPEC", "NAME/PROMPT", "NOTE"].map(String::from).to_vec()
+    }];
     for (job, assets) in rows {
         let video = assets.iter().find(|a| a.kind == AssetKind::Video).map_or(String::new(), |a| a.key.clone());
-        let note = match &job.error {
+        let mut note = match &job.error {
             Some(e) if job.state == JobState::WaitingBudget => e.message.clone(),
             Some(e) => e.code.clone(),
             None => String::new(),
         };
-        lines.push([job.id.clone(), job.state.to_string(), job.model.clone(), job.spec_name.clone(), video, note]);
+        if let Some(next) = next_attempt(job, now) {
+            note = if note.is_empty() { format!("next attempt {next}") } else { format!("{note}; next {next}") };
+        }
+        let text = job.name.clone().or_else(|| job.prompt.clone()).unwrap_or_default();
+        let text = Escaped(&text).to_string();
+        let id = if wide { job.id.clone() } else { short_id(&job.id).to_owned() };
+        lines.push(if wide {
+            vec![
+                id,
+                job.state.to_string(),
+                job.model.clone(),
+                rfc3339(job.created_at),
+                job.spec_name.clone(),
+                clip(&text, usize::MAX),
+                video,
+                note,
+            ]
+        } else {
+            vec![id, job.state.to_string(), job.model.clone(), clip(&job.spec_name, 24), text, clip(&note, 24)]
+        });
     }
-    let widths: Vec<usize> = (0..6).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    let columns = lines[0].len();
+    let mut widths: Vec<usize> =
+        (0..columns).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    if !wide {
+        // NAME/PROMPT takes what the other columns leave of the terminal.
+        let others: usize = widths.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, w)| w + 2).sum();
+        widths[4] = widths[4].min(width.saturating_sub(others).max(12));
+        for line in lines.iter_mut().skip(1) {
+            line[4] = clip(&line[4], widths[4]);
+        }
+    }
     let mut out = String::new();
     for line in &lines {
         let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
@@ -122,6 +235,18 @@ pub fn table(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     }
     out.push_str(&format!("{} job(s)\n", rows.len()));
     out
+}
+
+/// When a waiting job is next tried (a retry, an account pause, a budget wait), if later than now.
+fn next_attempt(job: &JobRecord, now: i64) -> Option<String> {
+    let waiting = matches!(job.state, JobState::Queued | JobState::WaitingBudget);
+    (waiting && job.next_attempt_at > now).then(|| local_time(job.next_attempt_at))
+}
+
+/// `ms` as a short UTC time for tables and `show`.
+fn local_time(ms: i64) -> String {
+    let t = rfc3339(ms);
+    format!("{} {} UTC", &t[..10], &t[11..16])
 }
 
 /// `vidkeep export`
@@ -137,20 +262,66 @@ pub(super) fn export(config: &Config, format: ExportFormat, filter: &JobFilter) 
     Ok(ExitCode::SUCCESS)
 }
 
-fn find(catalog: &Catalog, prefix: &str) -> anyhow::Result<JobRecord> {
-    let matches: Vec<JobRecord> =
-        catalog.jobs(&JobFilter::default())?.into_iter().filter(|j| j.id.starts_with(prefix)).collect();
-    match matches.len() {
-        0 => bail!("no job matches `{prefix}`"),
-        1 => Ok(matches.into_iter().next().context("one match")?),
-        n => bail!("`{prefix}` matches {n} jobs; give more of the id"),
+/// What `show` and `resolve` were asked for.
+enum Found {
+    One(Box<JobRecord>),
+    None,
+    Many(Vec<JobRecord>),
+}
+
+/// The job that `what` names: its id, a unique start or end of it (`jobs` shows the last 8
+/// characters), its spec file's name (as
+/// received, or as filed in `done/`/`failed/`), its task id or its request id.
+fn find(catalog: &Catalog, what: &str) -> anyhow::Result<Found> {
+    let what = what.trim();
+    let all = catalog.jobs(&JobFilter::default())?;
+    let exact = |j: &&JobRecord| {
+        j.id == what
+            || j.spec_name == what
+            || j.spec_file == what
+            || j.task_id.as_deref() == Some(what)
+            || j.request_id.as_deref() == Some(what)
+    };
+    let mut matches: Vec<JobRecord> = all.iter().filter(exact).cloned().collect();
+    if matches.is_empty() && !what.is_empty() {
+        // The start of an id, or its end as `jobs` shows it.
+        matches = all.into_iter().filter(|j| j.id.starts_with(what) || j.id.ends_with(what)).collect();
+    }
+    Ok(match matches.len() {
+        0 => Found::None,
+        1 => Found::One(Box::new(matches.remove(0))),
+        _ => Found::Many(matches),
+    })
+}
+
+/// The one job `what` names; otherwise says why on stderr and gives exit code 1.
+fn find_one(catalog: &Catalog, what: &str) -> anyhow::Result<Result<JobRecord, ExitCode>> {
+    match find(catalog, what)? {
+        Found::One(job) => Ok(Ok(*job)),
+        Found::None => {
+            eprintln!(
+                "no job matches `{}` (give a job id or its start, a spec file name, a task id or a request id)",
+                Escaped(what)
+            );
+            Ok(Err(ExitCode::from(1)))
+        }
+        Found::Many(jobs) => {
+            eprintln!("`{}` matches {} jobs; give one of their ids:", Escaped(what), jobs.len());
+            for j in &jobs {
+                eprintln!("  {}  {}  {}", j.id, j.state, Escaped(&j.spec_name));
+            }
+            Ok(Err(ExitCode::from(1)))
+        }
     }
 }
 
 /// `vidkeep show`
 pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<ExitCode> {
     let catalog = open(config)?;
-    let job = find(&catalog, prefix)?;
+    let job = match find_one(&catalog, prefix)? {
+        Ok(job) => job,
+        Err(code) => return Ok(code),
+    };
     let assets = catalog.assets(&job.id)?;
     let events = catalog.events(&job.id)?;
     let siblings = catalog.siblings(&job)?;
@@ -166,12 +337,20 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
             .map(|s| serde_json::json!({"take": s.take_no, "job_id": s.id, "state": s.state.as_str()}))
             .collect();
         v["spec_sha256"] = Value::from(spec_sha256);
+        v["next_attempt_at"] = match next_attempt(&job, crate::time::now_ms()) {
+            Some(_) => Value::from(rfc3339(job.next_attempt_at)),
+            None => Value::Null,
+        };
         v["inputs"] = serde_json::to_value(&inputs)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("job       {}\nspec      {}\nstate     {}\nmodel     {}", job.id, job.spec_name, job.state, job.model);
-    println!("task      {}\nprompt    {}", job.task_id.as_deref().unwrap_or("-"), job.prompt.as_deref().unwrap_or("-"));
+    println!(
+        "task      {}\nprompt    {}",
+        Escaped(job.task_id.as_deref().unwrap_or("-")),
+        Escaped(job.prompt.as_deref().unwrap_or("-"))
+    );
     for (label, value) in [("name", job.name.clone()), ("project", job.project.clone())] {
         if let Some(value) = value {
             println!("{label:<9} {value}");
@@ -196,8 +375,11 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
     );
     match &job.error {
         Some(e) if job.state == JobState::WaitingBudget => println!("waiting   {}", e.message),
-        Some(e) => println!("error     {}: {}", e.code, e.message),
+        Some(e) => println!("error     {}: {}", Escaped(&e.code), Escaped(&e.message)),
         None => {}
+    }
+    if let Some(next) = next_attempt(&job, crate::time::now_ms()) {
+        println!("next      attempt at {next}");
     }
     for a in &assets {
         println!("{:<9} {} ({} bytes, sha256 {})", a.kind.as_str(), a.key, a.bytes, a.sha256);
@@ -239,7 +421,10 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
 /// `vidkeep resolve`
 pub(super) fn resolve(config: &Config, prefix: &str, resubmit: bool) -> anyhow::Result<ExitCode> {
     let mut catalog = open(config)?;
-    let job = find(&catalog, prefix)?;
+    let job = match find_one(&catalog, prefix)? {
+        Ok(job) => job,
+        Err(code) => return Ok(code),
+    };
     if job.state != JobState::Uncertain {
         eprintln!("job {} is {}, not uncertain: nothing to resolve", job.id, job.state);
         return Ok(ExitCode::from(1));

@@ -7,6 +7,7 @@
 //! or the result's expiry (`expires_at`, a day after the task succeeded unless the platform
 //! said otherwise) has passed. Anything else is retried with backoff.
 
+use crate::telemetry::Escaped;
 use object_store::path::Path as Key;
 use serde_json::{Value, json};
 
@@ -196,7 +197,7 @@ pub(super) async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) 
             return expire(ctx, job, &e.to_string()).await;
         }
     }
-    tracing::warn!(job_id = %job.id, error = %e, "download failed; will retry");
+    tracing::warn!(job_id = %job.id, error = %Escaped(&e), "download failed; will retry");
     ctx.ops.metrics().download("retry");
     let error = JobError::new(e.code(), e.to_string());
     ctx.db.call(move |c| c.note_error(&id, &error)).await?;
@@ -222,7 +223,7 @@ async fn refresh_links(ctx: &Ctx, job: &JobRecord) -> Result<Refresh, EngineErro
         Ok(report) => report,
         Err(e) if e.class(false) == ErrorClass::TaskGone => return Ok(Refresh::TaskGone(e.explain())),
         Err(e) => {
-            tracing::warn!(job_id = %job.id, task_id, error = %e, "could not ask for fresh result links");
+            tracing::warn!(job_id = %job.id, task_id, error = %Escaped(&e), "could not ask for fresh result links");
             return Ok(Refresh::Same);
         }
     };

@@ -9,6 +9,7 @@
 //! Errors from the platform or the network go to the job; an error writing the catalogue stops
 //! the engine, because nothing may happen that cannot be recorded.
 
+use crate::telemetry::Escaped;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +78,8 @@ pub(super) enum Next {
     /// The platform's concurrency limit was hit for a model.
     RateLimited(String),
     /// Stop submitting for the account for a while.
-    Pause(String),
+    /// Pause submissions: the error code and the reason in words.
+    Pause(String, String),
 }
 
 /// Which kind of step finished.
@@ -222,7 +224,7 @@ impl Engine {
             Ok(done) => done,
             Err(e) => {
                 // A panicked step leaves its job busy: it is retried after a restart, never twice at once.
-                tracing::error!(error = %e, "a job step panicked or was cancelled");
+                tracing::error!(error = %Escaped(&e), "a job step panicked or was cancelled");
                 return Ok(());
             }
         };
@@ -248,9 +250,10 @@ impl Engine {
                 let in_flight = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
                 self.limiter.rate_limited(&model, in_flight.get(&model).copied().unwrap_or(0), Instant::now());
             }
-            Next::Pause(reason) => {
+            Next::Pause(code, reason) => {
                 let until = Instant::now() + self.ctx.settings.account_pause;
-                tracing::error!(reason = %reason, pause = ?self.ctx.settings.account_pause, "submissions paused for the whole account; polling and archiving go on");
+                self.ctx.ops.metrics().set_account_paused(Some(&code));
+                tracing::error!(reason = %Escaped(&reason), pause = ?self.ctx.settings.account_pause, "submissions paused for the whole account; polling and archiving go on");
                 self.paused_until = Some(until);
             }
         }
@@ -259,8 +262,13 @@ impl Engine {
 
     async fn start_submissions(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
-        if self.paused_until.is_some_and(|t| t > now) {
-            return Ok(());
+        match self.paused_until {
+            Some(t) if t > now => return Ok(()),
+            Some(_) => {
+                self.paused_until = None;
+                self.ctx.ops.metrics().set_account_paused(None);
+            }
+            None => {}
         }
         let mut in_flight: BTreeMap<String, usize> = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
         let mut total: usize = in_flight.values().sum();
@@ -325,7 +333,7 @@ impl Engine {
             }
             Ok(BudgetCheck::Wait(reason)) => {
                 if !was_waiting {
-                    tracing::warn!(job_id = %job.id, reason = %reason, "not submitted: over budget; waiting");
+                    tracing::warn!(job_id = %job.id, reason = %Escaped(&reason), "not submitted: over budget; waiting");
                 }
                 if self.waiting_reported.get(&job.id) != Some(&reason) {
                     let price = self.ctx.settings.prices.fen(&job.model);
@@ -494,7 +502,7 @@ impl Engine {
                 }
                 Err(e) => {
                     if self.settle_warned.insert(job_id.clone()) {
-                        tracing::warn!(job_id = %job_id, error = %e, "cannot write the report or move the spec; will retry");
+                        tracing::warn!(job_id = %job_id, error = %Escaped(&e), "cannot write the report or move the spec; will retry");
                     }
                 }
             }
@@ -527,7 +535,7 @@ async fn submit(
     let (change, next) = match result {
         Ok(accepted) => {
             ctx.ops.metrics().submission("accepted");
-            tracing::info!(job_id = %job.id, task_id = %accepted.task_id, "task accepted");
+            tracing::info!(job_id = %job.id, task_id = %Escaped(&accepted.task_id), "task accepted");
             let next = Next::PollAt(Instant::now() + ctx.settings.poll_interval);
             (Change::Submitted { task_id: accepted.task_id }, next)
         }
@@ -543,7 +551,7 @@ fn refused(ctx: &Ctx, job: &JobRecord, e: &ApiError) -> (Change, Next) {
     let error = JobError::new(e.code(), e.explain());
     let retry_at = |delay: Duration| after(now_ms(), delay.max(e.retry_after().unwrap_or_default()));
     let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
-    tracing::warn!(job_id = %job.id, code = %error.code, error = %e, "submission refused");
+    tracing::warn!(job_id = %job.id, code = %Escaped(&error.code), error = %Escaped(&e), "submission refused");
     let uncertain = matches!(e.class(true), ErrorClass::Uncertain);
     ctx.ops.metrics().submission(if uncertain { "uncertain" } else { "refused" });
     let requeue = |at| Change::Requeue { next_attempt_at: at, error: error.clone() };
@@ -552,7 +560,9 @@ fn refused(ctx: &Ctx, job: &JobRecord, e: &ApiError) -> (Change, Next) {
         ErrorClass::RateLimited => {
             (requeue(retry_at(backoff(s.retry_base, s.retry_max, attempt))), Next::RateLimited(job.model.clone()))
         }
-        ErrorClass::AccountPaused | ErrorClass::Auth => (requeue(retry_at(s.account_pause)), Next::Pause(e.explain())),
+        ErrorClass::AccountPaused | ErrorClass::Auth => {
+            (requeue(retry_at(s.account_pause)), Next::Pause(e.code(), e.explain()))
+        }
         ErrorClass::JobFatal | ErrorClass::TaskGone => (Change::Failed(error), Next::Idle),
         ErrorClass::Uncertain => (
             Change::Uncertain(JobError::new(
@@ -577,9 +587,9 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
         Ok(report) => match report.status {
             TaskStatus::Processing(_) => return Ok(later),
             TaskStatus::Success { video_url, cover_url } => {
-                tracing::info!(job_id = %job.id, task_id = %task_id, "task succeeded");
+                tracing::info!(job_id = %job.id, task_id = %Escaped(&task_id), "task succeeded");
                 if let Some(answered) = report.model.as_deref().filter(|m| !same_model(&job.model, m)) {
-                    tracing::warn!(job_id = %job.id, task_id = %task_id, sent = %job.model, answered, "the platform names another model for this task");
+                    tracing::warn!(job_id = %job.id, task_id = %Escaped(&task_id), sent = %job.model, answered = %Escaped(&answered), "the platform names another model for this task");
                 }
                 let expires_at = platform_expiry(&video_url);
                 Change::ResultReady { video_url, cover_url, result_json: report.raw, expires_at }
@@ -596,11 +606,11 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
         Err(e) => match e.class(false) {
             ErrorClass::TaskGone => Change::Failed(JobError::new("task-gone", e.explain())),
             ErrorClass::Auth => {
-                tracing::error!(job_id = %job.id, task_id = %task_id, error = %e, "poll refused: API key not accepted");
+                tracing::error!(job_id = %job.id, task_id = %Escaped(&task_id), error = %Escaped(&e), "poll refused: API key not accepted");
                 return Ok(later);
             }
             _ => {
-                tracing::warn!(job_id = %job.id, task_id = %task_id, error = %e, "poll failed; will poll again");
+                tracing::warn!(job_id = %job.id, task_id = %Escaped(&task_id), error = %Escaped(&e), "poll failed; will poll again");
                 return Ok(later);
             }
         },

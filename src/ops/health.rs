@@ -2,6 +2,7 @@
 //! platform answered recently) and `GET /metrics` (Prometheus text). The routes only read
 //! [`Ops`]; the web server decides who may call them.
 
+use crate::telemetry::Escaped;
 use std::time::Duration;
 
 use axum::Router;
@@ -65,7 +66,7 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
                 .into_response()
         }
         Err(e) => {
-            tracing::warn!(error = %e, "metrics: cannot read the catalogue");
+            tracing::warn!(error = %Escaped(&e), "metrics: cannot read the catalogue");
             (StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the catalogue: {e}\n")).into_response()
         }
     }

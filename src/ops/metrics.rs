@@ -43,6 +43,9 @@ pub struct Metrics {
     results_expiring: Gauge,
     notifications: Family<Label, Counter>,
     notify_outbox: Family<Label, Gauge>,
+    rejected_specs: Family<Label, Counter>,
+    verify_problems: Family<Label, Counter>,
+    account_paused: Family<Label, Gauge>,
 }
 
 impl Default for Metrics {
@@ -136,6 +139,34 @@ impl Metrics {
         for result in ["delivered", "retry", "dead"] {
             let _ = notifications.get_or_create(&[("result", result.to_owned())]);
         }
+        let rejected_specs = Family::<Label, Counter>::default();
+        registry.register(
+            "rejected_specs",
+            "Specs refused at intake by reason (the rejection code; each has a report in failed/)",
+            rejected_specs.clone(),
+        );
+        let verify_problems = Family::<Label, Counter>::default();
+        registry.register(
+            "verify_problems",
+            "Stored objects the scheduled verification found missing, changed or unreadable",
+            verify_problems.clone(),
+        );
+        let account_paused = Family::<Label, Gauge>::default();
+        registry.register(
+            "account_paused",
+            "1 while submissions are paused for the whole account, labelled with the platform's reason code",
+            account_paused.clone(),
+        );
+        let build_info = Family::<Label, Gauge>::default();
+        registry.register("build_info", "The running vidkeep's version (always 1)", build_info.clone());
+        build_info.get_or_create(&[("version", env!("CARGO_PKG_VERSION").to_owned())]).set(1);
+        for code in crate::spec::SpecError::CODES {
+            let _ = rejected_specs.get_or_create(&[("reason", (*code).to_owned())]);
+        }
+        let _ = account_paused.get_or_create(&[("reason", String::new())]);
+        for result in ["missing", "mismatch", "unreadable"] {
+            let _ = verify_problems.get_or_create(&[("result", result.to_owned())]);
+        }
         for state in JobState::ALL {
             let _ = jobs.get_or_create(&[("state", state.as_str().to_owned())]);
         }
@@ -162,12 +193,34 @@ impl Metrics {
             results_expiring,
             notifications,
             notify_outbox,
+            rejected_specs,
+            verify_problems,
+            account_paused,
         }
     }
 
     /// A notification delivery ended with `result` (`delivered`, `retry` or `dead`).
     pub fn notification(&self, result: &'static str) {
         self.notifications.get_or_create(&[("result", result.to_owned())]).inc();
+    }
+
+    /// A spec was refused at intake with rejection code `code`.
+    pub fn rejected_spec(&self, code: &str) {
+        self.rejected_specs.get_or_create(&[("reason", code.to_owned())]).inc();
+    }
+
+    /// Verification found a stored object `result` (`missing`, `mismatch`, `unreadable`).
+    pub fn verify_problem(&self, result: &str) {
+        self.verify_problems.get_or_create(&[("result", result.to_owned())]).inc();
+    }
+
+    /// Submissions are paused for the account for the error `code`, or (None) running again.
+    pub fn set_account_paused(&self, code: Option<&str>) {
+        self.account_paused.clear();
+        match code {
+            Some(code) => self.account_paused.get_or_create(&[("reason", code.to_owned())]).set(1),
+            None => self.account_paused.get_or_create(&[("reason", String::new())]).set(0),
+        };
     }
 
     /// The inbox was scanned once.
@@ -272,6 +325,25 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+        // Present at 0 from the start, so a dashboard and an alert see them before the first event.
+        for line in [
+            "vidkeep_rejected_specs_total{reason=\"spec-syntax\"} 0",
+            "vidkeep_verify_problems_total{result=\"mismatch\"} 0",
+            &format!("vidkeep_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        m.rejected_spec("spec-syntax");
+        m.set_account_paused(Some("platform-1113"));
+        let text = m.render(&OpsSnapshot::default(), 1_000);
+        assert!(text.contains("vidkeep_rejected_specs_total{reason=\"spec-syntax\"} 1"), "{text}");
+        assert!(text.contains("vidkeep_account_paused{reason=\"platform-1113\"} 1"), "{text}");
+        m.set_account_paused(None);
+        let text = m.render(&OpsSnapshot::default(), 1_000);
+        assert!(
+            text.contains("vidkeep_account_paused{reason=\"\"} 0") && !text.contains("platform-1113\"} 1"),
+            "{text}"
+        );
         let later = m.render(&OpsSnapshot::default(), 1_000);
         assert!(!later.contains("vidkeep_result_url_expiry_seconds "), "no expiry when nothing waits:\n{later}");
     }

@@ -7,6 +7,7 @@
 //! a bounded queue to one thread of their own: the async runtime never waits on systemd, and a
 //! message that finds the queue full is dropped (the next heartbeat sends a fresh one).
 
+use crate::telemetry::Escaped;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ impl Notifier {
             match std::thread::Builder::new().name("sd-notify".to_owned()).spawn(move || send_all(&rx)) {
                 Ok(_) => Some(tx),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot start the systemd notifier; systemd will not hear from vidkeep");
+                    tracing::warn!(error = %Escaped(&e), "cannot start the systemd notifier; systemd will not hear from vidkeep");
                     None
                 }
             }
@@ -116,7 +117,7 @@ fn send_all(queue: &Receiver<Message>) {
             }
         };
         if let Err(e) = result {
-            tracing::warn!(error = %e, "cannot notify the service manager");
+            tracing::warn!(error = %Escaped(&e), "cannot notify the service manager");
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     check("budget", old.budget != new.budget, true);
     check("api.base_url", old.api.base_url != new.api.base_url, false);
     check("api.api_key_env", old.api.api_key_env != new.api.api_key_env, false);
+    check("api.key_file", old.api.key_file != new.api.key_file, false);
     check("api.request_timeout", old.api.request_timeout != new.api.request_timeout, false);
     check("storage", old.storage != new.storage, false);
     check("catalog.path", old.catalog.path != new.catalog.path, false);
@@ -76,6 +77,7 @@ pub fn effective(old: &Config, new: &Config) -> Config {
     let mut c = new.clone();
     c.api.base_url.clone_from(&old.api.base_url);
     c.api.api_key_env.clone_from(&old.api.api_key_env);
+    c.api.key_file.clone_from(&old.api.key_file);
     c.api.request_timeout = old.api.request_timeout;
     c.storage = old.storage.clone();
     c.catalog = old.catalog.clone();

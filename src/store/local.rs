@@ -9,6 +9,7 @@
 //! it into place when complete; a process killed mid-upload leaves that staging file behind, and
 //! `list` hides it, so nothing else would ever remove it.
 
+use crate::telemetry::Escaped;
 use std::path::Path;
 
 use super::StoreError;
@@ -77,7 +78,7 @@ pub(super) fn clean_staging(root: &Path) -> std::io::Result<usize> {
                 folders.push(path);
             } else if kind.is_file() && is_staging(&entry.file_name().to_string_lossy()) {
                 std::fs::remove_file(&path)?;
-                tracing::info!(file = %path.display(), "removed an upload left unfinished by a crash");
+                tracing::info!(file = %Escaped(path.display()), "removed an upload left unfinished by a crash");
                 removed += 1;
             }
         }

@@ -2,6 +2,7 @@
 //! does not offer, signed with its [`Signer`]: a metadata-replacing `CopyObject` (publish) and
 //! `ListMultipartUploads` (crash cleanup). See the parent module for why.
 
+use crate::telemetry::Escaped;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -175,7 +176,7 @@ impl S3 {
         if let Some(server) = xml_text(&body, "ChecksumSHA256").filter(|s| !s.is_empty() && !s.contains('-')) {
             if server != streamed {
                 if let Err(e) = self.raw.delete(&to).await {
-                    tracing::error!(key = %key, error = %e, "could not delete an object whose checksum does not match");
+                    tracing::error!(key = %key, error = %Escaped(&e), "could not delete an object whose checksum does not match");
                 }
                 return Err(StoreError::ChecksumMismatch { key: key.to_string(), server: server.to_owned(), streamed });
             }

@@ -156,7 +156,7 @@ pub(super) fn watch(inbox: &Inbox) -> Result<(notify::RecommendedWatcher, Pendin
                 None => return,
             },
             Err(e) => {
-                tracing::debug!(error = %e, "file-system event error; the next scan covers it");
+                tracing::debug!(error = %crate::telemetry::Escaped(&e), "file-system event error; the next scan covers it");
                 Hint::Rescan
             }
         };

@@ -11,6 +11,7 @@
 //! Names are handled as bytes ([`SpecName`]): opened and renamed by their exact bytes, spoken of
 //! by a text form that is safe in the catalogue, logs and reports.
 
+use crate::telemetry::Escaped;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -113,19 +114,19 @@ impl Intake {
         };
         if let Err(problem) = folders {
             if stability.pause(&problem) {
-                tracing::error!(inbox = ?self.inbox.root(), %problem, "intake paused: no spec is taken until this is repaired");
+                tracing::error!(inbox = %Escaped(self.inbox.root().display()), problem = %Escaped(&problem), "intake paused: no spec is taken until this is repaired");
             }
             self.ops.set_intake_problem(Some(problem));
             return;
         }
         if stability.resume() {
-            tracing::info!(inbox = ?self.inbox.root(), "intake resumed: the inbox folders are usable again");
+            tracing::info!(inbox = %Escaped(self.inbox.root().display()), "intake resumed: the inbox folders are usable again");
         }
         self.ops.set_intake_problem(None);
         let entries = match entries {
             Ok(entries) => entries,
             Err(e) => {
-                tracing::error!(inbox = ?self.inbox.root(), error = %e, "cannot list the inbox");
+                tracing::error!(inbox = %Escaped(self.inbox.root().display()), error = %Escaped(&e), "cannot list the inbox");
                 return;
             }
         };
@@ -142,7 +143,7 @@ impl Intake {
                 FileKind::Spec(_) => {}
                 FileKind::Unknown => {
                     if stability.first_notice(&entry.path) {
-                        tracing::info!(file = ?entry.name.text(), "not a spec (.json, .toml or .txt); left alone");
+                        tracing::info!(file = %Escaped(entry.name.text()), "not a spec (.json, .toml or .txt); left alone");
                     }
                     continue;
                 }
@@ -240,7 +241,7 @@ impl Intake {
             Err(e) => {
                 // The files wait in processing/ with no job; the next scan takes them from there.
                 for head in &heads {
-                    tracing::error!(file = ?head.name.text(), error = %e, "cannot record the spec; it waits in processing/ and is retried");
+                    tracing::error!(file = %Escaped(head.name.text()), error = %Escaped(&e), "cannot record the spec; it waits in processing/ and is retried");
                 }
                 stability.sweep_next();
                 return 0;
@@ -250,7 +251,7 @@ impl Intake {
         for (head, (recorded, assets)) in heads.into_iter().zip(recorded) {
             match recorded {
                 Recorded::New => {
-                    tracing::info!(job_id = %head.job_id, takes = head.takes, file = ?head.name.text(), model = %head.model, "spec accepted");
+                    tracing::info!(job_id = %head.job_id, takes = head.takes, file = %Escaped(head.name.text()), model = %Escaped(&head.model), "spec accepted");
                     if let Some(len) = head.len {
                         stability.remember_taken(head.name.text(), len, &head.sha, &head.job_id, now);
                     }
@@ -258,7 +259,7 @@ impl Intake {
                 }
                 Recorded::AlreadyPaid(existing) => {
                     tracing::info!(
-                        file = ?head.name.text(), existing_job = %existing.id, state = %existing.state,
+                        file = %Escaped(head.name.text()), existing_job = %existing.id, state = %existing.state,
                         "already paid for: the same request made this job; not submitted (set vidkeep.takes or vidkeep.force for another take)"
                     );
                     let (inbox, name) = (self.inbox.clone(), head.name.text().to_owned());
@@ -266,7 +267,7 @@ impl Intake {
                     if let Some(Err(e)) =
                         run_blocking(move || report::already_paid(&inbox, &from, &name, &existing, &assets)).await
                     {
-                        tracing::error!(file = ?head.file, error = %e, "cannot move the duplicate spec to done/; it stays in processing/");
+                        tracing::error!(file = %Escaped(&head.file), error = %Escaped(&e), "cannot move the duplicate spec to done/; it stays in processing/");
                     }
                 }
             }
@@ -280,7 +281,7 @@ impl Intake {
         let named = match self.db.call(|c| c.spec_files_in_processing()).await {
             Ok(named) => named,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read which specs are in processing/; will retry");
+                tracing::error!(error = %Escaped(&e), "cannot read which specs are in processing/; will retry");
                 stability.sweep_next();
                 return 0;
             }
@@ -295,7 +296,7 @@ impl Intake {
             let (inbox, defaults) = (self.inbox.clone(), Arc::clone(&self.defaults));
             let read = run_blocking(move || read_bytes(entry).map(|raw| parse(raw, &inbox, &defaults)));
             let Some(read) = read.await.flatten() else { continue };
-            tracing::warn!(file = ?text, "a spec in processing/ has no job (a stop between its move and its record): taking it now");
+            tracing::warn!(file = %Escaped(&text), "a spec in processing/ has no job (a stop between its move and its record): taking it now");
             let Read { entry, sha, parsed, len, .. } = read;
             match parsed {
                 Ok(spec) => {
@@ -332,15 +333,16 @@ impl Intake {
         let (inbox, path, r) = (self.inbox.clone(), entry.path.clone(), rejection.clone());
         match run_blocking(move || report::reject(&inbox, &path, &r)).await {
             Some(Ok(_)) => {
-                tracing::warn!(file = ?entry.name.text(), code = e.code(), reason = %e, "spec rejected; nothing was submitted");
+                self.ops.metrics().rejected_spec(e.code());
+                tracing::warn!(file = %Escaped(entry.name.text()), code = e.code(), reason = %Escaped(&e), "spec rejected; nothing was submitted");
                 if let Err(err) = self.db.call(move |c| c.record_rejection(&rejection)).await {
-                    tracing::error!(file = ?entry.name.text(), error = %err, "cannot record the rejection (its report is in failed/)");
+                    tracing::error!(file = %Escaped(entry.name.text()), error = %Escaped(&err), "cannot record the rejection (its report is in failed/)");
                 }
             }
             Some(Err(io)) => {
                 stability.stuck(&entry.path, entry.size, entry.mtime);
                 tracing::error!(
-                    file = ?entry.name.text(), code = e.code(), reason = %e, error = %io,
+                    file = %Escaped(entry.name.text()), code = e.code(), reason = %Escaped(&e), error = %Escaped(&io),
                     "spec rejected but cannot be moved to failed/; left in the inbox and not tried again until it changes"
                 );
             }
@@ -354,7 +356,7 @@ async fn run_blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static)
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => Some(r),
         Err(e) => {
-            tracing::error!(error = %e, "intake: a file task did not complete");
+            tracing::error!(error = %Escaped(&e), "intake: a file task did not complete");
             None
         }
     }
@@ -376,11 +378,11 @@ fn read_bytes(entry: Entry) -> Option<RawSpec> {
         Err(ReadError::TooLarge { bytes, max }) => (Err(SpecError::TooLarge { bytes, max }), None),
         Err(ReadError::Gone) => return None,
         Err(e @ ReadError::NotRegular(_)) => {
-            tracing::info!(file = ?entry.name.text(), reason = %e, "not taken: no longer a regular file");
+            tracing::info!(file = %Escaped(entry.name.text()), reason = %Escaped(&e), "not taken: no longer a regular file");
             return None;
         }
         Err(e) => {
-            tracing::warn!(file = ?entry.name.text(), error = %e, "cannot read spec; will retry");
+            tracing::warn!(file = %Escaped(entry.name.text()), error = %Escaped(&e), "cannot read spec; will retry");
             return None;
         }
     };

@@ -48,14 +48,8 @@ fn text_name(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if c.is_control() {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            } else {
-                out.push(c);
-            }
+            // Writing into a String cannot fail.
+            let _ = crate::telemetry::escape_char(c, &mut out);
         }
         for b in chunk.invalid() {
             out.push_str(&format!("%{b:02X}"));

@@ -101,7 +101,8 @@ pub(super) fn servable_type(stored: &str) -> (&'static str, bool) {
     }
 }
 
-/// `<spec name without extension>-<first 8 of the job id>.<ext>`, in safe ASCII.
+/// `<spec name without extension>-<last 8 of the job id>.<ext>`, in safe ASCII (the first 8
+/// of a UUIDv7 are its creation time, the same for two takes of one spec).
 fn download_name(spec: &str, job_id: &str, kind: AssetKind, key: &str) -> String {
     let stem = spec.rsplit_once('.').map_or(spec, |(s, _)| s);
     let safe: String = stem
@@ -110,7 +111,7 @@ fn download_name(spec: &str, job_id: &str, kind: AssetKind, key: &str) -> String
         .take(60)
         .collect();
     let ext = key.rsplit_once('.').map_or("bin", |(_, e)| e);
-    let short: String = job_id.chars().take(8).collect();
+    let short = crate::catalog::short_id(job_id);
     let kind = if kind == AssetKind::Cover { "-cover" } else { "" };
     format!("{}-{short}{kind}.{ext}", if safe.is_empty() { "video" } else { &safe })
 }
@@ -164,10 +165,16 @@ mod tests {
         let id = "01a2125a-e8e6-751d-a110-8b36979f7ec5";
         assert_eq!(
             download_name("fox in snow.json", id, AssetKind::Video, "a/b/video.mp4"),
-            "fox_in_snow-01a2125a.mp4"
+            "fox_in_snow-979f7ec5.mp4"
         );
-        assert_eq!(download_name("\"evil\".txt", id, AssetKind::Cover, "a/cover.jpg"), "_evil_-01a2125a-cover.jpg");
-        assert_eq!(download_name(".json", id, AssetKind::Video, "video.mp4"), "video-01a2125a.mp4");
+        assert_eq!(download_name("\"evil\".txt", id, AssetKind::Cover, "a/cover.jpg"), "_evil_-979f7ec5-cover.jpg");
+        assert_eq!(download_name(".json", id, AssetKind::Video, "video.mp4"), "video-979f7ec5.mp4");
+        // Two takes of one spec, made in the same millisecond, download under different names.
+        let take2 = "01a2125a-e8e6-751d-b3c0-5d1e22a40b19";
+        assert_ne!(
+            download_name("fox.json", id, AssetKind::Video, "video.mp4"),
+            download_name("fox.json", take2, AssetKind::Video, "video.mp4")
+        );
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! See vidkeep::fuzzing::config and FUZZING.md.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vidkeep::fuzzing::config(data));
