@@ -17,6 +17,7 @@ mod faults;
 mod hostile;
 mod intake;
 mod limits;
+mod network;
 mod ops;
 mod recovery;
 mod s3;
