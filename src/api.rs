@@ -56,6 +56,14 @@ pub enum ApiError {
     /// The request may have reached the platform, but no complete answer came back.
     #[error("no answer from the platform (the request may have been received): {0}")]
     NoAnswer(String),
+    /// The answer was larger than any real answer ([`MAX_ANSWER_BYTES`]); it was not read on.
+    #[error("the platform's answer (HTTP {http}) is larger than {limit} bytes; not read further")]
+    TooBig {
+        /// HTTP status.
+        http: u16,
+        /// The limit.
+        limit: usize,
+    },
     /// An answer came back that could not be understood.
     #[error("the platform's answer (HTTP {http}) could not be understood: {detail}")]
     BadAnswer {
@@ -72,7 +80,8 @@ impl ApiError {
         match self {
             ApiError::Refused { http, code, .. } => classify_code(*http, code),
             ApiError::NotSent(_) => ErrorClass::Retry,
-            ApiError::NoAnswer(_) if submit => ErrorClass::Uncertain,
+            ApiError::NoAnswer(_) | ApiError::TooBig { .. } if submit => ErrorClass::Uncertain,
+            ApiError::TooBig { .. } => ErrorClass::Retry,
             ApiError::BadAnswer { http, .. } if submit && (*http < 400 || *http >= 500) => ErrorClass::Uncertain,
             ApiError::BadAnswer { http, .. } if (400..500).contains(http) && *http != 429 => ErrorClass::JobFatal,
             ApiError::NoAnswer(_) | ApiError::BadAnswer { .. } => ErrorClass::Retry,
@@ -86,6 +95,7 @@ impl ApiError {
             ApiError::NotSent(_) => "api-unreachable".to_owned(),
             ApiError::NoAnswer(_) => "api-no-answer".to_owned(),
             ApiError::BadAnswer { .. } => "api-bad-answer".to_owned(),
+            ApiError::TooBig { .. } => "api-answer-too-big".to_owned(),
         }
     }
 
@@ -163,7 +173,8 @@ pub struct TaskReport {
     pub status: TaskStatus,
     /// The model the answer names, as written (compare it with [`same_model`]).
     pub model: Option<String>,
-    /// The answer verbatim, for the sidecar and the catalogue.
+    /// The answer for the sidecar and the catalogue: verbatim when small, else the fields the
+    /// archive needs and a bounded excerpt ([`wire::bounded_record`]).
     pub raw: String,
 }
 
@@ -222,7 +233,8 @@ impl ApiClient {
         let (status, text) = read(response).await?;
         let answer: wire::ResultAnswer = serde_json::from_str(&text)
             .map_err(|e| ApiError::BadAnswer { http: status, detail: format!("{e}: {}", wire::excerpt(&text)) })?;
-        Ok(TaskReport { status: answer.status(), model: answer.model().map(str::to_owned), raw: text })
+        let raw = wire::bounded_record(&answer, &text);
+        Ok(TaskReport { status: answer.status(), model: answer.model().map(str::to_owned), raw })
     }
 }
 
@@ -230,17 +242,34 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Reads a whole (small) API answer; a non-2xx answer becomes [`ApiError::Refused`] if it has an
-/// error body, else [`ApiError::BadAnswer`].
-async fn read(response: reqwest::Response) -> Result<(u16, String), ApiError> {
+/// The largest API answer read. Real answers are a few hundred bytes; an endless or huge body
+/// is cut here instead of growing memory.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The longest `Retry-After` taken from the platform; the engine caps it further at
+/// `jobs.retry_max`. An absurd value must never park a job for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Reads a whole (small) API answer, at most [`MAX_ANSWER_BYTES`]; a non-2xx answer becomes
+/// [`ApiError::Refused`] if it has an error body, else [`ApiError::BadAnswer`].
+async fn read(mut response: reqwest::Response) -> Result<(u16, String), ApiError> {
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let text = response.text().await.map_err(|e| ApiError::NoAnswer(format!("answer cut off: {e}")))?;
+    let retry_after =
+        response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+    let too_big = ApiError::TooBig { http: status, limit: MAX_ANSWER_BYTES };
+    if response.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
+        return Err(too_big);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| ApiError::NoAnswer(format!("answer cut off: {}", e.without_url())))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_big);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&body).into_owned();
     if (200..300).contains(&status) {
         return Ok((status, text));
     }
@@ -248,6 +277,16 @@ async fn read(response: reqwest::Response) -> Result<(u16, String), ApiError> {
         Some(e) => Err(ApiError::Refused { http: status, code: e.code, message: e.message, retry_after }),
         None => Err(ApiError::BadAnswer { http: status, detail: wire::excerpt(&text) }),
     }
+}
+
+/// `Retry-After` in seconds (the platform sends no dates), capped at [`MAX_RETRY_AFTER`].
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let digits = value.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Too many digits for a u64 is still "very long": the cap.
+    Some(digits.parse::<u64>().map_or(MAX_RETRY_AFTER, Duration::from_secs).min(MAX_RETRY_AFTER))
 }
 
 fn transport(e: reqwest::Error) -> ApiError {
@@ -306,6 +345,14 @@ mod tests {
         let gateway = ApiError::BadAnswer { http: 502, detail: "<html>".into() };
         assert_eq!(gateway.class(true), ErrorClass::Uncertain, "a bare 502 may hide an accepted task");
         assert_eq!(gateway.class(false), ErrorClass::Retry);
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("9999999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("99999999999999999999999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]

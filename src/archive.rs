@@ -8,6 +8,7 @@
 //! a rename, or on S3 a server-side copy that records the SHA-256). So no partial object ever
 //! appears under its final key. An interrupted upload is aborted and its staging object deleted.
 
+use std::sync::Arc;
 use crate::telemetry::Escaped;
 use std::time::Duration;
 
@@ -16,10 +17,11 @@ use object_store::path::Path as Key;
 use object_store::{Attribute, Attributes, ObjectStoreExt as _, PutMultipartOptions, WriteMultipart};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::ProbeConfig;
+use crate::config::{ArchiveConfig, ProbeConfig};
 use crate::probe::{Probe, Promise, Tolerance};
 use crate::store::{Store, StoreError};
 
+pub mod guard;
 pub mod provenance;
 mod resume;
 pub mod scrub;
@@ -56,6 +58,26 @@ pub enum ArchiveError {
         /// Bytes received.
         got: u64,
     },
+    /// The URL (or a redirect) is one vidkeep does not fetch: another scheme, credentials, a
+    /// host outside `[archive] allowed_hosts`, a non-public address, too many redirects.
+    #[error("the result URL is not fetched: {0}")]
+    Refused(String),
+    /// The file is larger than `[archive] max_bytes`.
+    #[error("the result file is larger than [archive] max_bytes ({limit} bytes); it is not archived")]
+    TooBig {
+        /// The limit.
+        limit: u64,
+    },
+    /// Fewer bytes than `[archive] min_bytes_per_second` allows arrived in one window.
+    #[error(
+        "the download is too slow: {got} bytes in {window:?}, less than [archive] min_bytes_per_second allows; cut, to retry later"
+    )]
+    TooSlow {
+        /// Bytes received in the window.
+        got: u64,
+        /// The window (`[archive] stall_timeout`).
+        window: Duration,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -69,8 +91,27 @@ impl ArchiveError {
             ArchiveError::Status(_) => "download-status",
             ArchiveError::Network(_) => "download-network",
             ArchiveError::Truncated { .. } => "download-truncated",
+            ArchiveError::Refused(_) => "download-refused",
+            ArchiveError::TooBig { .. } => "download-too-big",
+            ArchiveError::TooSlow { .. } => "download-slow",
             ArchiveError::Store(_) => "store-unavailable",
         }
+    }
+
+    /// Whether trying again can never help (the URL is refused or the file too big).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ArchiveError::Refused(_) | ArchiveError::TooBig { .. })
+    }
+
+    /// A transport error, or the policy's refusal when that is what stopped it.
+    pub(crate) fn from_reqwest(e: reqwest::Error) -> ArchiveError {
+        if let Some(refused) = guard::refusal(&e) {
+            return ArchiveError::Refused(refused.0);
+        }
+        if e.is_builder() {
+            return ArchiveError::Refused(format!("the URL cannot be requested: {}", e.without_url()));
+        }
+        ArchiveError::Network(e.without_url().to_string())
     }
 }
 
@@ -91,19 +132,30 @@ pub struct Archiver {
     http: reqwest::Client,
     store: Store,
     probe: ProbeConfig,
+    limits: ArchiveConfig,
+    policy: guard::UrlPolicy,
 }
 
 impl Archiver {
-    /// An archiver writing into `store`. Downloads have no total timeout (files can be large)
-    /// but fail if no byte arrives for `read_timeout`.
+    /// An archiver writing into `store` with the default `[archive]` limits.
     pub fn new(store: Store, read_timeout: Duration) -> Result<Archiver, ArchiveError> {
+        Archiver::with_config(store, read_timeout, &ArchiveConfig::default())
+    }
+
+    /// An archiver writing into `store`, fetching only what `limits` allows. Downloads have no
+    /// total timeout (files can be large) but fail if no byte arrives for `read_timeout` or
+    /// fewer than `limits.min_bytes_per_second` arrive over `limits.stall_timeout`.
+    pub fn with_config(store: Store, read_timeout: Duration, limits: &ArchiveConfig) -> Result<Archiver, ArchiveError> {
+        let policy = guard::UrlPolicy::new(&limits.allowed_hosts, &limits.networks());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(read_timeout)
+            .redirect(guard::redirect_policy(policy.clone()))
+            .dns_resolver(Arc::new(guard::GuardedResolver::new(policy.clone())))
             .user_agent(concat!("vidkeep/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ArchiveError::Network(format!("cannot build HTTP client: {e}")))?;
-        Ok(Archiver { http, store, probe: ProbeConfig::default() })
+        Ok(Archiver { http, store, probe: ProbeConfig::default(), limits: limits.clone(), policy })
     }
 
     /// The same archiver probing videos as `probe` says.
@@ -130,9 +182,16 @@ impl Archiver {
     /// Streams `url` into `key`, hashing on the way; the object exists under `key` only if this
     /// returns `Ok`.
     pub async fn fetch(&self, url: &str, key: &Key, default_type: &str) -> Result<Stored, ArchiveError> {
-        let response =
-            self.http.get(url).send().await.map_err(|e| ArchiveError::Network(e.without_url().to_string()))?;
+        let parsed = url::Url::parse(url).map_err(|e| ArchiveError::Refused(format!("not a URL: {e}")))?;
+        self.policy.check_url(&parsed).map_err(|r| ArchiveError::Refused(r.0))?;
+        let response = self.http.get(parsed).send().await.map_err(ArchiveError::from_reqwest)?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            // reqwest hands back a redirect it would not follow (to `file:`, say) as it is.
+            let to = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+            let to: String = to.unwrap_or("nowhere").chars().take(100).collect();
+            return Err(ArchiveError::Refused(format!("HTTP {status} redirects to `{to}`, which is not followed")));
+        }
         match status {
             200 => {}
             403 | 404 | 410 => return Err(ArchiveError::Gone(status)),
@@ -146,6 +205,9 @@ impl Archiver {
             .filter(|v| v.starts_with("video/") || v.starts_with("image/"))
             .unwrap_or_else(|| default_type.to_owned());
         let expected = response.content_length();
+        if expected.is_some_and(|n| n > self.limits.max_bytes) {
+            return Err(ArchiveError::TooBig { limit: self.limits.max_bytes });
+        }
         // Stage, then publish; S3 cannot copy over 5 GiB, so such objects go straight to their
         // key (S3 completes a multipart upload atomically, so still never half-written).
         let staged = self.store.can_stage(expected);
@@ -180,7 +242,7 @@ impl Archiver {
             self.store.backend().put_multipart_opts(target, opts).await.map_err(Store::err("start upload", target))?;
         let settings = self.store.upload();
         let mut writer = WriteMultipart::new_with_chunk_size(upload, settings.part_size);
-        match copy_hashing(&mut body, &mut writer, settings.max_concurrent_parts, target).await {
+        match copy_hashing(&mut body, &mut writer, settings.max_concurrent_parts, target, &self.limits).await {
             Ok((digest, bytes)) => {
                 if body.resumes() > 0 {
                     tracing::info!(key = %target, resumes = body.resumes(), "download completed after resuming");
@@ -212,17 +274,48 @@ async fn abort(writer: WriteMultipart, key: &Key) {
     }
 }
 
+/// Copies the body into the upload, hashing it; stops at `limits.max_bytes` and when fewer than
+/// `min_bytes_per_second * stall_timeout` bytes arrive in one `stall_timeout` window (so a link
+/// trickling a byte now and then cannot hold a download slot forever).
 async fn copy_hashing(
     body: &mut ResumingBody,
     writer: &mut WriteMultipart,
     max_parts: usize,
     key: &Key,
+    limits: &ArchiveConfig,
 ) -> Result<([u8; 32], u64), ArchiveError> {
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
-    while let Some(chunk) = body.next().await? {
+    let window = limits.stall_timeout;
+    let need = limits.min_bytes_per_second.saturating_mul(window.as_secs().max(1));
+    let mut window_end = tokio::time::Instant::now() + window;
+    let mut in_window = 0u64;
+    loop {
+        let next = if need == 0 {
+            body.next().await?
+        } else {
+            match tokio::time::timeout_at(window_end, body.next()).await {
+                Ok(next) => next?,
+                Err(_) if in_window < need => return Err(ArchiveError::TooSlow { got: in_window, window }),
+                Err(_) => {
+                    (window_end, in_window) = (window_end + window, 0);
+                    continue;
+                }
+            }
+        };
+        let Some(chunk) = next else { break };
         hasher.update(&chunk);
         bytes += chunk.len() as u64;
+        in_window += chunk.len() as u64;
+        if bytes > limits.max_bytes {
+            return Err(ArchiveError::TooBig { limit: limits.max_bytes });
+        }
+        if need > 0 && tokio::time::Instant::now() >= window_end {
+            if in_window < need {
+                return Err(ArchiveError::TooSlow { got: in_window, window });
+            }
+            (window_end, in_window) = (tokio::time::Instant::now() + window, 0);
+        }
         writer.wait_for_capacity(max_parts).await.map_err(Store::err("upload part", key))?;
         writer.put(chunk);
     }

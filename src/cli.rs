@@ -484,7 +484,10 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     println!("catalogue UI: http://{local}/");
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
-    crate::web::serve(listener, crate::web::app(routes, &config.http), cancel).await?;
+    let mut settings = crate::web::ServeSettings::new(&config.http, config.jobs.shutdown_grace);
+    settings.max_connections =
+        crate::web::connection_cap(settings.max_connections, crate::web::raise_open_file_limit());
+    crate::web::serve(listener, crate::web::app(routes, &config.http), cancel, settings).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -30,6 +30,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// Where results are archived.
     pub storage: StorageConfig,
+    /// Which result URLs are fetched, and how much and how slowly.
+    pub archive: ArchiveConfig,
     /// The SQLite catalogue.
     pub catalog: CatalogConfig,
     /// Retry and download behaviour.
@@ -231,6 +233,16 @@ pub struct HttpConfig {
     /// notifications; none if unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// A client must send a request's headers within this long (also the longest a kept-alive
+    /// connection may wait for its next request), or its connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A connection on which nothing moves either way for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most connections served at once; more wait in the kernel's queue without using a file
+    /// descriptor. Kept well below the open-file limit, so the engine always has descriptors.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -241,6 +253,9 @@ impl Default for HttpConfig {
             hosts: Vec::new(),
             cookie_secure: false,
             public_url: None,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 256,
         }
     }
 }
@@ -253,6 +268,9 @@ impl std::fmt::Debug for HttpConfig {
             .field("hosts", &self.hosts)
             .field("cookie_secure", &self.cookie_secure)
             .field("public_url", &self.public_url)
+            .field("header_timeout", &self.header_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -444,6 +462,57 @@ impl StorageConfig {
     }
 }
 
+/// `[archive]`: what result URLs vidkeep fetches. The platform hands out the links, so they are
+/// input from the network: a link may point anywhere, be endless or crawl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Largest result file fetched, in bytes; a larger one fails its job (`download-too-big`).
+    pub max_bytes: u64,
+    /// Slowest transfer accepted, in bytes per second, averaged over `stall_timeout`; a slower
+    /// download is cut and retried later (`download-slow`). 0 turns the check off.
+    pub min_bytes_per_second: u64,
+    /// The window over which `min_bytes_per_second` is measured.
+    #[serde(with = "humantime_serde")]
+    pub stall_timeout: Duration,
+    /// Host names (or `.example.com` for a domain and its subdomains) result URLs may name;
+    /// empty allows any name.
+    pub allowed_hosts: Vec<String>,
+    /// Networks (CIDR, e.g. `"10.20.0.0/16"`) that result URLs may resolve into besides public
+    /// addresses. Loopback, private, link-local (cloud metadata), shared, multicast and
+    /// unspecified addresses are refused unless listed here; every resolved address and every
+    /// redirect is checked.
+    pub allowed_networks: Vec<String>,
+}
+
+impl ArchiveConfig {
+    /// `allowed_networks` parsed (entries that do not parse are refused by [`Config::validate`]).
+    pub fn networks(&self) -> Vec<ipnet::IpNet> {
+        self.allowed_networks.iter().filter_map(|n| parse_network(n)).collect()
+    }
+}
+
+/// A CIDR network, or a lone address as its own /32 or /128.
+fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+/// The default `[archive] max_bytes`: 2 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+impl Default for ArchiveConfig {
+    fn default() -> ArchiveConfig {
+        ArchiveConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            min_bytes_per_second: 16 * 1024,
+            stall_timeout: Duration::from_secs(60),
+            allowed_hosts: Vec::new(),
+            allowed_networks: Vec::new(),
+        }
+    }
+}
+
 /// `[catalog]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -478,6 +547,11 @@ pub struct JobsConfig {
     pub shutdown_grace: Duration,
     /// What happens to a job whose submission may or may not have reached the platform.
     pub uncertain: UncertainPolicy,
+    /// A task the platform still reports unfinished (`PROCESSING`, or a status vidkeep does
+    /// not know) this long after it was accepted goes to `uncertain`: paid, outcome unknown,
+    /// a person decides. It no longer holds an in-flight slot.
+    #[serde(with = "humantime_serde")]
+    pub task_deadline: Duration,
 }
 
 /// What vidkeep does with an `uncertain` job by itself.
@@ -503,6 +577,7 @@ impl Default for JobsConfig {
             account_pause: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
             uncertain: UncertainPolicy::Ask,
+            task_deadline: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -652,6 +727,27 @@ impl Config {
             if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() || url.password().is_some() {
                 return Err(bad("http.public_url", "must be an http(s) URL without credentials".to_owned()));
             }
+        }
+        if self.jobs.task_deadline < Duration::from_secs(1) {
+            return Err(bad("jobs.task_deadline", "must be at least 1s".to_owned()));
+        }
+        if self.http.header_timeout.is_zero() || self.http.idle_timeout.is_zero() {
+            return Err(bad("http.header_timeout", "and http.idle_timeout must be more than 0s".to_owned()));
+        }
+        if !(1..=65_536).contains(&self.http.max_connections) {
+            return Err(bad("http.max_connections", "must be between 1 and 65536".to_owned()));
+        }
+        if self.archive.max_bytes == 0 {
+            return Err(bad("archive.max_bytes", "must be more than 0".to_owned()));
+        }
+        if self.archive.stall_timeout < Duration::from_secs(1) {
+            return Err(bad("archive.stall_timeout", "must be at least 1s".to_owned()));
+        }
+        if let Some(h) = self.archive.allowed_hosts.iter().find(|h| h.trim().trim_start_matches('.').is_empty()) {
+            return Err(bad("archive.allowed_hosts", format!("`{h}` is not a host name")));
+        }
+        if let Some(n) = self.archive.allowed_networks.iter().find(|n| parse_network(n).is_none()) {
+            return Err(bad("archive.allowed_networks", format!("`{n}` is not a network like 10.20.0.0/16")));
         }
         if !(self.probe.duration_tolerance >= 0.0 && self.probe.fps_tolerance >= 0.0) {
             return Err(bad("probe", "duration_tolerance and fps_tolerance must be 0 or more".to_owned()));
@@ -904,6 +1000,11 @@ mod tests {
             ("[http]\nlisten = \"localhost\"\n", "http.listen"),
             ("[http]\ntoken = \"short\"\n", "http.token"),
             ("[log]\nlevel = \"info,=[\"\n", "log.level"),
+            ("[jobs]\ntask_deadline = \"0s\"\n", "jobs.task_deadline"),
+            ("[http]\nmax_connections = 0\n", "http.max_connections"),
+            ("[archive]\nmax_bytes = 0\n", "archive.max_bytes"),
+            ("[archive]\nallowed_hosts = [\"\"]\n", "archive.allowed_hosts"),
+            ("[archive]\nallowed_networks = [\"10.0.0.0/33\"]\n", "archive.allowed_networks"),
         ] {
             let err = Config::from_toml(text, Path::new("/x")).expect_err(text);
             assert!(err.to_string().contains(key), "{text}: {err}");

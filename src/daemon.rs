@@ -97,6 +97,7 @@ pub async fn run_with(
     cancel: CancellationToken,
     options: Options,
 ) -> Result<(), DaemonError> {
+    let open_files = web::raise_open_file_limit();
     let inbox = config.inbox();
     inbox.ensure().map_err(|source| WatchError::Inbox { path: inbox.root().to_owned(), source })?;
     let path = config.catalog.path.clone();
@@ -133,7 +134,8 @@ pub async fn run_with(
     let secrets: Vec<Secret> = std::iter::once(key.clone()).chain(config.http.token()).collect();
     let scrubber = (db.clone(), store.clone());
     let archiver =
-        Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?.with_probe(config.probe);
+        Archiver::with_config(store, config.api.request_timeout.max(Duration::from_secs(30)), &config.archive)?
+            .with_probe(config.probe);
     let api = ApiClient::new(&config.api.base_url, key, config.api.request_timeout)?;
     let listener = match (options.http_listener, config.http.listen_addr()) {
         (Some(listener), _) => Some(listener),
@@ -173,6 +175,7 @@ pub async fn run_with(
         intake_stop: CancellationToken::new(),
         intake_next: None,
         workers: JoinSet::new(),
+        open_files,
     };
     sup.spawn_intake();
     let token = sup.cancel.clone();
@@ -229,6 +232,7 @@ fn live_settings(config: &Config) -> LiveSettings {
             account_pause: config.jobs.account_pause,
             shutdown_grace: config.jobs.shutdown_grace,
             uncertain: config.jobs.uncertain,
+            task_deadline: config.jobs.task_deadline,
             prices: config.price_table(),
             budget: config.budget_limits(),
         },
@@ -255,6 +259,8 @@ struct Supervisor {
     /// The config for the intake worker to start once the current one has stopped.
     intake_next: Option<Config>,
     workers: JoinSet<Worker>,
+    /// The open-file limit in force (raised to the hard limit at start).
+    open_files: Option<u64>,
 }
 
 impl Supervisor {
@@ -283,7 +289,17 @@ impl Supervisor {
         let routes = ops::health::routes(self.ops.clone()).merge(web::ui::routes(ui));
         let app = web::app(routes, &self.config.http);
         let token = self.cancel.clone();
-        self.workers.spawn(async move { ("http", web::serve(listener, app, token).await.map_err(Into::into)) });
+        let mut settings = web::ServeSettings::new(&self.config.http, self.config.jobs.shutdown_grace);
+        settings.max_connections = web::connection_cap(settings.max_connections, self.open_files);
+        if settings.max_connections < self.config.http.max_connections {
+            tracing::warn!(
+                max_connections = settings.max_connections,
+                open_files = self.open_files,
+                "[http] max_connections lowered to keep file descriptors for the engine"
+            );
+        }
+        self.workers
+            .spawn(async move { ("http", web::serve(listener, app, token, settings).await.map_err(Into::into)) });
     }
 
     /// The expiry watch, and the notification delivery when `[notify]` has a sink.

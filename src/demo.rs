@@ -59,6 +59,8 @@ pub fn demo_config(dir: &Path, base_url: &str) -> String {
          [api]\nbase_url = \"{base_url}\"\napi_key_env = \"VIDKEEP_DEMO_KEY\"\nmax_in_flight = 4\npoll_interval = \"500ms\"\n\n\
          [watch]\ndir = \"{inbox}\"\nquiet_period = \"500ms\"\n\n\
          [storage]\nurl = \"file://{archive}\"\n\n\
+         # The simulator serves the results on loopback, which result URLs may not name by default.\n\
+         [archive]\nallowed_networks = [\"127.0.0.0/8\", \"::1\"]\n\n\
          [catalog]\npath = \"{catalog}\"\n\n\
          # Any free loopback port, so a demo never collides with a running vidkeep.\n\
          [http]\nlisten = \"127.0.0.1:0\"\n\n\

@@ -142,6 +142,9 @@ pub struct SimConfig {
     /// Append every API request (method, path, headers with the key described rather than
     /// copied, the body's exact text) to this file as one JSON line.
     pub request_log: Option<std::path::PathBuf>,
+    /// Pad every poll answer with a `"pad"` field of this many bytes, as a platform answer
+    /// bloated by a proxy or a bug would be; the answer stays valid JSON.
+    pub answer_padding: Option<u64>,
     /// Fault injection.
     pub faults: Faults,
 }
@@ -164,6 +167,7 @@ impl Default for SimConfig {
             download_rate: None,
             seed: None,
             request_log: None,
+            answer_padding: None,
             faults: Faults::default(),
         }
     }
@@ -224,10 +228,12 @@ pub struct Faults {
     /// A poll answer echoes `model` in another case (`CogVideoX-Flash` for `cogvideox-flash`),
     /// as the platform has been seen to (reference §4).
     pub model_case: f64,
+    /// A poll answers 200 with a JSON body that never ends.
+    pub endless_answer: f64,
 }
 
 impl Faults {
-    fn probabilities(&self) -> [(&'static str, f64); 11] {
+    fn probabilities(&self) -> [(&'static str, f64); 12] {
         [
             ("submit_5xx", self.submit_5xx),
             ("submit_1305", self.submit_1305),
@@ -240,6 +246,7 @@ impl Faults {
             ("download_truncate", self.download_truncate),
             ("download_gone", self.download_gone),
             ("model_case", self.model_case),
+            ("endless_answer", self.endless_answer),
         ]
     }
 }

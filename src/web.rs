@@ -7,14 +7,21 @@
 //! same time whatever the guess, and the token never reaches a log.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
@@ -110,9 +117,228 @@ async fn require_guard(State(guard): State<Guard>, request: Request, next: Next)
     }
 }
 
-/// Serves `app` on `listener` until `cancel`; requests in progress finish first.
-pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken) -> Result<(), WebError> {
-    axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await.map_err(WebError::Serve)
+/// How the server treats connections (from `[http]`, with the stop's grace period).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeSettings {
+    /// A request's headers must arrive within this (also the keep-alive wait for the next one).
+    pub header_timeout: Duration,
+    /// A connection with no byte moving either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// On stop, how long open connections may take to finish before they are closed.
+    pub grace: Duration,
+}
+
+impl ServeSettings {
+    /// The settings `[http]` describes, with `grace` for the stop.
+    pub fn new(http: &HttpConfig, grace: Duration) -> ServeSettings {
+        ServeSettings {
+            header_timeout: http.header_timeout,
+            idle_timeout: http.idle_timeout,
+            max_connections: http.max_connections,
+            grace,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `cancel`. At most `max_connections` connections are
+/// accepted at once (the rest wait in the kernel's accept queue, holding no descriptor of
+/// ours); each must send its headers within `header_timeout` and is closed after
+/// `idle_timeout` without traffic. On stop, open connections finish their request within
+/// `grace`, then are closed, so a half-sent request cannot hold the stop.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    cancel: CancellationToken,
+    settings: ServeSettings,
+) -> Result<(), WebError> {
+    let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    let mut accept_failing = false;
+    loop {
+        let permit = tokio::select! {
+            () = cancel.cancelled() => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        while connections.try_join_next().is_some() {}
+        match accepted {
+            Ok((stream, _peer)) => {
+                accept_failing = false;
+                connections.spawn(serve_connection(stream, app.clone(), settings, cancel.clone(), permit));
+            }
+            Err(e) => {
+                // EMFILE and the like: say so once, back off a little, keep serving.
+                if !accept_failing {
+                    tracing::warn!(error = %e, "HTTP server: cannot accept a connection; retrying");
+                    accept_failing = true;
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
+            }
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(settings.grace, async { while connections.join_next().await.is_some() {} });
+    if drained.await.is_err() {
+        tracing::warn!(open = connections.len(), "closing HTTP connections still open after the grace period");
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Pause after a failed `accept` (out of descriptors, say) before the next try.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves one connection: HTTP/1.1 with the header timeout, closed when idle, shut down
+/// gracefully when `cancel` fires (the caller closes it for good after the grace period).
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    settings: ServeSettings,
+    cancel: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    let activity = Activity::new();
+    let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(settings.header_timeout);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+                }
+                return;
+            }
+            () = cancel.cancelled(), if !stopping => {
+                connection.as_mut().graceful_shutdown();
+                stopping = true;
+            }
+            () = tokio::time::sleep_until(activity.last() + settings.idle_timeout) => {
+                if activity.last().elapsed() >= settings.idle_timeout {
+                    tracing::debug!("closing an idle HTTP connection");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last moved a byte.
+#[derive(Debug, Clone)]
+struct Activity {
+    start: tokio::time::Instant,
+    since_start_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity { start: tokio::time::Instant::now(), since_start_ms: Arc::new(AtomicU64::new(0)) }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.since_start_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        self.start + Duration::from_millis(self.since_start_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A stream that records each read and write in its [`Activity`].
+struct Watched {
+    inner: tokio::net::TcpStream,
+    activity: Activity,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Descriptors kept free for the engine, the store and the catalogue beside the HTTP server.
+pub const FD_RESERVE: u64 = 256;
+
+/// Raises the soft open-file limit to the hard one and returns the soft limit now in force
+/// (`None` when it cannot be read, or is unlimited).
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => limit = getrlimit(Resource::Nofile),
+            Err(e) => tracing::debug!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
+    limit.current
+}
+
+/// `wanted` connections, lowered so that the server can use at most half of what the open-file
+/// limit leaves after [`FD_RESERVE`].
+pub fn connection_cap(wanted: usize, open_files: Option<u64>) -> usize {
+    let Some(limit) = open_files else { return wanted };
+    let room = usize::try_from(limit.saturating_sub(FD_RESERVE) / 2).unwrap_or(usize::MAX).max(1);
+    wanted.min(room)
 }
 
 async fn require_token(token: &Secret, cookie_secure: bool, request: Request, next: Next) -> Response {

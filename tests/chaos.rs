@@ -113,6 +113,7 @@ async fn kills_and_faults_lose_nothing_and_pay_nothing_twice() {
         download_gone: 0.1,
         unknown_status: 0.1,
         model_case: 0.2,
+        endless_answer: 0.0,
     };
     let sim = SimConfig {
         faults,

@@ -73,7 +73,11 @@ fn small_parts(store: Store) -> Store {
 }
 
 async fn archiver(store: &Store) -> Archiver {
-    Archiver::new(store.clone(), Duration::from_secs(30)).expect("archiver")
+    let limits = vidkeep::config::ArchiveConfig {
+        allowed_networks: vec!["127.0.0.1".to_owned()],
+        ..vidkeep::config::ArchiveConfig::default()
+    };
+    Archiver::with_config(store.clone(), Duration::from_secs(30), &limits).expect("archiver")
 }
 
 async fn staging_is_empty(store: &Store) -> bool {

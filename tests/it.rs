@@ -20,6 +20,7 @@ mod fuzzing;
 mod hostile;
 mod intake;
 mod limits;
+mod network;
 mod ops;
 mod recovery;
 mod s3;

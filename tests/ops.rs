@@ -36,7 +36,7 @@ fn config_text(base_url: &str, inbox: &str, extra: &str) -> String {
          [watch]\ndir = \"{inbox}\"\nquiet_period = \"300ms\"\nrescan_interval = \"1s\"\n\
          [storage]\nurl = \"archive\"\n[catalog]\npath = \"catalog.sqlite\"\n\
          [jobs]\nretry_base = \"50ms\"\nretry_max = \"500ms\"\nshutdown_grace = \"10s\"\n\
-         [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n[defaults]\nmodel = \"viduq1-text\"\n"
+         [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n[archive]\nallowed_networks = [\"127.0.0.1\"]\n[defaults]\nmodel = \"viduq1-text\"\n"
     )
 }
 
@@ -417,7 +417,8 @@ async fn readiness_needs_the_platform_and_the_token_guards_every_route() {
     let listener = vidkeep::web::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let cancel = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(vidkeep::web::serve(listener, app, cancel.clone()));
+    let settings = vidkeep::web::ServeSettings::new(&http, Duration::from_secs(5));
+    let server = tokio::spawn(vidkeep::web::serve(listener, app, cancel.clone(), settings));
     let client = reqwest::Client::new();
     // Liveness probes cannot send a token: /healthz answers without one; the others need it.
     let bare = client.get(format!("{url}/healthz")).send().await.expect("GET");

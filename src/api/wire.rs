@@ -5,8 +5,8 @@
 //! `zai.types.video.VideoObject.id` optional and parses `"video_result": null`).
 
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 /// Answer to `POST /videos/generations`: only the task id matters, and any answer that has one
 /// is an accepted task (a paid one), whatever else it holds.
@@ -86,7 +86,42 @@ pub enum TaskStatus {
     Fail,
 }
 
+/// Longest result URL taken (real ones are a few hundred bytes); longer ones are not used.
+pub(crate) const MAX_URL_BYTES: usize = 8 * 1024;
+
+/// Answers up to this size are stored verbatim; larger ones as [`bounded_record`].
+pub(crate) const MAX_RECORD_BYTES: usize = 16 * 1024;
+
+/// What the catalogue and the sidecar keep of a poll answer: the answer itself when it is at
+/// most [`MAX_RECORD_BYTES`], else the fields the archive needs (status, model, result links)
+/// and the answer's length and first 200 characters.
+pub(crate) fn bounded_record(answer: &ResultAnswer, text: &str) -> String {
+    if text.len() <= MAX_RECORD_BYTES {
+        return text.to_owned();
+    }
+    let results: Vec<Value> = answer
+        .usable()
+        .take(4)
+        .map(|v| {
+            let cover = v.cover_image_url.as_deref().filter(|u| u.len() <= MAX_URL_BYTES);
+            json!({"url": v.url, "cover_image_url": cover})
+        })
+        .collect();
+    json!({
+        "task_status": answer.task_status.as_deref().map(excerpt),
+        "model": answer.model.as_deref().map(excerpt),
+        "video_result": results,
+        "vidkeep_excerpt": {"bytes": text.len(), "start": excerpt(text)},
+    })
+    .to_string()
+}
+
 impl ResultAnswer {
+    /// Results with a video URL of sensible length.
+    fn usable(&self) -> impl Iterator<Item = &VideoResult> {
+        self.video_result.iter().filter(|v| v.url.as_deref().is_some_and(|u| !u.is_empty() && u.len() <= MAX_URL_BYTES))
+    }
+
     /// The model the answer names, in whatever case the platform wrote it.
     pub(crate) fn model(&self) -> Option<&str> {
         self.model.as_deref()
@@ -96,11 +131,11 @@ impl ResultAnswer {
         let status = self.task_status.as_deref().unwrap_or("").to_ascii_uppercase();
         match status.as_str() {
             "SUCCESS" => {
-                let first = self.video_result.iter().find(|v| v.url.as_deref().is_some_and(|u| !u.is_empty()));
+                let first = self.usable().next();
                 match first {
                     Some(v) => TaskStatus::Success {
                         video_url: v.url.clone().unwrap_or_default(),
-                        cover_url: v.cover_image_url.clone().filter(|u| !u.is_empty()),
+                        cover_url: v.cover_image_url.clone().filter(|u| !u.is_empty() && u.len() <= MAX_URL_BYTES),
                     },
                     None => TaskStatus::SuccessWithoutResult,
                 }
@@ -214,6 +249,23 @@ mod tests {
         for none in [r#"{"id":null}"#, r#"{"id":""}"#, r#"{"id":1.5}"#, r#"{"id":-3}"#, r#"{"id":{}}"#, r#"{}"#] {
             assert_eq!(id(none), None, "{none}");
         }
+    }
+
+    #[test]
+    fn large_answers_are_recorded_bounded() {
+        let pad = "x".repeat(3 * 1024 * 1024);
+        let text = format!(
+            r#"{{"task_status":"SUCCESS","model":"viduq1","pad":"{pad}","video_result":[{{"url":"https://x/a.mp4","cover_image_url":"https://x/c.jpg"}}]}}"#
+        );
+        let a: ResultAnswer = serde_json::from_str(&text).expect("parse");
+        let record = bounded_record(&a, &text);
+        assert!(record.len() < 2048, "{} bytes", record.len());
+        let v: Value = serde_json::from_str(&record).expect("json");
+        assert_eq!(v["video_result"][0]["url"], "https://x/a.mp4");
+        assert_eq!(v["vidkeep_excerpt"]["bytes"], text.len());
+        let small = r#"{"task_status":"PROCESSING"}"#;
+        let p: ResultAnswer = serde_json::from_str(small).expect("parse");
+        assert_eq!(bounded_record(&p, small), small);
     }
 
     #[test]

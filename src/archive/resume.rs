@@ -98,7 +98,7 @@ impl ResumingBody {
             .header(RANGE, format!("bytes={}-", self.received))
             .send()
             .await
-            .map_err(|e| ArchiveError::Network(e.without_url().to_string()))?;
+            .map_err(ArchiveError::from_reqwest)?;
         let range = response.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).and_then(parse_content_range);
         if response.status() != reqwest::StatusCode::PARTIAL_CONTENT || range != Some((self.received, total)) {
             tracing::warn!(status = %response.status(), ?range, "the server did not resume where asked; starting over later");

@@ -14,7 +14,8 @@ use crate::store::Store;
 /// Archives `url` under `key` and prints one JSON line: key, sha256, bytes, seconds, MiB/s.
 pub(super) async fn run(config: &Config, url: &str, key: &str) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.storage)?;
-    let archiver = Archiver::new(store, config.api.request_timeout.max(Duration::from_secs(30)))?;
+    let archiver =
+        Archiver::with_config(store, config.api.request_timeout.max(Duration::from_secs(30)), &config.archive)?;
     let started = Instant::now();
     let stored = archiver.fetch(url, &Key::from(key), "video/mp4").await?;
     let seconds = started.elapsed().as_secs_f64();

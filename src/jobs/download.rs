@@ -173,6 +173,9 @@ pub(super) async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) 
         Err(DownloadError::Catalog(e)) => return Err(e.into()),
         Err(DownloadError::Archive(e)) => e,
     };
+    if e.is_permanent() {
+        return give_up(ctx, job, &e).await;
+    }
     let id = job.id.clone();
     let mut gone_now = 0;
     let now = ctx.ops.clock().now_ms();
@@ -203,6 +206,19 @@ pub(super) async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) 
     ctx.db.call(move |c| c.note_error(&id, &error)).await?;
     let delay = backoff(s.retry_base, s.retry_max, attempts + 1);
     Ok(Next::DownloadAt(Instant::now() + delay, gone_now > 0))
+}
+
+/// Fails a job whose result URL can never be fetched (refused, too big), with the error's code.
+async fn give_up(ctx: &Ctx, job: &JobRecord, e: &ArchiveError) -> Result<Next, EngineError> {
+    let error = JobError::new(
+        e.code(),
+        format!("{e}. The task was paid for; its result is not archived (see [archive] in the config)"),
+    );
+    tracing::error!(job_id = %job.id, code = e.code(), error = %e, "result not fetched; job failed");
+    let id = job.id.clone();
+    ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
+    ctx.ops.metrics().download("refused");
+    Ok(Next::Idle)
 }
 
 /// What asking the platform again about a task whose links answered "gone" found.

@@ -52,6 +52,8 @@ pub struct EngineSettings {
     pub shutdown_grace: Duration,
     /// What to do with `uncertain` jobs without a person.
     pub uncertain: UncertainPolicy,
+    /// A task still unfinished this long after it was accepted goes to `uncertain`.
+    pub task_deadline: Duration,
     /// Price of one submission per model.
     pub prices: Prices,
     /// Spending limits, checked in the transaction that starts each submission.
@@ -549,7 +551,9 @@ async fn submit(
 fn refused(ctx: &Ctx, job: &JobRecord, e: &ApiError) -> (Change, Next) {
     let s = &ctx.settings;
     let error = JobError::new(e.code(), e.explain());
-    let retry_at = |delay: Duration| after(now_ms(), delay.max(e.retry_after().unwrap_or_default()));
+    // `Retry-After` may lengthen a delay up to `retry_max`, never beyond: an absurd value must
+    // not park the job for days.
+    let retry_at = |delay: Duration| after(now_ms(), delay.max(e.retry_after().unwrap_or_default().min(s.retry_max)));
     let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
     tracing::warn!(job_id = %job.id, code = %Escaped(&error.code), error = %Escaped(&e), "submission refused");
     let uncertain = matches!(e.class(true), ErrorClass::Uncertain);
@@ -585,7 +589,10 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
     count_api(ctx, polled.as_ref().err());
     let change = match polled {
         Ok(report) => match report.status {
-            TaskStatus::Processing(_) => return Ok(later),
+            TaskStatus::Processing(status) => match overdue(ctx, job, &format!("task status `{status}`")) {
+                Some(change) => change,
+                None => return Ok(later),
+            },
             TaskStatus::Success { video_url, cover_url } => {
                 tracing::info!(job_id = %job.id, task_id = %Escaped(&task_id), "task succeeded");
                 if let Some(answered) = report.model.as_deref().filter(|m| !same_model(&job.model, m)) {
@@ -611,13 +618,40 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
             }
             _ => {
                 tracing::warn!(job_id = %job.id, task_id = %Escaped(&task_id), error = %Escaped(&e), "poll failed; will poll again");
-                return Ok(later);
+                match overdue(ctx, job, &format!("no usable answer ({})", e.code())) {
+                    Some(change) => change,
+                    None => return Ok(later),
+                }
             }
         },
     };
     let id = job.id.clone();
     ctx.db.call(move |c| c.transition(&id, JobState::Submitted, &change)).await?;
     Ok(Next::Idle)
+}
+
+/// `uncertain`, when the task has been unfinished for longer than `jobs.task_deadline` since it
+/// was accepted: a status vidkeep does not know (or `PROCESSING` for ever) would otherwise keep
+/// its in-flight slot for good.
+fn overdue(ctx: &Ctx, job: &JobRecord, seen: &str) -> Option<Change> {
+    let deadline = ctx.settings.task_deadline;
+    let since = job.submitted_at?;
+    if now_ms() < after(since, deadline) {
+        return None;
+    }
+    let shown: String = seen.chars().filter(|c| !c.is_control()).take(80).collect();
+    tracing::error!(job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""), status = %shown,
+        "task unfinished past jobs.task_deadline; job is uncertain");
+    Some(Change::Uncertain(JobError::new(
+        "task-deadline",
+        format!(
+            "the platform still gives {shown} {} after it accepted the task \
+             (jobs.task_deadline); the task was paid for and its outcome is unknown. Check the platform console, \
+             then run `vidkeep resolve {} --resubmit` or `--abandon`",
+            humantime::format_duration(deadline),
+            job.id
+        ),
+    )))
 }
 
 /// Counts one API call's outcome: whether the platform answered at all, and its error code.

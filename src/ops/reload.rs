@@ -48,6 +48,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     check("jobs.account_pause", old.jobs.account_pause != new.jobs.account_pause, true);
     check("jobs.shutdown_grace", old.jobs.shutdown_grace != new.jobs.shutdown_grace, true);
     check("jobs.uncertain", old.jobs.uncertain != new.jobs.uncertain, true);
+    check("jobs.task_deadline", old.jobs.task_deadline != new.jobs.task_deadline, true);
     check("watch.dir", old.watch.dir != new.watch.dir, true);
     check("watch.quiet_period", old.watch.quiet_period != new.watch.quiet_period, true);
     check("watch.rescan_interval", old.watch.rescan_interval != new.watch.rescan_interval, true);
@@ -60,6 +61,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     check("api.key_file", old.api.key_file != new.api.key_file, false);
     check("api.request_timeout", old.api.request_timeout != new.api.request_timeout, false);
     check("storage", old.storage != new.storage, false);
+    check("archive", old.archive != new.archive, false);
     check("catalog.path", old.catalog.path != new.catalog.path, false);
     check("http.listen", old.http.listen != new.http.listen, false);
     check("http.token", old.http.token != new.http.token, false);
@@ -80,6 +82,7 @@ pub fn effective(old: &Config, new: &Config) -> Config {
     c.api.key_file.clone_from(&old.api.key_file);
     c.api.request_timeout = old.api.request_timeout;
     c.storage = old.storage.clone();
+    c.archive = old.archive.clone();
     c.catalog = old.catalog.clone();
     c.http = old.http.clone();
     c.verify = old.verify.clone();

@@ -103,9 +103,32 @@ async fn poll(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id): Path<St
     sim.log_request("GET", &format!("/api/paas/v4/async-result/{id}"), &headers, None);
     let answer = authorize(&sim, &headers).and_then(|()| sim.poll(&id));
     match answer {
-        Ok(answer) => Json(answer).into_response(),
+        Ok(_) if sim.endless_answer() => endless_answer(),
+        Ok(answer) => match sim.config().answer_padding {
+            Some(bytes) => padded(&answer, bytes),
+            None => Json(answer).into_response(),
+        },
         Err(error) => error.into_response(),
     }
+}
+
+/// `answer` with a `"pad"` field of `bytes` bytes.
+fn padded(answer: &impl serde::Serialize, bytes: u64) -> Response {
+    let mut value = serde_json::to_value(answer).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut value {
+        fields.insert("pad".to_owned(), Value::String("x".repeat(usize::try_from(bytes).unwrap_or(0))));
+    }
+    Json(value).into_response()
+}
+
+/// A 200 answer whose JSON body never ends.
+fn endless_answer() -> Response {
+    let start = futures::stream::once(async {
+        Ok::<_, io::Error>(Bytes::from_static(br#"{"task_status":"PROCESSING","pad":""#))
+    });
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let rest = futures::stream::repeat_with(move || Ok(chunk.clone()));
+    ([(CONTENT_TYPE, "application/json")], Body::from_stream(start.chain(rest))).into_response()
 }
 
 /// Accepts the API key as `Authorization: Bearer <id.secret>` (scheme case-insensitive), and a

@@ -208,6 +208,12 @@ impl Sim {
         Ok(answer)
     }
 
+    /// Whether this poll's answer is the `endless_answer` fault's never-ending body.
+    pub(super) fn endless_answer(&self) -> bool {
+        let p = self.config.faults.endless_answer;
+        self.lock().chance(p)
+    }
+
     /// The file named `name` (`{key}_0.mp4` or `{key}_cover_0.jpeg`), if it is served now.
     pub(super) fn file(&self, name: &str) -> Option<Download> {
         let (key, kind) = task::parse_file_name(name)?;

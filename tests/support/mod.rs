@@ -65,7 +65,7 @@ impl Env {
         let text = format!(
             "[api]\nbase_url = \"{}\"\napi_key_env = \"VIDKEEP_TEST_KEY_UNUSED\"\npoll_interval = \"100ms\"\nrequest_timeout = \"5s\"\n{api_extra}\n\
              [watch]\ndir = \"inbox\"\nquiet_period = \"{quiet}\"\nrescan_interval = \"1s\"\n\
-             [storage]\n{storage}\n[catalog]\npath = \"catalog.sqlite\"\n\
+             [storage]\n{storage}\n[archive]\nallowed_networks = [\"127.0.0.1\"]\n[catalog]\npath = \"catalog.sqlite\"\n\
              [jobs]\nretry_base = \"50ms\"\nretry_max = \"500ms\"\naccount_pause = \"2s\"\nshutdown_grace = \"5s\"\n\
              [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             sim.base_url()
