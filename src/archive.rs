@@ -8,8 +8,8 @@
 //! a rename, or on S3 a server-side copy that records the SHA-256). So no partial object ever
 //! appears under its final key. An interrupted upload is aborted and its staging object deleted.
 
-use std::sync::Arc;
 use crate::telemetry::Escaped;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
