@@ -244,6 +244,28 @@ async fn a_task_that_never_finishes_becomes_uncertain_at_its_deadline() {
     env.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resubmit_policy_never_pays_again_for_a_task_the_platform_accepted() {
+    // The policy resubmits a job whose submission's answer was lost; a task that reached its
+    // deadline was accepted (and charged): sending it again would pay twice.
+    let mut sim_config = fast_sim();
+    sim_config.latency_min = Duration::from_secs(3600);
+    sim_config.latency_max = Duration::from_secs(3600);
+    sim_config.faults.unknown_status = 1.0;
+    let mut env = Env::new(sim_config, "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    env.config.jobs.task_deadline = Duration::from_secs(1);
+    env.config.jobs.uncertain = vidkeep::config::UncertainPolicy::Resubmit;
+    env.start();
+    env.drop_spec("stuck.txt", "a fox that never renders");
+    env.wait_until("uncertain", |jobs| jobs.iter().any(|j| j.state == JobState::Uncertain)).await;
+    // Several engine turns with the policy in force.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let jobs = env.jobs();
+    assert_eq!(jobs[0].state, JobState::Uncertain, "left for a person: {:?}", jobs[0].error);
+    assert_eq!(env.sim.stats().accepted, 1, "not paid twice");
+    env.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 8: platform answers.
 

@@ -435,7 +435,9 @@ impl Engine {
             .call(move |c| {
                 for job in c.jobs_in(JobState::Uncertain)? {
                     let change = match policy {
-                        UncertainPolicy::Resubmit if job.attempts <= 1 => Change::Resubmit,
+                        // Only a submission whose answer was lost: a job with a task id was
+                        // accepted (and charged), so sending it again would pay twice.
+                        UncertainPolicy::Resubmit if job.attempts <= 1 && job.task_id.is_none() => Change::Resubmit,
                         UncertainPolicy::Abandon => Change::Failed(JobError::new(
                             "abandoned",
                             "abandoned by the `uncertain = \"abandon\"` policy after an uncertain submission",
