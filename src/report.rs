@@ -157,6 +157,31 @@ pub fn reject(inbox: &Inbox, path: &Path, rejection: &Rejection) -> io::Result<P
     Ok(failed.join(name))
 }
 
+/// Writes `failed/<folder>.report.json` saying the inbox folder `folder` is not read, unless it
+/// is there already; true when it was written now.
+pub fn folder_not_read(inbox: &Inbox, folder: &str) -> io::Result<bool> {
+    let path = inbox.folder(SpecPlace::Failed).join(format!("{folder}.report.json"));
+    if path.exists() {
+        return Ok(false);
+    }
+    let report = RejectionReport {
+        spec: folder,
+        state: "rejected",
+        submitted: false,
+        error: JobError::new(
+            crate::spec::SpecError::IN_FOLDER,
+            format!(
+                "`{folder}/` is a folder: vidkeep reads only .json, .toml and .txt specs placed directly in the inbox, \
+                 never in folders below it"
+            ),
+        ),
+        next_step: "nothing in the folder was sent or charged; move its specs up into the inbox itself",
+        at: rfc3339(crate::time::now_ms()),
+    };
+    write_json(&path, &report)?;
+    Ok(true)
+}
+
 /// The report of a spec whose request already made a job.
 #[derive(Debug, Serialize)]
 struct AlreadyPaidReport<'a> {

@@ -121,7 +121,7 @@ pub enum SpecError {
         max: u64,
     },
     /// The extension is not one of json, toml, txt.
-    #[error("`{0}` is not a spec format: name the file .json, .toml or .txt")]
+    #[error("`{0}` is not a spec format: vidkeep reads .json, .toml and .txt specs; convert it and drop it again")]
     UnknownFormat(String),
     /// The file is not UTF-8 text.
     #[error("the file is not UTF-8 text; save it as UTF-8")]
@@ -188,7 +188,11 @@ impl SpecError {
         "spec-invalid",
         "spec-unmovable",
         "spec-rewritten",
+        SpecError::IN_FOLDER,
     ];
+
+    /// The code of a folder in the inbox: specs in it are not read.
+    pub const IN_FOLDER: &'static str = "spec-in-folder";
 
     /// A stable kebab-case code for reports, the catalogue and filters.
     pub fn code(&self) -> &'static str {

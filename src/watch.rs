@@ -115,9 +115,15 @@ pub enum FileKind {
     Ignored,
     /// An image input that specs refer to; never a spec.
     Image,
-    /// Anything else: left alone, logged once.
+    /// A data format people write specs in that vidkeep does not read (`.yaml`, `.json5`, ...):
+    /// refused into `failed/` with a report naming the formats it reads, so nobody waits for it.
+    Foreign,
+    /// Anything else (notes, documents): left alone, logged once.
     Unknown,
 }
+
+/// Extensions of data formats a spec is likely to have been written in by mistake.
+const FOREIGN: &[&str] = &[".yaml", ".yml", ".json5", ".jsonc", ".jsonl", ".ndjson", ".xml", ".ini", ".csv"];
 
 /// Classifies a file name.
 pub fn classify(name: &str) -> FileKind {
@@ -135,6 +141,7 @@ pub fn classify(name: &str) -> FileKind {
     }
     match SpecFormat::from_path(Path::new(name)) {
         Some(format) => FileKind::Spec(format),
+        None if FOREIGN.iter().any(|e| lower.ends_with(e)) => FileKind::Foreign,
         None => FileKind::Unknown,
     }
 }
@@ -429,6 +436,8 @@ mod tests {
         }
         assert_eq!(classify("first.PNG"), FileKind::Image);
         assert_eq!(classify("notes.md"), FileKind::Unknown);
+        assert_eq!(classify("harbour.yaml"), FileKind::Foreign);
+        assert_eq!(classify("harbour.YML"), FileKind::Foreign);
     }
 
     #[test]

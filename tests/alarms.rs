@@ -346,3 +346,56 @@ async fn a_paid_result_past_its_expiry_fails_as_result_expired_and_counts_as_los
     let report = env.report("failed", "late.txt");
     assert_eq!(report["cost"]["lost_rmb"], "2.50");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_abandoning_an_uncertain_job_from_the_cli_is_told_to_the_sinks() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let file = out.path().join("events.jsonl");
+    let extra = format!(
+        "[notify]\ncommand = [\"tee\", \"-a\", \"{}\"]\ntimeout = \"5s\"\nretry_base = \"50ms\"\nretry_max = \"200ms\"\n",
+        file.display()
+    );
+    let mut env = Env::new(fast_sim(), "", &extra).await;
+    // A job a stop left mid-submission: the start makes it uncertain.
+    let body = serde_json::json!({"model":"viduq1-text","prompt":"a fox"}).to_string();
+    let defaults = serde_json::Map::new();
+    let ctx = vidkeep::spec::SpecContext { defaults: &defaults, spec_dir: env.inbox(), inbox: env.inbox() };
+    let job = vidkeep::catalog::NewJob {
+        id: "0190aaaa-0000-7000-8000-00000000000a".to_owned(),
+        spec_name: "fox.json".to_owned(),
+        spec_sha256: vidkeep::archive::sha256_hex(body.as_bytes()),
+        spec_format: vidkeep::spec::SpecFormat::Json,
+        spec: vidkeep::spec::parse("fox.json", body.as_bytes(), &ctx).expect("valid"),
+        take: None,
+    };
+    let mut catalog = Catalog::open(&env.config.catalog.path).expect("catalogue");
+    catalog.insert_job(&job).expect("insert");
+    let submitting = Change::Submitting { request_id: format!("vk-{}-1", job.id) };
+    catalog.transition(&job.id, JobState::Queued, &submitting).expect("submitting");
+    drop(catalog);
+    env.start();
+    let events = |n: usize| {
+        let file = file.clone();
+        async move {
+            for _ in 0..100 {
+                let lines: Vec<Value> = std::fs::read_to_string(&file)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                if lines.len() >= n {
+                    return lines;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("fewer than {n} events reached the command");
+        }
+    };
+    assert_eq!(events(1).await[0]["event"], "uncertain");
+    let resolved = env.cli(&["resolve", &job.id, "--abandon"]);
+    assert!(resolved.status.success(), "{}", String::from_utf8_lossy(&resolved.stderr));
+    let seen = events(2).await;
+    assert_eq!(seen[1]["event"], "failed", "{seen:?}");
+    assert_eq!(seen[1]["job_id"], job.id.as_str());
+    env.stop().await;
+}

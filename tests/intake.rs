@@ -243,3 +243,32 @@ async fn a_spec_left_in_processing_without_a_job_is_taken_at_the_next_start() {
     assert!(env.inbox().join("done").join("orphan.json").exists());
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_spec_or_a_folder_of_specs_gets_a_report_instead_of_silence() {
+    let mut env = Env::default().await;
+    env.start();
+    env.drop_spec("harbour.yaml", "model: viduq1-text\nprompt: a harbour at dawn\n");
+    let batch = env.inbox().join("batch-1");
+    std::fs::create_dir(&batch).expect("folder");
+    std::fs::write(batch.join("fox.json"), json!({"model":"viduq1-text","prompt":"a fox"}).to_string()).expect("spec");
+    let failed = env.inbox().join("failed");
+    for _ in 0..200 {
+        if failed.join("harbour.yaml.report.json").exists() && failed.join("batch-1.report.json").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let yaml = env.report("failed", "harbour.yaml");
+    assert_eq!(yaml["error"]["code"], "spec-format", "{yaml}");
+    let message = yaml["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(".json, .toml and .txt"), "{message}");
+    assert!(failed.join("harbour.yaml").exists(), "the file is kept beside its report");
+    let folder = env.report("failed", "batch-1");
+    assert_eq!(folder["error"]["code"], "spec-in-folder", "{folder}");
+    assert_eq!(folder["submitted"], false);
+    assert!(batch.join("fox.json").exists(), "the folder is left as it is");
+    assert!(env.jobs().is_empty(), "nothing was taken or paid");
+    assert_eq!(env.sim.stats().accepted, 0);
+    env.stop().await;
+}

@@ -421,6 +421,11 @@ pub(super) fn show(config: &Config, prefix: &str, json: bool) -> anyhow::Result<
 /// `vidkeep resolve`
 pub(super) fn resolve(config: &Config, prefix: &str, resubmit: bool) -> anyhow::Result<ExitCode> {
     let mut catalog = open(config)?;
+    // The person's decision is an event like the daemon's: the daemon's notifier delivers it.
+    catalog.set_notify(crate::catalog::NotifySetup {
+        sinks: config.notify.sinks(),
+        ui_base: config.http.public_url.clone(),
+    });
     let job = match find_one(&catalog, prefix)? {
         Ok(job) => job,
         Err(code) => return Ok(code),

@@ -123,13 +123,14 @@ impl Intake {
             tracing::info!(inbox = %Escaped(self.inbox.root().display()), "intake resumed: the inbox folders are usable again");
         }
         self.ops.set_intake_problem(None);
-        let entries = match entries {
-            Ok(entries) => entries,
+        let (entries, subfolders) = match entries {
+            Ok(listed) => listed,
             Err(e) => {
                 tracing::error!(inbox = %Escaped(self.inbox.root().display()), error = %Escaped(&e), "cannot list the inbox");
                 return;
             }
         };
+        self.report_subfolders(subfolders, stability).await;
         let mut taken = 0;
         if stability.take_sweep() {
             taken += self.take_orphans(stability).await;
@@ -144,6 +145,15 @@ impl Intake {
                 FileKind::Unknown => {
                     if stability.first_notice(&entry.path) {
                         tracing::info!(file = %Escaped(entry.name.text()), "not a spec (.json, .toml or .txt); left alone");
+                    }
+                    continue;
+                }
+                FileKind::Foreign => {
+                    if stability.is_complete(&entry.path, entry.size, entry.mtime, now)
+                        && !stability.is_stuck(&entry.path, entry.size, entry.mtime)
+                    {
+                        let e = SpecError::UnknownFormat(entry.name.text().to_owned());
+                        self.reject(&entry, "", &e, stability).await;
                     }
                     continue;
                 }
@@ -275,6 +285,27 @@ impl Intake {
         taken
     }
 
+    /// A folder in the inbox is never read (specs are taken only from the inbox itself): says so
+    /// once per folder, with a report in `failed/` the studio sees, so nobody waits for it.
+    async fn report_subfolders(&self, folders: Vec<SpecName>, stability: &mut Stability) {
+        for name in folders {
+            if !stability.first_notice(&self.inbox.root().join(name.text())) {
+                continue;
+            }
+            let (inbox, text) = (self.inbox.clone(), name.text().to_owned());
+            match run_blocking(move || report::folder_not_read(&inbox, &text)).await {
+                Some(Ok(true)) => {
+                    tracing::warn!(folder = %Escaped(name.text()), "a folder in the inbox: its files are not read; report in failed/");
+                    self.ops.metrics().rejected_spec(SpecError::IN_FOLDER);
+                }
+                Some(Ok(false)) | None => {}
+                Some(Err(e)) => {
+                    tracing::error!(folder = %Escaped(name.text()), error = %Escaped(&e), "cannot write the report about a folder in the inbox");
+                }
+            }
+        }
+    }
+
     /// Takes the files in `processing/` that no job names (a crash between move and record).
     async fn take_orphans(&self, stability: &mut Stability) -> usize {
         let dir = self.inbox.folder(SpecPlace::Processing);
@@ -286,7 +317,7 @@ impl Intake {
                 return 0;
             }
         };
-        let Some(Ok(entries)) = run_blocking(move || list(&dir)).await else { return 0 };
+        let Some(Ok((entries, _))) = run_blocking(move || list(&dir)).await else { return 0 };
         let mut taken = 0;
         for entry in entries {
             let text = entry.name.text().to_owned();
@@ -478,17 +509,27 @@ fn claim(inbox: &Inbox, entry: &Entry, id: Option<(u64, u64)>, job_id: &str) -> 
     report::move_unique(&entry.path, entry.name.text(), &inbox.folder(SpecPlace::Processing), job_id)
 }
 
-/// Regular files directly in `dir`, with size and mtime; one `read_dir` and one `lstat` each.
-fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
+/// Regular files directly in `dir`, with size and mtime, and the folders in it that are not
+/// vidkeep's own or hidden; one `read_dir` and one `lstat` each.
+fn list(dir: &Path) -> std::io::Result<(Vec<Entry>, Vec<SpecName>)> {
     let mut out = Vec::new();
+    let mut folders = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
         // DirEntry::metadata does not follow symlinks: a link is never a spec.
         let Ok(meta) = entry.metadata() else { continue };
+        let raw: OsString = entry.file_name();
+        if meta.is_dir() {
+            let name = SpecName::new(&raw);
+            let reserved = ["processing", "done", "failed"].contains(&name.text()) || name.text().starts_with('.');
+            if !reserved {
+                folders.push(name);
+            }
+            continue;
+        }
         if !meta.is_file() {
             continue;
         }
-        let raw: OsString = entry.file_name();
         out.push(Entry {
             path: entry.path(),
             name: SpecName::new(&raw),
@@ -497,5 +538,5 @@ fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
         });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    Ok((out, folders))
 }
