@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::jobs::JobState;
 
-pub use export::{csv, csv_cell, job_json};
+pub use export::{csv, csv_cell, id_cell, job_json};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, SpecPlace, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};

@@ -87,3 +87,9 @@ mod tests {
         assert_eq!(parse_date("nonsense"), None);
     }
 }
+
+/// Serialises Unix milliseconds as RFC 3339 UTC (`#[serde(serialize_with = ...)]`), so every
+/// time in vidkeep's JSON reads the same way.
+pub fn serialize_rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}

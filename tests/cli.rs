@@ -138,6 +138,22 @@ async fn export_and_jobs_print_what_scripts_rely_on() {
     let text = String::from_utf8_lossy(&csv.stdout);
     assert!(text.starts_with("job_id,spec,state,model,prompt"), "{text}");
     assert!(text.contains("\"a fox, \"\"quoted\"\"\""), "quoted prompt: {text}");
+    let header = text.lines().next().unwrap_or_default();
+    assert!(header.starts_with("job_id,spec,state,model,prompt,name,project,tags,task_id,created_at,"), "{header}");
+    assert!(header.contains(",error,error_code,"), "{header}");
+    let row = text.lines().nth(1).unwrap_or_default();
+    assert!(row.contains(",p1,a,") && row.contains(job["created_at"].as_str().expect("time")), "{row}");
+    let shown = env.cli(&["show", "fox.json", "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("show --json");
+    let at = shown["events"][0]["at"].as_str().unwrap_or_default();
+    assert!(at.len() >= 20 && at.ends_with('Z') && at.contains('T'), "RFC 3339 like every other time: {shown}");
+    // The platform's 19-digit task ids would lose digits as spreadsheet numbers.
+    let task_id = job["task_id"].as_str().expect("task id");
+    assert!(
+        task_id.len() > 15 && task_id.bytes().all(|b| b.is_ascii_digit()),
+        "the simulator's ids are numeric: {task_id}"
+    );
+    assert!(row.contains(&format!("\"=\"\"{task_id}\"\"\"")), "task id kept as text: {row}");
 
     let jobs = env.cli(&["jobs", "--json", "--state", "archived"]);
     let parsed: serde_json::Value = serde_json::from_slice(&jobs.stdout).expect("json");
@@ -327,7 +343,9 @@ async fn show_finds_a_job_by_spec_name_task_id_request_id_or_the_short_id_jobs_p
         fox.task_id.as_deref().expect("task id"),
         fox.request_id.as_deref().expect("request id"),
         short,
-        &fox.id[..23],
+        // A prefix long enough to reach the random part: UUIDv7s made in one millisecond (one
+        // intake batch) share their first 23 characters.
+        &fox.id[..30],
     ];
     for what in by {
         let out = env.cli(&["show", what]);

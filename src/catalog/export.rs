@@ -39,7 +39,7 @@ pub fn job_json(job: &JobRecord, assets: &[Asset]) -> Value {
 /// findings for the video, formula-like cells defused.
 pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     let mut out = String::from(
-        "job_id,spec,state,model,prompt,task_id,submitted_at,archived_at,error,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes,video_duration_s,video_fps,video_width,video_height,video_codec,probe_findings\n",
+        "job_id,spec,state,model,prompt,name,project,tags,task_id,created_at,submitted_at,archived_at,error,error_code,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes,video_duration_s,video_fps,video_width,video_height,video_codec,probe_findings\n",
     );
     for (job, assets) in rows {
         let asset = |kind| assets.iter().find(|a: &&Asset| a.kind == kind);
@@ -48,16 +48,33 @@ pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
         let probe = v.and_then(|a| a.probe.as_ref());
         let figure =
             |f: fn(&crate::probe::Figures) -> String| probe.and_then(|p| p.figures.as_ref()).map(f).unwrap_or_default();
+        // Why a job failed, waits for a person or the budget, or was archived with warnings.
+        let error_code = job
+            .error
+            .as_ref()
+            .filter(|_| {
+                matches!(
+                    job.state,
+                    JobState::Failed | JobState::Uncertain | JobState::WaitingBudget | JobState::ArchivedWithWarnings
+                )
+            })
+            .map(|e| e.code.clone())
+            .unwrap_or_default();
         let cells = [
             job.id.clone(),
             job.spec_name.clone(),
             job.state.to_string(),
             job.model.clone(),
             job.prompt.clone().unwrap_or_default(),
-            job.task_id.clone().unwrap_or_default(),
+            job.name.clone().unwrap_or_default(),
+            job.project.clone().unwrap_or_default(),
+            job.tags.join(";"),
+            String::new(), // the task id: written by `id_cell` below
+            rfc3339(job.created_at),
             job.submitted_at.map(rfc3339).unwrap_or_default(),
             job.archived_at.map(rfc3339).unwrap_or_default(),
             failed.map(|e| e.message.clone()).unwrap_or_default(),
+            error_code,
             job.attempts.to_string(),
             crate::money::Fen(job.charged_fen).to_string(),
             crate::money::Fen(job.possibly_charged_fen).to_string(),
@@ -75,11 +92,20 @@ pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
             // Findings joined by "; " ("" when the video is as promised or was never probed).
             probe.map(|p| p.findings.join("; ")).unwrap_or_default(),
         ];
-        let escaped: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        let mut escaped: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        escaped[8] = id_cell(job.task_id.as_deref().unwrap_or_default());
         out.push_str(&escaped.join(","));
         out.push('\n');
     }
     out
+}
+
+/// A platform id as a CSV cell that survives a spreadsheet: an id of more than 15 digits (the
+/// platform's task ids have 19) would be read as a number and lose its last digits, so it is
+/// written as the text formula `="…"`. Only all-digit ids get this; anything else is a plain
+/// cell, defused as [`csv_cell`] does.
+pub fn id_cell(id: &str) -> String {
+    if id.len() > 15 && id.bytes().all(|b| b.is_ascii_digit()) { format!("\"=\"\"{id}\"\"\"") } else { csv_cell(id) }
 }
 
 /// RFC 4180 quoting; cells starting with a formula character (`=`, `+`, `-`, `@`, and TAB or CR,
@@ -101,5 +127,13 @@ mod tests {
         assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_cell("\t=1+1"), "'\t=1+1");
         assert_eq!(csv_cell("\r=1+1"), "\"'\r=1+1\"");
+    }
+
+    #[test]
+    fn long_numeric_ids_stay_text_in_a_spreadsheet() {
+        assert_eq!(id_cell("8742519305361283072"), "\"=\"\"8742519305361283072\"\"\"");
+        assert_eq!(id_cell("12345"), "12345");
+        assert_eq!(id_cell("task-abc"), "task-abc");
+        assert_eq!(id_cell("=1+1234567890123456"), "'=1+1234567890123456", "not digits: defused as usual");
     }
 }

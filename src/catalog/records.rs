@@ -109,7 +109,8 @@ pub struct CheckSelection {
 /// One entry of a job's state history.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
-    /// When (unix ms).
+    /// When (unix ms; RFC 3339 in JSON).
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub at: i64,
     /// From state (none for creation).
     pub from: Option<String>,
@@ -130,7 +131,8 @@ pub struct Rejection {
     pub error_code: String,
     /// Why, in words.
     pub error_message: String,
-    /// When (unix ms).
+    /// When (unix ms; RFC 3339 in JSON).
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub at: i64,
 }
 

@@ -119,11 +119,13 @@ pub(super) fn run(
                     r.spec_name.clone(),
                     r.model.clone(),
                     r.project.clone().unwrap_or_default(),
-                    r.task_id.clone().unwrap_or_default(),
+                    String::new(),
                     Fen(r.price_fen).to_string(),
                     r.outcome.clone(),
                 ];
-                let _ = writeln!(out, "{}", cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+                let mut escaped: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+                escaped[5] = crate::catalog::id_cell(r.task_id.as_deref().unwrap_or_default());
+                let _ = writeln!(out, "{}", escaped.join(","));
             }
         }
         SpendFormat::Json => {
