@@ -65,6 +65,12 @@ pub fn parse_date(s: &str) -> Option<i64> {
     t.duration_since(UNIX_EPOCH).ok().map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Serialises Unix milliseconds as RFC 3339 UTC (`#[serde(serialize_with = ...)]`), so every
+/// time in vidkeep's JSON reads the same way.
+pub fn serialize_rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,10 +92,4 @@ mod tests {
         assert_eq!(parse_date("2025-11-24"), Some(1_763_942_400_000));
         assert_eq!(parse_date("nonsense"), None);
     }
-}
-
-/// Serialises Unix milliseconds as RFC 3339 UTC (`#[serde(serialize_with = ...)]`), so every
-/// time in vidkeep's JSON reads the same way.
-pub fn serialize_rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*ms))
 }
