@@ -316,3 +316,24 @@ fn unspecified_addresses_become_loopback_in_urls() {
     let one: SocketAddr = "10.1.2.3:80".parse().expect("addr");
     assert_eq!(reachable(one), one);
 }
+
+#[test]
+fn the_example_sim_toml_loads_and_documents_every_setting() {
+    let text = include_str!("../../examples/sim.toml");
+    let parsed: SimConfig = toml::from_str(text).expect("examples/sim.toml is a valid simulator config");
+    // It states the defaults: loading it changes nothing.
+    let defaults = SimConfig::default();
+    assert_eq!(toml::to_string(&parsed).ok(), toml::to_string(&defaults).ok());
+    // Every setting and every fault is named in it (set or commented out).
+    let all = serde_json::to_value(&defaults).expect("json");
+    let mut keys: Vec<String> = all.as_object().expect("object").keys().cloned().collect();
+    keys.extend(all["faults"].as_object().expect("faults").keys().cloned());
+    for key in keys {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start_matches(['#', ' ']).starts_with(&format!("{key} "))
+                    || l.contains(&format!("[{key}]"))),
+            "examples/sim.toml does not document `{key}`"
+        );
+    }
+}
