@@ -36,7 +36,7 @@ async fn the_platforms_1302_lowers_the_limit_and_every_job_still_finishes_once()
     // The account really allows 2 per model; vidkeep is configured for 6 and learns from 1302.
     let sim = SimConfig { model_limit: 2, ..fast_sim() };
     let mut env = Env::new(sim, "max_in_flight = 6\n", "[defaults]\nmodel = \"viduq1-text\"\n").await;
-    env.start();
+    let url = env.start_serving(None).await;
     for i in 0..6 {
         env.drop_spec(&format!("p{i}.txt"), &format!("prompt number {i}"));
     }
@@ -46,6 +46,10 @@ async fn the_platforms_1302_lowers_the_limit_and_every_job_still_finishes_once()
     assert_eq!(stats.accepted, 6, "each job accepted once: {stats:?}");
     assert!(stats.refused.get("1302").copied().unwrap_or(0) >= 1, "the limit was hit: {stats:?}");
     assert!(stats.accepted_by_request_id.values().all(|n| *n == 1));
+    // What it learnt is shown: the model's limit now, beside the tasks it has in flight.
+    let metrics = reqwest::get(format!("{url}/metrics")).await.expect("metrics").text().await.expect("body");
+    assert!(metrics.lines().any(|l| l == "vidkeep_model_limit{model=\"viduq1-text\"} 2"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "vidkeep_in_flight{model=\"viduq1-text\"} 0"), "{metrics}");
     env.stop().await;
 }
 

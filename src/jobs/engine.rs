@@ -275,6 +275,11 @@ impl Engine {
         let mut in_flight: BTreeMap<String, usize> = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
         let mut total: usize = in_flight.values().sum();
         let global = self.limiter.global();
+        for model in crate::spec::models::MODELS {
+            let limit = self.limiter.model_cap(model.name, now).map_or(global, |cap| cap.min(global));
+            let running = in_flight.get(model.name).copied().unwrap_or(0);
+            self.ctx.ops.metrics().set_model_load(model.name, running, limit);
+        }
         if total >= global {
             return Ok(());
         }

@@ -46,6 +46,8 @@ pub struct Metrics {
     rejected_specs: Family<Label, Counter>,
     verify_problems: Family<Label, Counter>,
     account_paused: Family<Label, Gauge>,
+    in_flight: Family<Label, Gauge>,
+    model_limit: Family<Label, Gauge>,
 }
 
 impl Default for Metrics {
@@ -151,6 +153,17 @@ impl Metrics {
             "Stored objects the scheduled verification found missing, changed or unreadable",
             verify_problems.clone(),
         );
+        let in_flight = Family::<Label, Gauge>::default();
+        registry.register("in_flight", "Tasks submitted and not finished, by model", in_flight.clone());
+        let model_limit = Family::<Label, Gauge>::default();
+        registry.register(
+            "model_limit",
+            "Tasks a model may have in flight now: its configured limit (or the account's), lowered after a 1302",
+            model_limit.clone(),
+        );
+        for model in crate::spec::models::MODELS {
+            let _ = in_flight.get_or_create(&[("model", model.name.to_owned())]);
+        }
         let account_paused = Family::<Label, Gauge>::default();
         registry.register(
             "account_paused",
@@ -196,6 +209,8 @@ impl Metrics {
             rejected_specs,
             verify_problems,
             account_paused,
+            in_flight,
+            model_limit,
         }
     }
 
@@ -212,6 +227,13 @@ impl Metrics {
     /// Verification found a stored object `result` (`missing`, `mismatch`, `unreadable`).
     pub fn verify_problem(&self, result: &str) {
         self.verify_problems.get_or_create(&[("result", result.to_owned())]).inc();
+    }
+
+    /// `model` has `in_flight` tasks running and may have `limit` now.
+    pub fn set_model_load(&self, model: &str, in_flight: usize, limit: usize) {
+        let label = [("model", model.to_owned())];
+        self.in_flight.get_or_create(&label).set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+        self.model_limit.get_or_create(&label).set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
     /// Submissions are paused for the account for the error `code`, or (None) running again.
@@ -338,6 +360,11 @@ mod tests {
         let text = m.render(&OpsSnapshot::default(), 1_000);
         assert!(text.contains("vidkeep_rejected_specs_total{reason=\"spec-syntax\"} 1"), "{text}");
         assert!(text.contains("vidkeep_account_paused{reason=\"platform-1113\"} 1"), "{text}");
+        assert!(text.contains("vidkeep_in_flight{model=\"viduq1-text\"} 0"), "present from the start: {text}");
+        m.set_model_load("viduq1-text", 2, 3);
+        let text = m.render(&OpsSnapshot::default(), 1_000);
+        assert!(text.contains("vidkeep_in_flight{model=\"viduq1-text\"} 2"), "{text}");
+        assert!(text.contains("vidkeep_model_limit{model=\"viduq1-text\"} 3"), "{text}");
         m.set_account_paused(None);
         let text = m.render(&OpsSnapshot::default(), 1_000);
         assert!(
