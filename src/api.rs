@@ -120,6 +120,15 @@ impl ApiError {
     }
 }
 
+/// Whether a job's stored error code (`platform-1113`, `platform-1002`, ...) is one that paused
+/// the whole account (balance, quota, key): such a wait ends when a person fixes the account,
+/// which a start or a reload may mean, not when a timer says so.
+pub fn is_account_wait(error_code: &str) -> bool {
+    error_code
+        .strip_prefix("platform-")
+        .is_some_and(|code| matches!(classify_code(0, code), ErrorClass::AccountPaused | ErrorClass::Auth))
+}
+
 fn classify_code(http: u16, code: &str) -> ErrorClass {
     let n: u32 = code.parse().unwrap_or(0);
     match n {

@@ -75,3 +75,22 @@ async fn an_exhausted_balance_stops_submission_and_says_why() {
     assert_eq!(env.sim.stats().accepted, 2);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixing_the_key_and_restarting_resumes_at_once() {
+    let mut env = Env::new(fast_sim(), "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
+    env.config.jobs.account_pause = std::time::Duration::from_secs(3600);
+    env.start_with_key("wrong-id.wrong-secret");
+    env.drop_spec("fox.txt", "a fox");
+    env.wait_until("refused for its key", |jobs| {
+        jobs.len() == 1 && jobs[0].error.as_ref().is_some_and(|e| e.code.starts_with("platform-100"))
+    })
+    .await;
+    env.stop().await;
+    // The key is fixed and the daemon restarted: the job does not wait out the hour's pause.
+    env.start();
+    let jobs = env.wait_all_ended(1).await;
+    assert!(jobs[0].state.is_archived(), "{:?} {:?}", jobs[0].state, jobs[0].error);
+    assert_eq!(env.sim.stats().accepted, 1);
+    env.stop().await;
+}

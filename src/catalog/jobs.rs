@@ -507,6 +507,41 @@ impl Catalog {
         self.jobs(&JobFilter { state: Some(state), ..JobFilter::default() })
     }
 
+    /// Makes the queued jobs that wait out an account pause (their error is one `is_account`
+    /// says paused the account) due at `now`; how many. Free to try: the platform does not
+    /// charge a refused submission.
+    pub fn release_account_waits(
+        &mut self,
+        now: i64,
+        is_account: impl Fn(&str) -> bool,
+    ) -> Result<usize, CatalogError> {
+        let tx = self.conn.transaction().map_err(sql("begin release"))?;
+        let waiting: Vec<(String, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, error_code FROM jobs WHERE state = 'queued' AND next_attempt_at > ?1 \
+                     AND error_code LIKE 'platform-%'",
+                )
+                .map_err(sql("account waits"))?;
+            let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("account waits"))?;
+            rows.collect::<Result<_, _>>().map_err(sql("account waits"))?
+        };
+        let mut released = 0;
+        for (id, code) in waiting.iter().filter(|(_, code)| is_account(code)) {
+            released += tx
+                .execute("UPDATE jobs SET next_attempt_at = ?2 WHERE id = ?1 AND state = 'queued'", params![id, now])
+                .map_err(sql("release account wait"))?;
+            let note = format!("the account pause ({code}) was lifted by a start or reload; trying again now");
+            tx.execute(
+                "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, 'queued', 'queued', ?3)",
+                params![id, now, note],
+            )
+            .map_err(sql("insert event"))?;
+        }
+        tx.commit().map_err(sql("commit release"))?;
+        Ok(released)
+    }
+
     /// Queued jobs whose retry time has come, and jobs waiting for budget, oldest first.
     pub fn due_queued(&self, now: i64, limit: usize) -> Result<Vec<JobRecord>, CatalogError> {
         let mut stmt = self

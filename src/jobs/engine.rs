@@ -182,6 +182,13 @@ impl Engine {
 
     /// Runs until `cancel`, then lets running steps finish within the grace period.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), EngineError> {
+        // A pause for the whole account (a wrong key, no balance) is what a person restarts the
+        // daemon to fix: the jobs that wait it out are tried again at once. A refused submission
+        // is not charged, and if nothing changed the first refusal pauses the account again.
+        let released = self.ctx.db.call(|c| c.release_account_waits(now_ms(), crate::api::is_account_wait)).await?;
+        if released > 0 {
+            tracing::info!(jobs = released, "jobs waiting out an account pause are tried again after the start");
+        }
         while !cancel.is_cancelled() {
             self.follow_reload();
             let tick = (self.ctx.settings.poll_interval / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));

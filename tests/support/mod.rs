@@ -91,9 +91,14 @@ impl Env {
 
     /// Starts the daemon in-process.
     pub fn start(&mut self) {
+        self.start_with_key(&SimConfig::default().api_key);
+    }
+
+    /// Starts the daemon in-process with `key` as its API key.
+    pub fn start_with_key(&mut self, key: &str) {
         assert!(self.daemon.is_none(), "daemon already running");
         let cancel = CancellationToken::new();
-        let key = Secret::new(SimConfig::default().api_key);
+        let key = Secret::new(key.to_owned());
         let handle = tokio::spawn(vidkeep::daemon::run(self.config.clone(), key, cancel.clone()));
         self.daemon = Some((cancel, handle));
     }
