@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_probe.sql"),
     include_str!("../migrations/0006_intake.sql"),
     include_str!("../migrations/0007_alarms.sql"),
+    include_str!("../migrations/0008_lookup.sql"),
 ];
 
 /// Errors from the catalogue.
@@ -439,7 +440,8 @@ mod tests {
             // Back to version 6, with a job failed as vidkeep 0.6 wrote it and one downloading.
             c.conn
                 .execute_batch(
-                    "DROP INDEX jobs_downloading_by_expiry; DROP TABLE outbox; ALTER TABLE jobs DROP COLUMN expires_at; \
+                    "DROP INDEX jobs_by_task_id; DROP INDEX jobs_by_request_id; DROP INDEX jobs_by_spec_name; \
+                     DROP INDEX jobs_downloading_by_expiry; DROP TABLE outbox; ALTER TABLE jobs DROP COLUMN expires_at; \
                      PRAGMA user_version = 6; \
                      INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model, \
                      request_display, price_fen, state, task_id, video_url, result_at, error_code, error_message, \

@@ -144,9 +144,16 @@ impl JobFilter {
         }
         for word in self.text.as_deref().unwrap_or_default().split_whitespace() {
             if word.chars().count() >= 3 {
-                // A quoted FTS5 string: the trigram index finds it anywhere, in any case.
-                terms.push("jobs.rowid IN (SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH ?)".to_owned());
+                // A quoted FTS5 string: the trigram index finds it anywhere, in any case; or the
+                // word is what a person has in hand: a job id, spec file name, task or request id
+                // (each indexed, so the OR still reads through indexes).
+                terms.push(
+                    "(jobs.rowid IN (SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH ?) \
+                     OR jobs.id = ? OR jobs.spec_name = ? OR jobs.task_id = ? OR jobs.request_id = ?)"
+                        .to_owned(),
+                );
                 params.push(Sql::Text(format!("\"{}\"", word.replace('"', "\"\""))));
+                params.extend(std::iter::repeat_n(Sql::Text(word.to_owned()), 4));
             } else {
                 // Too short for trigrams (a two-character Chinese word, say): scan instead.
                 terms.push(
@@ -180,6 +187,38 @@ impl Listing {
 }
 
 impl Catalog {
+    /// The jobs `what` names: exactly by job id, spec file name (as dropped or as now named),
+    /// task id or request id; failing those, by the start or the end of a job id (as tables
+    /// show it). At most 50, oldest first. Reads through indexes, except the last fallbacks.
+    pub fn find_by_reference(&self, what: &str) -> Result<Vec<JobRecord>, CatalogError> {
+        let what = what.trim();
+        if what.is_empty() {
+            return Ok(Vec::new());
+        }
+        let run = |clause: &str| -> Result<Vec<JobRecord>, CatalogError> {
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE {clause} ORDER BY created_at, id LIMIT 50"))
+                .map_err(sql("find job"))?;
+            let rows = stmt.query_map([what], read_row).map_err(sql("find job"))?;
+            rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+        };
+        let exact = run("id = ?1 OR spec_name = ?1 OR task_id = ?1 OR request_id = ?1")?;
+        if !exact.is_empty() {
+            return Ok(exact);
+        }
+        let renamed = run("spec_file = ?1")?;
+        if !renamed.is_empty() {
+            return Ok(renamed);
+        }
+        // Ids are lower-case ASCII: a range on the primary key finds a prefix.
+        let prefix = run("id >= ?1 AND id < ?1 || '~'")?;
+        if !prefix.is_empty() {
+            return Ok(prefix);
+        }
+        run("substr(id, -length(?1)) = ?1")
+    }
+
     /// Jobs matching `filter` in the order and grouping of `listing`, in the filter's page.
     pub fn list(&self, filter: &JobFilter, listing: &Listing) -> Result<Vec<JobRecord>, CatalogError> {
         let (clause, mut params) = listing.clause(filter);
@@ -336,6 +375,35 @@ mod tests {
 
     fn text(t: &str) -> JobFilter {
         JobFilter { text: Some(t.to_owned()), ..JobFilter::default() }
+    }
+
+    #[test]
+    fn a_job_is_found_by_what_a_person_has_in_hand() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        let fox = add(&mut c, 1, serde_json::json!({"model":"viduq1-text","prompt":"a fox"}));
+        let owl = add(&mut c, 2, serde_json::json!({"model":"viduq1-text","prompt":"an owl"}));
+        c.conn
+            .execute(
+                "UPDATE jobs SET task_id = '8742519305361283072', request_id = 'vk-owl-1', spec_file = 's2.1a2b.json' \
+                 WHERE id = ?1",
+                [&owl],
+            )
+            .expect("ids");
+        let found = |what: &str| -> Vec<String> {
+            c.find_by_reference(what).expect("find").into_iter().map(|j| j.id).collect()
+        };
+        assert_eq!(found("8742519305361283072"), [owl.as_str()]);
+        assert_eq!(found("vk-owl-1"), [owl.as_str()]);
+        assert_eq!(found("s1.json"), [fox.as_str()]);
+        assert_eq!(found("s2.1a2b.json"), [owl.as_str()], "the name it has in done/");
+        assert_eq!(found("job-00"), [fox.as_str(), owl.as_str()], "a prefix of both ids");
+        assert_eq!(found("b-002"), [owl.as_str()], "the end of an id");
+        assert!(found("nothing").is_empty());
+        // The UI's search box finds the same, beside the prompt's words.
+        assert_eq!(ids(&c, &text("8742519305361283072")), [owl.as_str()]);
+        assert_eq!(ids(&c, &text("s1.json")), [fox.as_str()]);
+        assert_eq!(ids(&c, &text("fox")), [fox.as_str()]);
     }
 
     #[test]

@@ -273,20 +273,7 @@ enum Found {
 /// characters), its spec file's name (as
 /// received, or as filed in `done/`/`failed/`), its task id or its request id.
 fn find(catalog: &Catalog, what: &str) -> anyhow::Result<Found> {
-    let what = what.trim();
-    let all = catalog.jobs(&JobFilter::default())?;
-    let exact = |j: &&JobRecord| {
-        j.id == what
-            || j.spec_name == what
-            || j.spec_file == what
-            || j.task_id.as_deref() == Some(what)
-            || j.request_id.as_deref() == Some(what)
-    };
-    let mut matches: Vec<JobRecord> = all.iter().filter(exact).cloned().collect();
-    if matches.is_empty() && !what.is_empty() {
-        // The start of an id, or its end as `jobs` shows it.
-        matches = all.into_iter().filter(|j| j.id.starts_with(what) || j.id.ends_with(what)).collect();
-    }
+    let mut matches = catalog.find_by_reference(what)?;
     Ok(match matches.len() {
         0 => Found::None,
         1 => Found::One(Box::new(matches.remove(0))),
