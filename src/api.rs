@@ -300,7 +300,24 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 
 fn transport(e: reqwest::Error) -> ApiError {
     let e = e.without_url();
-    if e.is_connect() { ApiError::NotSent(e.to_string()) } else { ApiError::NoAnswer(e.to_string()) }
+    let text = with_causes(&e);
+    if e.is_connect() { ApiError::NotSent(text) } else { ApiError::NoAnswer(text) }
+}
+
+/// `e` and each of its causes once: reqwest's own text ("error sending request") names none of
+/// them, and the cause (DNS, refused, TLS) is what a person needs to fix it.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// The platform's answers decoded as [`ApiClient`] decodes them, for the fuzz targets
@@ -367,5 +384,26 @@ mod tests {
     #[test]
     fn explanations_say_what_to_do() {
         assert!(refused(429, "1113").explain().contains("top it up"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_platform_is_named_with_its_cause() {
+        // A port nothing listens on: the connection is refused before anything is sent.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let client = ApiClient::new(
+            &format!("http://127.0.0.1:{port}/api/paas/v4"),
+            Secret::new("k.s".to_owned()),
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        let e = client.submit(&Map::new(), "vk-1").await.expect_err("nothing listens");
+        assert!(matches!(e, ApiError::NotSent(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.to_lowercase().contains("connection refused"), "the cause is named: {text}");
+        assert_eq!(
+            text.matches("connection refused").count() + text.matches("Connection refused").count(),
+            1,
+            "once: {text}"
+        );
     }
 }

@@ -569,7 +569,11 @@ fn refused(ctx: &Ctx, job: &JobRecord, e: &ApiError) -> (Change, Next) {
     // not park the job for days.
     let retry_at = |delay: Duration| after(now_ms(), delay.max(e.retry_after().unwrap_or_default().min(s.retry_max)));
     let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
-    tracing::warn!(job_id = %job.id, code = %Escaped(&error.code), error = %Escaped(&e), "submission refused");
+    if matches!(e, ApiError::NotSent(_)) {
+        tracing::warn!(job_id = %job.id, code = %Escaped(&error.code), error = %Escaped(&e), "submission not sent: the platform could not be reached, nothing was charged");
+    } else {
+        tracing::warn!(job_id = %job.id, code = %Escaped(&error.code), error = %Escaped(&e), "submission refused");
+    }
     let uncertain = matches!(e.class(true), ErrorClass::Uncertain);
     ctx.ops.metrics().submission(if uncertain { "uncertain" } else { "refused" });
     let requeue = |at| Change::Requeue { next_attempt_at: at, error: error.clone() };
