@@ -227,14 +227,20 @@ async fn an_absurd_retry_after_does_not_park_a_job() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_that_never_finishes_becomes_uncertain_at_its_deadline() {
+/// A platform whose tasks never finish (and answer an unknown status), with a 1 s task deadline.
+async fn never_finishing() -> Env {
     let mut sim_config = fast_sim();
     sim_config.latency_min = Duration::from_secs(3600);
     sim_config.latency_max = Duration::from_secs(3600);
     sim_config.faults.unknown_status = 1.0;
     let mut env = Env::new(sim_config, "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
     env.config.jobs.task_deadline = Duration::from_secs(1);
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_never_finishes_becomes_uncertain_at_its_deadline() {
+    let mut env = never_finishing().await;
     env.start();
     env.drop_spec("stuck.txt", "a fox that never renders");
     let jobs = env.wait_until("uncertain", |jobs| jobs.iter().any(|j| j.state == JobState::Uncertain)).await;
@@ -248,12 +254,7 @@ async fn a_task_that_never_finishes_becomes_uncertain_at_its_deadline() {
 async fn the_resubmit_policy_never_pays_again_for_a_task_the_platform_accepted() {
     // The policy resubmits a job whose submission's answer was lost; a task that reached its
     // deadline was accepted (and charged): sending it again would pay twice.
-    let mut sim_config = fast_sim();
-    sim_config.latency_min = Duration::from_secs(3600);
-    sim_config.latency_max = Duration::from_secs(3600);
-    sim_config.faults.unknown_status = 1.0;
-    let mut env = Env::new(sim_config, "", "[defaults]\nmodel = \"viduq1-text\"\n").await;
-    env.config.jobs.task_deadline = Duration::from_secs(1);
+    let mut env = never_finishing().await;
     env.config.jobs.uncertain = vidkeep::config::UncertainPolicy::Resubmit;
     env.start();
     env.drop_spec("stuck.txt", "a fox that never renders");

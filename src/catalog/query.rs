@@ -187,6 +187,13 @@ impl Listing {
 }
 
 impl Catalog {
+    /// `SELECT` of whole job rows with `tail` (the `WHERE`, `ORDER BY` and `LIMIT` parts).
+    fn select_jobs(&self, tail: &str, params: impl rusqlite::Params) -> Result<Vec<JobRecord>, CatalogError> {
+        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM jobs {tail}")).map_err(sql("list jobs"))?;
+        let rows = stmt.query_map(params, read_row).map_err(sql("list jobs"))?;
+        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+    }
+
     /// The jobs `what` names: exactly by job id, spec file name (as dropped or as now named),
     /// task id or request id; failing those, by the start or the end of a job id (as tables
     /// show it). At most 50, oldest first. Reads through indexes, except the last fallbacks.
@@ -195,14 +202,7 @@ impl Catalog {
         if what.is_empty() {
             return Ok(Vec::new());
         }
-        let run = |clause: &str| -> Result<Vec<JobRecord>, CatalogError> {
-            let mut stmt = self
-                .conn
-                .prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE {clause} ORDER BY created_at, id LIMIT 50"))
-                .map_err(sql("find job"))?;
-            let rows = stmt.query_map([what], read_row).map_err(sql("find job"))?;
-            rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
-        };
+        let run = |clause: &str| self.select_jobs(&format!("WHERE {clause} ORDER BY created_at, id LIMIT 50"), [what]);
         let exact = run("id = ?1 OR spec_name = ?1 OR task_id = ?1 OR request_id = ?1")?;
         if !exact.is_empty() {
             return Ok(exact);
@@ -226,12 +226,7 @@ impl Catalog {
         params.push(Sql::Integer(limit));
         params.push(Sql::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
         let order = listing.sort.order_by();
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM jobs {clause} ORDER BY {order} LIMIT ? OFFSET ?"))
-            .map_err(sql("list jobs"))?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(params), read_row).map_err(sql("list jobs"))?;
-        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+        self.select_jobs(&format!("{clause} ORDER BY {order} LIMIT ? OFFSET ?"), rusqlite::params_from_iter(params))
     }
 
     /// How many entries [`Catalog::list`] has for `filter` and `listing`, ignoring the page.
@@ -310,12 +305,7 @@ impl Catalog {
         let limit = filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         params.push(Sql::Integer(limit));
         params.push(Sql::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM jobs {clause} ORDER BY {order} LIMIT ? OFFSET ?"))
-            .map_err(sql("list jobs"))?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(params), read_row).map_err(sql("list jobs"))?;
-        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+        self.select_jobs(&format!("{clause} ORDER BY {order} LIMIT ? OFFSET ?"), rusqlite::params_from_iter(params))
     }
 
     /// How many jobs match `filter`, ignoring its page.
