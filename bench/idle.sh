@@ -8,24 +8,12 @@ BIN=${1:-target/release/vidkeep}
 SECS=${2:-60}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 sim_port=$(port); http_port=$(port)
 "$BIN" simulate --listen "127.0.0.1:$sim_port" >"$dir/sim.log" 2>&1 &
 sleep 0.5
 mkdir -p "$dir/inbox"
-cat >"$dir/vk.toml" <<TOML
-[api]
-base_url = "http://127.0.0.1:$sim_port/api/paas/v4"
-api_key_env = "VIDKEEP_BENCH_KEY"
-[watch]
-dir = "$dir/inbox"
-[storage]
-url = "$dir/archive"
-[catalog]
-path = "$dir/catalog.sqlite"
-[http]
-listen = "127.0.0.1:$http_port"
-TOML
+write_config "$dir" "$sim_port" "$http_port"
 VIDKEEP_BENCH_KEY=unused "$BIN" run --config "$dir/vk.toml" >"$dir/vk.log" 2>&1 &
 vk=$!
 sleep 3

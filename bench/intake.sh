@@ -10,7 +10,7 @@ BIN=${1:-target/release/vidkeep}
 N=${2:-10000}
 REPEATS=${3:-3}
 here=$(cd "$(dirname "$0")" && pwd)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 
 one_run() {
   local dir=$1
@@ -21,19 +21,7 @@ one_run() {
   "$BIN" simulate --listen "127.0.0.1:$sim_port" --config "$dir/sim.toml" >"$dir/sim.log" 2>&1 &
   local sim=$!
   mkdir -p "$dir/inbox" "$dir/stage"
-  cat >"$dir/vk.toml" <<TOML
-[api]
-base_url = "http://127.0.0.1:$sim_port/api/paas/v4"
-api_key_env = "VIDKEEP_BENCH_KEY"
-[watch]
-dir = "$dir/inbox"
-[storage]
-url = "$dir/archive"
-[catalog]
-path = "$dir/catalog.sqlite"
-[http]
-listen = "127.0.0.1:$http_port"
-TOML
+  write_config "$dir" "$sim_port" "$http_port"
   python3 - "$dir/stage" "$N" <<'PY'
 import json, os, sys
 stage, n = sys.argv[1], int(sys.argv[2])
