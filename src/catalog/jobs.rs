@@ -408,12 +408,18 @@ impl Catalog {
     /// The other takes of the same spec as `job`, by take number.
     pub fn siblings(&self, job: &JobRecord) -> Result<Vec<JobRecord>, CatalogError> {
         let Some(group) = &job.take_group else { return Ok(Vec::new()) };
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE take_group = ?1 AND id <> ?2 ORDER BY take_no"))
-            .map_err(sql("read takes"))?;
-        let rows = stmt.query_map(params![group, job.id], read_row).map_err(sql("read takes"))?;
-        rows.map(|r| r.map_err(sql("read takes")).and_then(finish_row)).collect()
+        self.select_jobs("WHERE take_group = ?1 AND id <> ?2 ORDER BY take_no", params![group, job.id])
+    }
+
+    /// `SELECT` of whole job rows with `tail` (the `WHERE`, `ORDER BY` and `LIMIT` parts).
+    pub(super) fn select_jobs(
+        &self,
+        tail: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<JobRecord>, CatalogError> {
+        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM jobs {tail}")).map_err(sql("read jobs"))?;
+        let rows = stmt.query_map(params, read_row).map_err(sql("read jobs"))?;
+        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
     }
 
     /// The names of the spec files the catalogue places in `processing/` (to find files no job

@@ -4,7 +4,6 @@
 
 use rusqlite::types::Value as Sql;
 
-use super::jobs::{COLUMNS, finish_row, read_row};
 use rusqlite::OptionalExtension as _;
 
 use super::{Catalog, CatalogError, JobRecord, sql};
@@ -187,13 +186,6 @@ impl Listing {
 }
 
 impl Catalog {
-    /// `SELECT` of whole job rows with `tail` (the `WHERE`, `ORDER BY` and `LIMIT` parts).
-    fn select_jobs(&self, tail: &str, params: impl rusqlite::Params) -> Result<Vec<JobRecord>, CatalogError> {
-        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM jobs {tail}")).map_err(sql("list jobs"))?;
-        let rows = stmt.query_map(params, read_row).map_err(sql("list jobs"))?;
-        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
-    }
-
     /// The jobs `what` names: exactly by job id, spec file name (as dropped or as now named),
     /// task id or request id; failing those, by the start or the end of a job id (as tables
     /// show it). At most 50, oldest first. Reads through indexes, except the last fallbacks.
