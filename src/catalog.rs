@@ -8,6 +8,7 @@
 mod export;
 mod jobs;
 mod ledger;
+mod lock;
 mod outbox;
 mod query;
 mod records;
@@ -24,6 +25,7 @@ use crate::jobs::JobState;
 pub use export::{csv, csv_cell, id_cell, job_json};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, SpecPlace, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
+pub use lock::DaemonLock;
 pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};
 pub use query::{FacetCounts, Facets, JobFilter, Listing, Sort};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};
@@ -89,6 +91,19 @@ pub enum CatalogError {
     /// A reading command found no catalogue file (only `vidkeep run` creates one).
     #[error("catalogue not found at {}: check [catalog] path (only `vidkeep run` creates a catalogue)", .0.display())]
     NotFound(PathBuf),
+    /// Another daemon holds this SQLite catalogue (see [`DaemonLock`]).
+    #[error(
+        "another vidkeep daemon{} is running on the catalogue at {}: one SQLite catalogue serves one daemon; \
+         stop the other one, or give this one its own [catalog] path",
+        .holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        .catalog.display()
+    )]
+    InUse {
+        /// The catalogue file.
+        catalog: PathBuf,
+        /// The process holding it, as its lock file says.
+        holder: Option<u32>,
+    },
     /// A stored value could not be read back.
     #[error("catalogue holds a value this vidkeep cannot read: {0}")]
     Corrupt(String),

@@ -97,6 +97,8 @@ pub async fn run_with(
     cancel: CancellationToken,
     options: Options,
 ) -> Result<(), DaemonError> {
+    // First of all: a second daemon on this catalogue must not touch its jobs or staging area.
+    let _lock = crate::catalog::DaemonLock::acquire(&config.catalog.path)?;
     let open_files = web::raise_open_file_limit();
     let inbox = config.inbox();
     inbox.ensure().map_err(|source| WatchError::Inbox { path: inbox.root().to_owned(), source })?;
@@ -111,12 +113,15 @@ pub async fn run_with(
     });
     let db = Db::new(catalog);
     let clock = options.clock.clone().unwrap_or_default();
-    let mut store = Store::open(&config.storage)?;
+    // Stable across restarts, one per inbox: this daemon's own staging area is `.staging/<id>/`.
+    let daemon_id = crate::domain::DaemonId::for_inbox(inbox.root());
+    let mut store = Store::open(&config.storage)?.with_staging_owner(daemon_id.clone());
     if let Some(durability) = options.durability.clone() {
         store = store.with_durability(durability);
     }
-    // One daemon per storage root: nothing else is uploading into its staging area now. Leftovers
-    // only cost space, so a store that is down now does not stop the daemon (downloads retry).
+    // Nothing else uploads into this daemon's staging area: what is there was left by its last
+    // stop. Other daemons sharing the storage root keep theirs. Leftovers only cost space, so a
+    // store that is down now does not stop the daemon (downloads retry).
     match store.clean_staging().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(leftovers = n, "removed staging objects and uploads left by an earlier stop"),
@@ -146,6 +151,7 @@ pub async fn run_with(
     tracing::info!(
         inbox = %Escaped(inbox.root().display()),
         storage = %Escaped(&config.storage.url),
+        daemon = %daemon_id,
         catalog = %Escaped(config.catalog.path.display()),
         uncertain = repaired.uncertain.len(),
         resumed_polls = repaired.resumed_polls,

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jobs;

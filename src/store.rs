@@ -8,7 +8,9 @@
 //!
 //! # Staging, then publish
 //!
-//! A download is streamed into a staging key, `.staging/<uuid>` under the storage root, and
+//! A download is streamed into a staging key, `.staging/<daemon id>/<uuid>` under the storage
+//! root (see [`crate::domain::DaemonId`]; a store not opened by a daemon stages directly under
+//! `.staging/`), and
 //! published under its final key only once it is complete and hashed ([`Store::publish`]):
 //!
 //! - local and in-memory stores: an atomic rename;
@@ -35,9 +37,11 @@
 //!
 //! # Cleaning up after a crash
 //!
-//! [`Store::clean_staging`] runs once when the daemon starts (one daemon per storage root): it
-//! deletes every object under `.staging/` and, on S3, aborts every unfinished multipart upload
-//! under `.staging/`. `object_store` has no API to list multipart uploads, so vidkeep sends a
+//! [`Store::clean_staging`] runs once when the daemon starts: it deletes every object under its
+//! own `.staging/<daemon id>/` and directly under `.staging/` (left by a CLI command or by a
+//! vidkeep before per-daemon staging) and, on S3, aborts the unfinished multipart uploads there.
+//! Other daemons' staging areas are theirs: several daemons (one per inbox) may share a storage
+//! root. `object_store` has no API to list multipart uploads, so vidkeep sends a
 //! presigned `ListMultipartUploads` itself. Uploads straight to a final key (objects over 5 GiB)
 //! cannot be told apart from other writers' uploads and are not aborted: give the bucket a
 //! lifecycle rule `AbortIncompleteMultipartUpload` for those.
@@ -166,6 +170,8 @@ pub struct Store {
     kind: Kind,
     /// Part size and concurrency for uploads.
     upload: UploadSettings,
+    /// The daemon whose staging area this store's uploads go through, if any.
+    staging_owner: Option<crate::domain::DaemonId>,
 }
 
 /// Shows the URL and kind only: the backend's own `Debug` may print an access key id.
@@ -194,12 +200,18 @@ impl Store {
                 let fs = LocalFileSystem::new_with_prefix(&dir)
                     .map_err(|e| bad(e.to_string()))?
                     .with_automatic_cleanup(true);
-                Ok(Store { inner: Arc::new(fs), url: url.to_owned(), kind: Kind::Local(dir, Arc::new(Fsync)), upload })
+                Ok(Store {
+                    inner: Arc::new(fs),
+                    url: url.to_owned(),
+                    kind: Kind::Local(dir, Arc::new(Fsync)),
+                    upload,
+                    staging_owner: None,
+                })
             }
             "s3" => {
                 let settings = S3Settings::from_config(config).map_err(bad)?;
                 let (inner, s3) = s3::open(&settings).map_err(|e| bad(e.to_string()))?;
-                Ok(Store { inner, url: url.to_owned(), kind: Kind::S3(Arc::new(s3)), upload })
+                Ok(Store { inner, url: url.to_owned(), kind: Kind::S3(Arc::new(s3)), upload, staging_owner: None })
             }
             other => Err(bad(format!("the `{other}` scheme is not supported; use file:///path or s3://bucket/prefix"))),
         }
@@ -207,7 +219,21 @@ impl Store {
 
     /// Wraps any backend (tests use `InMemory`).
     pub fn from_backend(inner: Arc<dyn ObjectStore>, url: &str) -> Store {
-        Store { inner, url: url.to_owned(), kind: Kind::Other, upload: UploadSettings::default() }
+        Store { inner, url: url.to_owned(), kind: Kind::Other, upload: UploadSettings::default(), staging_owner: None }
+    }
+
+    /// The same store staging its uploads in `owner`'s own area, `.staging/<owner>/`.
+    pub fn with_staging_owner(mut self, owner: crate::domain::DaemonId) -> Store {
+        self.staging_owner = Some(owner);
+        self
+    }
+
+    /// The folder this store's uploads are staged in.
+    pub fn staging_dir(&self) -> Key {
+        match &self.staging_owner {
+            Some(owner) => Key::from(STAGING).join(owner.as_str()),
+            None => Key::from(STAGING),
+        }
     }
 
     /// The same store with other upload settings.
@@ -266,9 +292,9 @@ impl Store {
         move |source| StoreError::Backend { about, key, source }
     }
 
-    /// A fresh staging key under [`STAGING`].
+    /// A fresh staging key in [`Store::staging_dir`].
     pub fn staging_key(&self) -> Key {
-        Key::from(STAGING).join(uuid::Uuid::now_v7().to_string())
+        self.staging_dir().join(uuid::Uuid::now_v7().to_string())
     }
 
     /// Whether an object of `len` bytes (if announced) is staged and published; if not it is
@@ -335,25 +361,28 @@ impl Store {
         self.inner.get_range(key, range).await.map_err(Store::err("read", key))
     }
 
-    /// Deletes what a crash left under [`STAGING`] and, on S3, aborts unfinished multipart
-    /// uploads there. Run once at daemon start, before any upload; returns how many leftovers
-    /// were removed.
+    /// Deletes what a crash left in this store's own staging area and directly under
+    /// [`STAGING`] (see the module docs) and, on S3, aborts the unfinished multipart uploads
+    /// there; other daemons' areas, `.staging/<other id>/`, are left alone. Run once at daemon
+    /// start, before any upload; returns how many leftovers were removed.
     pub async fn clean_staging(&self) -> Result<usize, StoreError> {
         let staging = Key::from(STAGING);
+        let own = self.staging_owner.as_ref().map(|o| o.as_str().to_owned());
+        // Relative to `.staging/`: a leftover directly under it, or one in our own area.
+        let ours = move |rest: &str| match rest.split_once('/') {
+            None => true,
+            Some((owner, _)) => own.as_deref() == Some(owner),
+        };
         if let Kind::Local(dir, _) = &self.kind {
-            // Local multipart parts (`name#N`) are invisible to `list`: remove the folder itself.
+            // Local multipart parts (`name#N`) are invisible to `list`: remove files and folders.
             // Removing a crash's part files can take a while: off the async workers.
-            let dir = dir.clone();
+            let (dir, own_dir) = (dir.clone(), self.staging_owner.clone());
             let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
                 let folder = dir.join(STAGING);
-                let staged = std::fs::read_dir(&folder).map(Iterator::count).unwrap_or(0);
-                match std::fs::remove_dir_all(&folder) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
+                let mut removed = local::clean_folder(&folder, own_dir.as_ref().map(|o| o.as_str()))?;
                 // Uploads written straight to a final key (unknown length) stage beside it.
-                Ok(staged + local::clean_staging(&dir)?)
+                removed += local::clean_staging(&dir)?;
+                Ok(removed)
             })
             .await;
             let failed =
@@ -362,7 +391,7 @@ impl Store {
         }
         let mut removed = 0;
         if let Kind::S3(s3) = &self.kind {
-            removed += s3.abort_uploads(&staging).await?;
+            removed += s3.abort_uploads(&staging, &ours).await?;
         }
         let leftovers: Vec<Key> = self
             .inner
@@ -371,7 +400,11 @@ impl Store {
             .try_collect()
             .await
             .map_err(Store::err("list", &staging))?;
+        let prefix = format!("{STAGING}/");
         for key in leftovers {
+            if !key.as_ref().strip_prefix(&prefix).is_some_and(&ours) {
+                continue;
+            }
             match self.inner.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
                 Err(e) => return Err(Store::err("delete", &key)(e)),

@@ -187,6 +187,30 @@ async fn staging_cleanup(store: &Store) {
     backend.head(&kept).await.expect("objects outside staging are kept");
 }
 
+/// Several daemons may share a storage root: a start cleans its own staging area and loose
+/// leftovers directly under `.staging/`, never another daemon's uploads in flight.
+async fn staging_areas_are_per_daemon(store: &Store) {
+    let owned = |id: &str| store.clone().with_staging_owner(vidkeep::domain::DaemonId::parse(id).expect("id"));
+    let (me, other) = (owned("render-01-aa"), owned("render-02-bb"));
+    let backend = store.backend();
+    assert!(me.staging_key().as_ref().starts_with(".staging/render-01-aa/"), "{}", me.staging_key());
+    backend.put(&me.staging_key(), PutPayload::from(vec![1u8; 10])).await.expect("my leftover");
+    backend.put(&store.staging_key(), PutPayload::from(vec![1u8; 10])).await.expect("a loose leftover");
+    let theirs = other.staging_key();
+    backend.put(&theirs, PutPayload::from(vec![4u8; 10])).await.expect("their upload in flight");
+    let mut upload = backend.put_multipart(&other.staging_key()).await.expect("their multipart upload");
+    upload.put_part(PutPayload::from(vec![2u8; 5 * MIB])).await.expect("part");
+    let their_multipart = store.is_s3();
+    if !their_multipart {
+        drop(upload);
+    }
+    assert_eq!(me.clean_staging().await.expect("clean mine"), 2, "mine and the loose one");
+    backend.head(&theirs).await.expect("another daemon's staged object is kept");
+    let removed = other.clean_staging().await.expect("clean theirs");
+    assert_eq!(removed, if their_multipart { 2 } else { 1 }, "their object (and on S3 their unfinished upload)");
+    assert!(staging_is_empty(store).await);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod local {
@@ -238,6 +262,7 @@ conformance!(
     keys_are_relative_to_the_root,
     range_reads,
     staging_cleanup,
+    staging_areas_are_per_daemon,
 );
 
 /// On S3, the prefix is where the objects really are, and nothing escapes it.

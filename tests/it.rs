@@ -25,5 +25,6 @@ mod ops;
 mod recovery;
 mod s3;
 mod safety;
+mod scale;
 mod sdk;
 mod systemd;

@@ -65,7 +65,40 @@ pub(super) fn make_durable(
     Ok(())
 }
 
-/// Removes staging files under `root`; returns how many. Run at start, before any upload.
+/// Cleans the staging folder `folder`: the files directly in it and the whole subfolder `own`
+/// (this daemon's area), leaving other daemons' subfolders alone; returns how many files went.
+pub(super) fn clean_folder(folder: &Path, own: Option<&str>) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            if own.is_some_and(|own| entry.file_name() == own) {
+                removed += std::fs::read_dir(&path).map(Iterator::count).unwrap_or(0);
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        } else {
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes the part files (`name#N`) of unfinished writes under `root`, outside the staging
+/// area; returns how many. Run at start, before any upload.
 pub(super) fn clean_staging(root: &Path) -> std::io::Result<usize> {
     let mut removed = 0;
     let mut folders = vec![root.to_owned()];
@@ -75,7 +108,11 @@ pub(super) fn clean_staging(root: &Path) -> std::io::Result<usize> {
             let kind = entry.file_type()?;
             let path = entry.path();
             if kind.is_dir() {
-                folders.push(path);
+                // The staging area is cleaned per daemon (`clean_folder`): another daemon's
+                // part files there are its uploads in flight.
+                if dir != root || entry.file_name() != super::STAGING {
+                    folders.push(path);
+                }
             } else if kind.is_file() && is_staging(&entry.file_name().to_string_lossy()) {
                 std::fs::remove_file(&path)?;
                 tracing::info!(file = %Escaped(path.display()), "removed an upload left unfinished by a crash");
@@ -95,6 +132,21 @@ fn is_staging(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_staging_clean_takes_its_own_area_and_loose_files_never_another_daemons() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staging = dir.path().join(".staging");
+        for (folder, file) in [("me", "a"), ("me", "b#1"), ("other", "c")] {
+            std::fs::create_dir_all(staging.join(folder)).expect("mkdir");
+            std::fs::write(staging.join(folder).join(file), b"x").expect("write");
+        }
+        std::fs::write(staging.join("legacy"), b"x").expect("write");
+        assert_eq!(clean_folder(&staging, Some("me")).expect("clean"), 3);
+        assert!(!staging.join("me").exists() && !staging.join("legacy").exists());
+        assert!(staging.join("other/c").exists(), "another daemon's upload in flight stays");
+        assert_eq!(clean_folder(&dir.path().join("none"), Some("me")).expect("no folder"), 0);
+    }
 
     #[test]
     fn removes_only_staging_files() {

@@ -187,14 +187,23 @@ impl S3 {
     }
 
     /// Aborts every unfinished multipart upload whose key is under `under` (relative to the
-    /// storage root); returns how many.
-    pub(super) async fn abort_uploads(&self, under: &Key) -> Result<usize, StoreError> {
+    /// storage root) and whose rest of the key passes `only`; returns how many.
+    pub(super) async fn abort_uploads(
+        &self,
+        under: &Key,
+        only: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<usize, StoreError> {
         let prefix = format!("{}/", self.full(under));
         let mut aborted = 0;
-        // Each round lists at most 1000 uploads and aborts them all, so the next round sees the
-        // rest; the bound only guards against a server that ignores aborts.
-        for _ in 0..100 {
-            let query = [("uploads", ""), ("prefix", prefix.as_str())];
+        let (mut key_marker, mut id_marker) = (String::new(), String::new());
+        // Each round lists at most 1000 uploads and pages on with the markers S3 answers; the
+        // bound only guards against a server whose markers never move.
+        for _ in 0..1000 {
+            let mut query = vec![("uploads", ""), ("prefix", prefix.as_str())];
+            if !key_marker.is_empty() {
+                query.push(("key-marker", key_marker.as_str()));
+                query.push(("upload-id-marker", id_marker.as_str()));
+            }
             let body = self
                 .send(reqwest::Method::GET, &Key::from(""), HeaderMap::new(), &query, "list uploads", under)
                 .await?;
@@ -204,23 +213,25 @@ impl S3 {
                 .filter_map(|upload| {
                     Some((xml_text(upload, "Key")?.to_owned(), xml_text(upload, "UploadId")?.to_owned()))
                 })
-                .filter(|(key, _)| key.starts_with(&prefix) && !key.contains('&'))
+                .filter(|(key, _)| key.strip_prefix(&prefix).is_some_and(only) && !key.contains('&'))
                 .collect();
-            let mut progress = 0;
             for (key, id) in &uploads {
                 match self.raw.abort_multipart(&Key::from(key.as_str()), id).await {
                     Ok(()) => {
                         tracing::info!(key = %key, "aborted an unfinished multipart upload left by a crash");
-                        progress += 1;
+                        aborted += 1;
                     }
                     // Completed or aborted since it was listed: it is no longer pending.
                     Err(object_store::Error::NotFound { .. }) => {}
                     Err(source) => return Err(StoreError::Backend { about: "abort upload", key: key.clone(), source }),
                 }
             }
-            aborted += progress;
-            if progress == 0 || xml_text(&body, "IsTruncated") != Some("true") {
-                break;
+            let next = (xml_text(&body, "NextKeyMarker"), xml_text(&body, "NextUploadIdMarker"));
+            match (xml_text(&body, "IsTruncated"), next) {
+                (Some("true"), (Some(k), Some(i))) if (k, i) != (key_marker.as_str(), id_marker.as_str()) => {
+                    (key_marker, id_marker) = (k.to_owned(), i.to_owned());
+                }
+                _ => break,
             }
         }
         Ok(aborted)
