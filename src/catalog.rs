@@ -11,6 +11,7 @@ mod ledger;
 mod lock;
 mod outbox;
 mod query;
+mod rebuild;
 mod records;
 mod stats;
 
@@ -28,6 +29,7 @@ pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use lock::DaemonLock;
 pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};
 pub use query::{FacetCounts, Facets, JobFilter, Listing, Sort};
+pub use rebuild::{Restorable, Restored, SIDECAR_VERSION};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
 

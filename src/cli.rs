@@ -5,6 +5,7 @@
 mod check;
 mod fetch;
 mod list;
+mod rebuild;
 mod spend;
 mod verify;
 
@@ -228,6 +229,9 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Catalogue tools.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Print shell completions (bash, zsh, fish, ...) generated from this command line, or
     /// with --write DIR write them and the man page (the .deb ships these files).
     Completions {
@@ -290,6 +294,25 @@ pub enum ConfigCommand {
         after_help = "Exit status: 0 valid; 1 the config or its api.key_file has a problem (the message names it); 2 could not read the file."
     )]
     Check(ConfigArg),
+}
+
+/// `vidkeep catalog ...`
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Make a new catalogue from the sidecars in storage alone (after the catalogue is lost):
+    /// every archived job with its assets, hashes, request, task id and accepted submission.
+    #[command(
+        after_help = "Writes [catalog] path (or --to), which must not exist yet; the file appears whole or not at all.\n\
+                      Exit status: 0 rebuilt from every sidecar; 1 rebuilt, but some sidecars could not be read (listed); 2 could not run."
+    )]
+    Rebuild {
+        /// The config: its [storage] is read, its [catalog] path written.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Write the new catalogue here instead of [catalog] path.
+        #[arg(long, value_name = "PATH")]
+        to: Option<PathBuf>,
+    },
 }
 
 /// Runs the parsed command line.
@@ -402,6 +425,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { dir, serve, verbose } => runtime()?.block_on(crate::demo::run(dir, serve, verbose)),
+        Command::Catalog(CatalogCommand::Rebuild { config, to }) => {
+            let config = config.load()?;
+            runtime()?.block_on(rebuild::run(&config, to))
+        }
         Command::Config(ConfigCommand::Check(c)) => {
             // Exit 1: the config (or its key file) has a problem; 2: it cannot be read at all.
             let config = match Config::load(&c.config) {

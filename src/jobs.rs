@@ -4,6 +4,7 @@
 mod download;
 pub mod engine;
 mod limiter;
+pub mod rebuild;
 pub mod reconcile;
 pub mod state;
 

@@ -23,7 +23,7 @@ const MAX_MOOV: u64 = 64 * 1024 * 1024;
 const MAX_BOXES: usize = 1024;
 
 /// What the probe read from the file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Figures {
     /// Duration of the video track in seconds.
     pub duration_s: f64,
@@ -41,7 +41,7 @@ pub struct Figures {
 impl Eq for Figures {}
 
 /// The outcome of probing one video.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Probe {
     /// The figures, when the MP4 parsed.
     pub figures: Option<Figures>,

@@ -82,3 +82,94 @@ async fn a_start_cleans_only_its_own_staging_area() {
     assert!(staging.join("another-daemon-0a1b2c3d/in-flight").exists(), "another daemon's upload stays");
     env.stop().await;
 }
+
+/// The disaster recovery the sidecars exist for: archive a mixed set (text, JSON, TOML, an
+/// image-to-video with its input kept, three takes of one spec), lose the catalogue, rebuild it
+/// from storage alone; `verify` passes and `export` matches the original but for the fields
+/// the sidecar does not hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_catalogue_is_rebuilt_from_the_sidecars_in_storage() {
+    let mut env = Env::default().await;
+    env.start();
+    for example in ["harbour-at-dawn.txt", "city-timelapse.json", "lantern-festival.toml", "lantern-first.png"] {
+        env.copy_example(example);
+    }
+    env.copy_example("lantern-bloom.json");
+    env.drop_spec("hare.json", r#"{"model":"viduq1-text","prompt":"a hare at dusk","vidkeep":{"takes":3}}"#);
+    let jobs = env.wait_all_ended(7).await;
+    assert!(jobs.iter().all(|j| j.state.is_archived()), "{jobs:?}");
+    env.stop().await;
+    let export = |env: &Env| {
+        let out = env.cli(&["export"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("a JSON array of jobs");
+        rows.sort_by_key(|r| r["job_id"].as_str().unwrap_or_default().to_owned());
+        rows
+    };
+    let before = export(&env);
+    assert_eq!(before.len(), 7);
+
+    let catalog = env.config.catalog.path.clone();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = catalog.clone().into_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+    let out = env.cli(&["catalog", "rebuild"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("rebuilt 7 job(s)"), "{stdout}");
+    assert!(stdout.contains("not in sidecars"), "names what it could not restore: {stdout}");
+    let again = env.cli(&["catalog", "rebuild"]);
+    assert_eq!(again.status.code(), Some(2), "never over an existing catalogue");
+    // A sidecar that is not one is listed and skipped; the rest still comes back (exit 1).
+    let bogus = env.archive_dir().join("2026/01/01/not-a-job");
+    std::fs::create_dir_all(&bogus).expect("mkdir");
+    std::fs::write(bogus.join("vidkeep.json"), b"{\"vidkeep_sidecar\": 1}").expect("write");
+    let other = env.dir.path().join("other.sqlite");
+    let partial = env.cli(&["catalog", "rebuild", "--to", other.to_str().expect("utf-8 path")]);
+    let said = String::from_utf8_lossy(&partial.stdout);
+    assert_eq!(partial.status.code(), Some(1), "{said}");
+    assert!(said.contains("SKIPPED  2026/01/01/not-a-job/vidkeep.json: not a vidkeep sidecar"), "{said}");
+    assert!(said.contains("rebuilt 7 job(s)") && said.contains("1 skipped"), "{said}");
+    std::fs::remove_dir_all(&bogus).expect("rm");
+
+    let verify = env.cli(&["verify"]);
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{said}");
+    let objects: usize = before.iter().map(|r| r["assets"].as_array().map_or(0, Vec::len)).sum();
+    assert!(objects >= 7, "a video each, and covers");
+    assert!(said.contains(&format!("verified {objects} object(s): {objects} ok")), "{said}");
+
+    let after = export(&env);
+    // Not in the sidecar: the archive time is the sidecar's (written just before the commit).
+    let strip = |rows: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        rows.iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.as_object_mut().expect("object").remove("archived_at");
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(&after), strip(&before));
+    for (a, b) in after.iter().zip(&before) {
+        let at = |r: &serde_json::Value| vidkeep::time::parse_date(r["archived_at"].as_str().expect("time"));
+        let (a, b) = (at(a).expect("rfc 3339"), at(b).expect("rfc 3339"));
+        assert!((0..5_000).contains(&(b - a)), "the sidecar's time is just before the commit: {a} {b}");
+    }
+    // The rebuilt catalogue still knows what was paid for: the same spec is not paid again.
+    env.start();
+    env.drop_spec("again.txt", &std::fs::read_to_string("examples/specs/harbour-at-dawn.txt").expect("example"));
+    let report = env.inbox().join("done/again.txt.report.json");
+    let deadline = Instant::now() + crate::support::WAIT;
+    while !report.exists() {
+        assert!(Instant::now() < deadline, "no report for the spec dropped again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = env.report("done", "again.txt");
+    let harbour = before.iter().find(|r| r["spec"] == "harbour-at-dawn.txt").expect("harbour");
+    assert_eq!(report["existing_job"], harbour["job_id"], "already paid for: answered by the rebuilt job, {report}");
+    assert_eq!(env.jobs().len(), 7, "no new job");
+    env.stop().await;
+}

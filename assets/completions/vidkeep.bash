@@ -22,6 +22,9 @@ _vidkeep() {
             vidkeep,backup)
                 cmd="vidkeep__subcmd__backup"
                 ;;
+            vidkeep,catalog)
+                cmd="vidkeep__subcmd__catalog"
+                ;;
             vidkeep,check)
                 cmd="vidkeep__subcmd__check"
                 ;;
@@ -70,6 +73,18 @@ _vidkeep() {
             vidkeep,verify)
                 cmd="vidkeep__subcmd__verify"
                 ;;
+            vidkeep__subcmd__catalog,help)
+                cmd="vidkeep__subcmd__catalog__subcmd__help"
+                ;;
+            vidkeep__subcmd__catalog,rebuild)
+                cmd="vidkeep__subcmd__catalog__subcmd__rebuild"
+                ;;
+            vidkeep__subcmd__catalog__subcmd__help,help)
+                cmd="vidkeep__subcmd__catalog__subcmd__help__subcmd__help"
+                ;;
+            vidkeep__subcmd__catalog__subcmd__help,rebuild)
+                cmd="vidkeep__subcmd__catalog__subcmd__help__subcmd__rebuild"
+                ;;
             vidkeep__subcmd__config,check)
                 cmd="vidkeep__subcmd__config__subcmd__check"
                 ;;
@@ -87,6 +102,9 @@ _vidkeep() {
                 ;;
             vidkeep__subcmd__help,backup)
                 cmd="vidkeep__subcmd__help__subcmd__backup"
+                ;;
+            vidkeep__subcmd__help,catalog)
+                cmd="vidkeep__subcmd__help__subcmd__catalog"
                 ;;
             vidkeep__subcmd__help,check)
                 cmd="vidkeep__subcmd__help__subcmd__check"
@@ -136,6 +154,9 @@ _vidkeep() {
             vidkeep__subcmd__help,verify)
                 cmd="vidkeep__subcmd__help__subcmd__verify"
                 ;;
+            vidkeep__subcmd__help__subcmd__catalog,rebuild)
+                cmd="vidkeep__subcmd__help__subcmd__catalog__subcmd__rebuild"
+                ;;
             vidkeep__subcmd__help__subcmd__config,check)
                 cmd="vidkeep__subcmd__help__subcmd__config__subcmd__check"
                 ;;
@@ -146,7 +167,7 @@ _vidkeep() {
 
     case "${cmd}" in
         vidkeep)
-            opts="-h -V --log-format --help --version run serve check jobs search export show spend verify backup archive-url resolve simulate demo config completions man help"
+            opts="-h -V --log-format --help --version run serve check jobs search export show spend verify backup archive-url resolve simulate demo config catalog completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -201,6 +222,96 @@ _vidkeep() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__catalog)
+            opts="-h --log-format --help rebuild help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__catalog__subcmd__help)
+            opts="rebuild help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__catalog__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__catalog__subcmd__help__subcmd__rebuild)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__catalog__subcmd__rebuild)
+            opts="-c -h --config --to --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -438,7 +549,7 @@ _vidkeep() {
             return 0
             ;;
         vidkeep__subcmd__help)
-            opts="run serve check jobs search export show spend verify backup archive-url resolve simulate demo config completions man help"
+            opts="run serve check jobs search export show spend verify backup archive-url resolve simulate demo config catalog completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -468,6 +579,34 @@ _vidkeep() {
         vidkeep__subcmd__help__subcmd__backup)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__help__subcmd__catalog)
+            opts="rebuild"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__help__subcmd__catalog__subcmd__rebuild)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -1,14 +1,14 @@
 //! Asset records, the event trail and rejected specs.
 
 use rusqlite::params;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Catalog, CatalogError, sql};
 use crate::probe::{Figures, Probe};
 use crate::time::now_ms;
 
 /// Which result file an asset is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AssetKind {
     /// The MP4.
@@ -27,8 +27,9 @@ impl AssetKind {
     }
 }
 
-/// An archived object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An archived object. Read back from a sidecar (`catalog rebuild`), it has no job id or source
+/// URL: the sidecar holds those once for the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asset {
     /// The job it belongs to.
     #[serde(skip)]
@@ -47,27 +48,27 @@ pub struct Asset {
     #[serde(skip)]
     pub source_url: String,
     /// What the media probe found (videos; `None` before the probe existed or when it is off).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe>,
 }
 
 /// One input image of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
     /// Position in the request's `image_url` (0 for a single image).
     pub index: u32,
     /// SHA-256 of the image's bytes (lower hex); `None` for a remote URL vidkeep never read.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// Its key in storage; `None` for a remote URL.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Size in bytes (0 for a remote URL).
     pub bytes: u64,
     /// MIME type, or empty for a remote URL.
     pub content_type: String,
     /// The remote URL as sent; `None` for an image sent inline.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
 }
 
@@ -139,36 +140,7 @@ pub struct Rejection {
 impl Catalog {
     /// Records an asset; called only after the object is stored under its final key.
     pub fn record_asset(&mut self, asset: &Asset) -> Result<(), CatalogError> {
-        let figures = asset.probe.as_ref().and_then(|p| p.figures.as_ref());
-        self.conn
-            .execute(
-                "INSERT INTO assets (job_id, kind, key, sha256, bytes, content_type, source_url, stored_at, \
-                 probe_duration_s, probe_fps, probe_width, probe_height, probe_codec, probe_findings) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-                 ON CONFLICT (job_id, kind) DO UPDATE SET key = excluded.key, sha256 = excluded.sha256, \
-                 bytes = excluded.bytes, content_type = excluded.content_type, \
-                 source_url = excluded.source_url, stored_at = excluded.stored_at, \
-                 probe_duration_s = ?9, probe_fps = ?10, probe_width = ?11, probe_height = ?12, \
-                 probe_codec = ?13, probe_findings = ?14",
-                params![
-                    asset.job_id,
-                    asset.kind.as_str(),
-                    asset.key,
-                    asset.sha256,
-                    i64::try_from(asset.bytes).unwrap_or(i64::MAX),
-                    asset.content_type,
-                    asset.source_url,
-                    now_ms(),
-                    figures.map(|f| f.duration_s),
-                    figures.map(|f| f.fps),
-                    figures.map(|f| f.width),
-                    figures.map(|f| f.height),
-                    figures.map(|f| f.codec.as_str()),
-                    asset.probe.as_ref().map(|p| serde_json::to_string(&p.findings).unwrap_or_default()),
-                ],
-            )
-            .map_err(sql("record asset"))?;
-        Ok(())
+        insert_asset(&self.conn, asset, now_ms())
     }
 
     /// The assets of one job, video first.
@@ -282,23 +254,7 @@ impl Catalog {
     /// Records the input images of `job_id` (replacing any earlier record).
     pub fn record_inputs(&mut self, job_id: &str, inputs: &[Input]) -> Result<(), CatalogError> {
         let tx = self.conn.transaction().map_err(sql("record inputs"))?;
-        tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", [job_id]).map_err(sql("record inputs"))?;
-        for i in inputs {
-            tx.execute(
-                "INSERT INTO job_inputs (job_id, idx, sha256, key, bytes, content_type, url) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    job_id,
-                    i.index,
-                    i.sha256,
-                    i.key,
-                    i64::try_from(i.bytes).unwrap_or(i64::MAX),
-                    i.content_type,
-                    i.url
-                ],
-            )
-            .map_err(sql("record inputs"))?;
-        }
+        insert_inputs(&tx, job_id, inputs)?;
         tx.commit().map_err(sql("record inputs"))
     }
 
@@ -398,4 +354,59 @@ fn read_probe(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Probe>> {
         _ => None,
     };
     Ok(Some(Probe { figures, findings }))
+}
+
+/// Records `asset` (stored at `stored_at`), replacing an earlier record of its job and kind.
+pub(super) fn insert_asset(conn: &rusqlite::Connection, asset: &Asset, stored_at: i64) -> Result<(), CatalogError> {
+    let figures = asset.probe.as_ref().and_then(|p| p.figures.as_ref());
+    conn.execute(
+        "INSERT INTO assets (job_id, kind, key, sha256, bytes, content_type, source_url, stored_at, \
+             probe_duration_s, probe_fps, probe_width, probe_height, probe_codec, probe_findings) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             ON CONFLICT (job_id, kind) DO UPDATE SET key = excluded.key, sha256 = excluded.sha256, \
+             bytes = excluded.bytes, content_type = excluded.content_type, \
+             source_url = excluded.source_url, stored_at = excluded.stored_at, \
+             probe_duration_s = ?9, probe_fps = ?10, probe_width = ?11, probe_height = ?12, \
+             probe_codec = ?13, probe_findings = ?14",
+        params![
+            asset.job_id,
+            asset.kind.as_str(),
+            asset.key,
+            asset.sha256,
+            i64::try_from(asset.bytes).unwrap_or(i64::MAX),
+            asset.content_type,
+            asset.source_url,
+            stored_at,
+            figures.map(|f| f.duration_s),
+            figures.map(|f| f.fps),
+            figures.map(|f| f.width),
+            figures.map(|f| f.height),
+            figures.map(|f| f.codec.as_str()),
+            asset.probe.as_ref().map(|p| serde_json::to_string(&p.findings).unwrap_or_default()),
+        ],
+    )
+    .map_err(sql("record asset"))?;
+    Ok(())
+}
+
+/// Records the input images of `job_id`, replacing any recorded before.
+pub(super) fn insert_inputs(conn: &rusqlite::Connection, job_id: &str, inputs: &[Input]) -> Result<(), CatalogError> {
+    conn.execute("DELETE FROM job_inputs WHERE job_id = ?1", [job_id]).map_err(sql("record inputs"))?;
+    for i in inputs {
+        conn.execute(
+            "INSERT INTO job_inputs (job_id, idx, sha256, key, bytes, content_type, url) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                job_id,
+                i.index,
+                i.sha256,
+                i.key,
+                i64::try_from(i.bytes).unwrap_or(i64::MAX),
+                i.content_type,
+                i.url
+            ],
+        )
+        .map_err(sql("record inputs"))?;
+    }
+    Ok(())
 }

@@ -139,6 +139,8 @@ fn sidecar(job: &JobRecord, assets: &[Asset]) -> Value {
         "created_at": rfc3339(job.created_at),
         "submitted_at": job.submitted_at.map(rfc3339),
         "result_at": job.result_at.map(rfc3339),
+        "expires_at": job.expires_at.map(rfc3339),
+        "take": job.take_group.as_ref().map(|group| json!({ "group": group, "no": job.take_no })),
         "archived_at": rfc3339(now_ms()),
         "platform_result": parse(job.result_json.as_deref()),
         "assets": assets,
