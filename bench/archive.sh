@@ -8,7 +8,7 @@
 #   bash bench/archive.sh [SIZE_BYTES...]        (default 268435456 1073741824 4294967296)
 #
 # Environment: VIDKEEP_BIN (default target/release/vidkeep), RUNS (3), TARGETS ("local s3"),
-# S3_MAX_SIZE (largest size also archived into moto, default 4294967296; moto keeps objects in
+# S3_MAX_SIZE (largest size also archived into moto, default 1073741824; moto keeps objects in
 # memory), VIDKEEP_BENCH_STORAGE (lines appended to [storage]), VIDKEEP_BENCH_ENV (environment
 # for vidkeep, e.g. MALLOC_ARENA_MAX=2), VIDKEEP_MOTO_SERVER (moto_server; .ci/run installs one
 # into target/ci-venv). Needs rclone (Debian: apt-get install rclone) and /usr/bin/time.
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 BIN=${VIDKEEP_BIN:-target/release/vidkeep}
 RUNS=${RUNS:-3}
 TARGETS=${TARGETS:-local s3}
-S3_MAX_SIZE=${S3_MAX_SIZE:-4294967296}
+S3_MAX_SIZE=${S3_MAX_SIZE:-1073741824}
 [ "$#" -gt 0 ] || set -- 268435456 1073741824 4294967296
 MOTO=${VIDKEEP_MOTO_SERVER:-$(command -v moto_server || echo target/ci-venv/bin/moto_server)}
 command -v rclone >/dev/null || { echo "no rclone: apt-get install rclone" >&2; exit 2; }

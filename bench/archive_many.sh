@@ -7,6 +7,8 @@
 #
 #   bash bench/archive_many.sh [N] [SIZE_BYTES] [RUNS]    (default 30 104857600 3)
 #
+# PEERS=0 skips the peers (for the CPU per job: `PEERS=0 bash bench/archive_many.sh 500 1048576`).
+#
 # Environment: VIDKEEP_BIN (default target/release/vidkeep), TARGET (local or s3; s3 needs
 # VIDKEEP_MOTO_SERVER), VIDKEEP_BENCH_STORAGE (lines appended to [storage]), VIDKEEP_BENCH_ENV.
 set -euo pipefail
@@ -107,7 +109,9 @@ for run in $(seq "$RUNS"); do
   daemon_run "$dir" | tee -a "$RESULTS"
   rm -rf "$dir"
   [ "$TARGET" = s3 ] && { "${RCLONE[@]}" purge moto:bench/vk >/dev/null 2>&1 || true; }
-  if [ "$TARGET" = s3 ]; then
+  if [ "${PEERS:-1}" = 0 ]; then
+    continue
+  elif [ "$TARGET" = s3 ]; then
     timed "rclone-copy-transfers-$N" "${RCLONE[@]}" copy --transfers "$N" --s3-no-head src: moto:bench/rclone | tee -a "$RESULTS"
     "${RCLONE[@]}" purge moto:bench/rclone >/dev/null 2>&1 || true
   else
