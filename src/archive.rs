@@ -1,25 +1,28 @@
 //! Archiving: stream a result URL into the store, hashing SHA-256 on the way, and re-read stored
 //! objects to verify them.
 //!
-//! Bytes flow `HTTP body → hasher → multipart upload` in chunks of `storage.part_size`, with at
-//! most `storage.max_concurrent_parts` parts in flight (`WriteMultipart::wait_for_capacity`), so
-//! memory does not grow with the object. The upload goes to a staging key and is published under
-//! its final key only when the body ended cleanly with the announced length ([`Store::publish`]:
-//! a rename, or on S3 a server-side copy that records the SHA-256). So no partial object ever
-//! appears under its final key. An interrupted upload is aborted and its staging object deleted.
+//! Bytes flow `HTTP body → hasher → upload` ([`Store::start_upload`]): on the local store straight
+//! into the staging file through two 1 MiB buffers; on S3 in parts of `storage.part_size`, at most
+//! `storage.max_concurrent_parts` in flight per download and `storage.max_bytes_in_flight`
+//! buffered across all downloads (with `sha256_metadata`, after a spool file: see
+//! [`crate::store::Upload`]). So memory does not grow with the object or with the downloads
+//! running. The upload is completed only when the body ended cleanly with the announced length:
+//! on the local store it is then published from its staging key by a rename
+//! ([`Store::publish`]); on S3 it went straight to its key, which S3 shows only once the upload
+//! is completed. So no partial object ever appears under its final key. An interrupted upload is
+//! aborted and its staging file deleted.
 
-use crate::telemetry::Escaped;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use object_store::ObjectStoreExt as _;
 use object_store::path::Path as Key;
-use object_store::{Attribute, Attributes, ObjectStoreExt as _, PutMultipartOptions, WriteMultipart};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{ArchiveConfig, ProbeConfig};
 use crate::probe::{Probe, Promise, Tolerance};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Upload};
 
 pub mod guard;
 pub mod provenance;
@@ -208,24 +211,25 @@ impl Archiver {
         if expected.is_some_and(|n| n > self.limits.max_bytes) {
             return Err(ArchiveError::TooBig { limit: self.limits.max_bytes });
         }
-        // Stage, then publish; S3 cannot copy over 5 GiB, so such objects go straight to their
-        // key (S3 completes a multipart upload atomically, so still never half-written).
-        let staged = self.store.can_stage(expected);
+        // Stage, then publish (a rename); S3 uploads go straight to their key instead: S3
+        // completes a multipart upload atomically, so it is still never half-written.
+        let staged = self.store.stages();
         let target = if staged { self.store.staging_key() } else { key.clone() };
         let started = std::time::Instant::now();
         let body = ResumingBody::new(self.http.clone(), url, response);
         let (digest, bytes) = self.upload(body, &target, &content_type).await?;
         let uploaded = started.elapsed();
         if staged {
-            self.store.publish(&target, key, &digest, &content_type).await?;
+            self.store.publish(&target, key).await?;
         }
         tracing::debug!(key = %key, bytes, upload_ms = uploaded.as_millis() as u64,
             publish_ms = (started.elapsed() - uploaded).as_millis() as u64, "upload timings");
         Ok(Stored { sha256: hex(&digest), bytes, content_type })
     }
 
-    /// Streams the body into a multipart upload at `target`, completed only if the body ended
-    /// cleanly with the announced length (resuming breaks with Range requests); aborted otherwise.
+    /// Streams the body into an upload at `target` ([`Store::start_upload`]), completed only if
+    /// the body ended cleanly with the announced length (resuming breaks with Range requests);
+    /// aborted otherwise.
     async fn upload(
         &self,
         mut body: ResumingBody,
@@ -233,30 +237,22 @@ impl Archiver {
         content_type: &str,
     ) -> Result<([u8; 32], u64), ArchiveError> {
         let expected = body.expected();
-        let mut attributes = Attributes::new();
-        if self.store.is_s3() {
-            attributes.insert(Attribute::ContentType, content_type.to_owned().into());
-        }
-        let opts = PutMultipartOptions { attributes, ..PutMultipartOptions::default() };
-        let upload =
-            self.store.backend().put_multipart_opts(target, opts).await.map_err(Store::err("start upload", target))?;
-        let settings = self.store.upload();
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, settings.part_size);
-        match copy_hashing(&mut body, &mut writer, settings.max_concurrent_parts, target, &self.limits).await {
+        let mut upload = self.store.start_upload(target, content_type).await?;
+        match copy_hashing(&mut body, &mut upload, &self.limits).await {
             Ok((digest, bytes)) => {
                 if body.resumes() > 0 {
                     tracing::info!(key = %target, resumes = body.resumes(), "download completed after resuming");
                 }
                 if let Some(expected) = expected.filter(|e| *e != bytes) {
-                    abort(writer, target).await;
+                    upload.abort().await;
                     return Err(ArchiveError::Truncated { expected, got: bytes });
                 }
                 // `finish` aborts the upload itself when completing fails.
-                writer.finish().await.map_err(Store::err("complete upload", target))?;
+                upload.finish(&digest).await?;
                 Ok((digest, bytes))
             }
             Err(e) => {
-                abort(writer, target).await;
+                upload.abort().await;
                 Err(e)
             }
         }
@@ -268,20 +264,12 @@ impl Archiver {
     }
 }
 
-async fn abort(writer: WriteMultipart, key: &Key) {
-    if let Err(abort) = writer.abort().await {
-        tracing::warn!(key = %key, error = %Escaped(&abort), "could not abort an interrupted upload; the next start cleans it");
-    }
-}
-
 /// Copies the body into the upload, hashing it; stops at `limits.max_bytes` and when fewer than
 /// `min_bytes_per_second * stall_timeout` bytes arrive in one `stall_timeout` window (so a link
 /// trickling a byte now and then cannot hold a download slot forever).
 async fn copy_hashing(
     body: &mut ResumingBody,
-    writer: &mut WriteMultipart,
-    max_parts: usize,
-    key: &Key,
+    upload: &mut Upload,
     limits: &ArchiveConfig,
 ) -> Result<([u8; 32], u64), ArchiveError> {
     let mut hasher = Sha256::new();
@@ -316,8 +304,7 @@ async fn copy_hashing(
             }
             (window_end, in_window) = (tokio::time::Instant::now() + window, 0);
         }
-        writer.wait_for_capacity(max_parts).await.map_err(Store::err("upload part", key))?;
-        writer.put(chunk);
+        upload.write(&chunk).await?;
     }
     Ok((hasher.finalize().into(), bytes))
 }

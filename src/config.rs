@@ -385,18 +385,30 @@ pub struct StorageConfig {
     /// Parts uploading at once per download; buffered memory is about
     /// `part_size * (max_concurrent_parts + 1)` per download.
     pub max_concurrent_parts: usize,
-    /// S3 only: send `x-amz-checksum-sha256` with every part and object and ask for the
-    /// server's SHA-256 of each published object. Turn off for servers that reject S3
-    /// additional checksums.
+    /// The bytes that all multipart uploads (S3) together may buffer at once, shared by every
+    /// download of the daemon (a part larger than this takes all of it). The local store does not
+    /// use parts: each download there holds two buffers of 1 MiB.
+    pub max_bytes_in_flight: usize,
+    /// S3 with `sha256_metadata`: the folder downloads are spooled in before they are uploaded
+    /// (unnamed temporary files; each download needs room for its file). Default: `$TMPDIR`,
+    /// else `/var/tmp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
+    /// S3 only: send `x-amz-checksum-sha256` with every part and object, which the server
+    /// checks. Turn off for servers that reject S3 additional checksums.
     pub checksum_sha256: bool,
-    /// S3 only: publish each object with its SHA-256 as metadata (`x-amz-meta-sha256`), which
-    /// takes a server-side copy of the staged upload. Off: uploads go straight to their final
-    /// key (still atomic) and only the sidecar and the catalogue record the hash; faster.
+    /// S3 only: give each object its SHA-256 as metadata (`x-amz-meta-sha256`). The download is
+    /// spooled into an unnamed temporary file in `spool_dir` first, then sent
+    /// straight to its final key by an upload created with the metadata. Off: the download
+    /// streams straight into the upload (no spool, no metadata); the sidecar and the catalogue
+    /// record the hash either way.
     pub sha256_metadata: bool,
 }
 
 /// The smallest multipart part S3 accepts (except the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// The default `[storage] max_bytes_in_flight`: four default parts.
+pub const DEFAULT_MAX_BYTES_IN_FLIGHT: usize = 64 * 1024 * 1024;
 /// The largest multipart part S3 accepts.
 pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 
@@ -410,6 +422,8 @@ impl Default for StorageConfig {
             virtual_hosted_style: false,
             part_size: 16 * 1024 * 1024,
             max_concurrent_parts: 2,
+            max_bytes_in_flight: DEFAULT_MAX_BYTES_IN_FLIGHT,
+            spool_dir: None,
             checksum_sha256: true,
             sha256_metadata: true,
         }
@@ -417,6 +431,15 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
+    /// The spool folder: `spool_dir`, else `$TMPDIR`, else `/var/tmp` (on disk, where `/tmp`
+    /// may be memory).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir
+            .clone()
+            .or_else(|| std::env::var_os("TMPDIR").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/tmp"))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: String| ConfigError::Invalid { key: format!("storage.{key}"), message };
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
@@ -427,6 +450,9 @@ impl StorageConfig {
         }
         if !(1..=64).contains(&self.max_concurrent_parts) {
             return Err(bad("max_concurrent_parts", "must be between 1 and 64".to_owned()));
+        }
+        if self.max_bytes_in_flight < MIN_PART_SIZE {
+            return Err(bad("max_bytes_in_flight", format!("must be at least {MIN_PART_SIZE} (5 MiB)")));
         }
         if self.url.starts_with("file:///") {
             return Ok(());

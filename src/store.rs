@@ -8,43 +8,37 @@
 //!
 //! # Staging, then publish
 //!
-//! A download is streamed into a staging key, `.staging/<daemon id>/<uuid>` under the storage
-//! root (see [`crate::domain::DaemonId`]; a store not opened by a daemon stages directly under
-//! `.staging/`), and
-//! published under its final key only once it is complete and hashed ([`Store::publish`]):
+//! A download is written ([`Store::start_upload`], [`Upload`]) so that no partial object ever
+//! appears under its final key:
 //!
-//! - local and in-memory stores: an atomic rename;
-//! - S3: a server-side `CopyObject` with `x-amz-metadata-directive: REPLACE` that sets the
-//!   object's metadata `sha256` (lower hex) and its content type, and asks the server for a
-//!   full-object `x-amz-checksum-sha256` (`x-amz-checksum-algorithm: SHA256`). When the server
-//!   answers with that checksum it is compared with the hash vidkeep computed while streaming;
-//!   a mismatch deletes the copy and fails the upload. A server that does not support S3
-//!   additional checksums simply does not answer one, and vidkeep relies on its own hash.
-//!   Then the staging object is deleted.
-//!
-//! Why a copy: the whole-object SHA-256 is known only after the last byte, but S3 metadata can
-//! only be set when an object (or a multipart upload) is created, and `object_store`'s own
-//! `copy` keeps the source's metadata (it sends no metadata directive). So the copy request is
-//! built with `object_store`'s [`Signer`]: a presigned `PUT` whose signature covers the copy and
-//! metadata headers, sent by vidkeep's own HTTP client. The signed URL carries the access key id
-//! and a signature, so it is never logged and errors drop it (`reqwest::Error::without_url`).
-//!
-//! `CopyObject` is limited to 5 GiB, so an object whose announced length is larger (or unknown)
-//! is uploaded straight to its final key instead: S3 completes a multipart upload atomically, so
-//! it still never appears half-written, but it carries no `sha256` metadata; its sidecar
-//! (`vidkeep.json`) describes it. Every part is still sent with `x-amz-checksum-sha256` unless
-//! `storage.checksum_sha256` is off.
-//!
+//! - local and in-memory stores: streamed into a staging key, `.staging/<uuid>` under the
+//!   storage root, and published once complete and hashed ([`Store::publish`]): an atomic
+//!   rename, after an fsync of the file (the folders are fsynced after it). The local store
+//!   writes the file as the bytes arrive, through two 1 MiB buffers: no multipart parts.
+//! - S3: a multipart upload straight to the final key, which S3 makes visible only when it is
+//!   completed, in one step. Parts are `part_size`, at most `max_concurrent_parts` in flight
+//!   per download and `max_bytes_in_flight` buffered across all downloads ([`ByteBudget`]).
+//!   With `sha256_metadata` (the default) the object also carries its SHA-256 as metadata
+//!   `sha256`: S3 takes metadata only when an upload is created and the hash is known only
+//!   after the last byte, so the download is first spooled into an unnamed temporary file in
+//!   `spool_dir`, then sent with an upload created with `x-amz-meta-sha256` and the content
+//!   type. (Earlier versions staged the upload and published it with a server-side
+//!   `CopyObject` that replaced the metadata; that second pass over the data cost as much as the
+//!   upload on a self-hosted server, see `BENCHMARKS.md`.) Every part is sent with
+//!   `x-amz-checksum-sha256` unless `storage.checksum_sha256` is off, and the spool is hashed
+//!   again as it is read back.
+
 //! # Cleaning up after a crash
 //!
 //! [`Store::clean_staging`] runs once when the daemon starts: it deletes every object under its
 //! own `.staging/<daemon id>/` and directly under `.staging/` (left by a CLI command or by a
 //! vidkeep before per-daemon staging) and, on S3, aborts the unfinished multipart uploads there.
 //! Other daemons' staging areas are theirs: several daemons (one per inbox) may share a storage
-//! root. `object_store` has no API to list multipart uploads, so vidkeep sends a
-//! presigned `ListMultipartUploads` itself. Uploads straight to a final key (objects over 5 GiB)
-//! cannot be told apart from other writers' uploads and are not aborted: give the bucket a
-//! lifecycle rule `AbortIncompleteMultipartUpload` for those.
+//! root. `object_store` has no API to list multipart uploads, so vidkeep sends a presigned
+//! `ListMultipartUploads` itself. S3 uploads go straight to their final keys, and an unfinished
+//! one cannot be told apart from other writers' uploads, so it is not aborted: give the bucket a
+//! lifecycle rule `AbortIncompleteMultipartUpload`. A spool file has no name and vanishes with
+//! the process.
 
 mod s3;
 
@@ -58,12 +52,16 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt as _, PutOptions, PutPayload};
 
+mod budget;
 mod local;
+mod upload;
 
 use crate::config::StorageConfig;
 
+pub use budget::{ByteBudget, Grant};
 pub use local::{Durability, Fsync};
 pub use s3::S3Settings;
+pub use upload::{FILE_BUFFER, Upload};
 
 /// The folder, under the storage root, that uploads are streamed into before they are published.
 pub const STAGING: &str = ".staging";
@@ -99,15 +97,19 @@ pub enum StoreError {
         /// The status and the server's error code, or the connection error.
         reason: String,
     },
-    /// The server's SHA-256 of the published object differs from what was streamed.
-    #[error("store: the server's SHA-256 of `{key}` is {server}, vidkeep streamed {streamed}")]
-    ChecksumMismatch {
+    /// A local file could not be created or written.
+    #[error("store: could not write `{key}`: {source}")]
+    Write {
         /// The object key.
         key: String,
-        /// What the server computed (base64, as S3 sends it).
-        server: String,
-        /// What vidkeep computed (base64).
-        streamed: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A spooled download read back differs from what was streamed (the spool file changed).
+    #[error("store: the spooled download of `{key}` changed before it was uploaded; nothing was stored")]
+    SpoolChanged {
+        /// The object key.
+        key: String,
     },
     /// A local file or folder could not be flushed to the disk (`fsync`).
     #[error("store: could not make `{key}` durable (fsync): {source}")]
@@ -172,12 +174,21 @@ pub struct Store {
     upload: UploadSettings,
     /// The daemon whose staging area this store's uploads go through, if any.
     staging_owner: Option<crate::domain::DaemonId>,
+    /// The bytes all multipart uploads through this store (and its clones) may buffer at once.
+    budget: ByteBudget,
+    /// Where S3 uploads with `sha256_metadata` are spooled.
+    spool_dir: std::path::PathBuf,
 }
 
 /// Shows the URL and kind only: the backend's own `Debug` may print an access key id.
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("url", &self.url).field("kind", &self.kind).field("upload", &self.upload).finish()
+        f.debug_struct("Store")
+            .field("url", &self.url)
+            .field("kind", &self.kind)
+            .field("upload", &self.upload)
+            .field("budget", &self.budget.total())
+            .finish()
     }
 }
 
@@ -193,6 +204,8 @@ impl Store {
             max_concurrent_parts: config.max_concurrent_parts,
             sha256_metadata: config.sha256_metadata,
         };
+        let budget = ByteBudget::new(config.max_bytes_in_flight);
+        let spool_dir = config.spool_dir();
         match parsed.scheme() {
             "file" => {
                 let dir = parsed.to_file_path().map_err(|()| bad("not an absolute file path".to_owned()))?;
@@ -206,12 +219,22 @@ impl Store {
                     kind: Kind::Local(dir, Arc::new(Fsync)),
                     upload,
                     staging_owner: None,
+                    budget,
+                    spool_dir,
                 })
             }
             "s3" => {
                 let settings = S3Settings::from_config(config).map_err(bad)?;
                 let (inner, s3) = s3::open(&settings).map_err(|e| bad(e.to_string()))?;
-                Ok(Store { inner, url: url.to_owned(), kind: Kind::S3(Arc::new(s3)), upload, staging_owner: None })
+                Ok(Store {
+                    inner,
+                    url: url.to_owned(),
+                    kind: Kind::S3(Arc::new(s3)),
+                    upload,
+                    staging_owner: None,
+                    budget,
+                    spool_dir,
+                })
             }
             other => Err(bad(format!("the `{other}` scheme is not supported; use file:///path or s3://bucket/prefix"))),
         }
@@ -219,7 +242,75 @@ impl Store {
 
     /// Wraps any backend (tests use `InMemory`).
     pub fn from_backend(inner: Arc<dyn ObjectStore>, url: &str) -> Store {
-        Store { inner, url: url.to_owned(), kind: Kind::Other, upload: UploadSettings::default(), staging_owner: None }
+        let defaults = StorageConfig::default();
+        let (budget, spool_dir) = (ByteBudget::new(defaults.max_bytes_in_flight), defaults.spool_dir());
+        Store {
+            inner,
+            url: url.to_owned(),
+            kind: Kind::Other,
+            upload: UploadSettings::default(),
+            staging_owner: None,
+            budget,
+            spool_dir,
+        }
+    }
+
+    /// The same store with a budget of `bytes` for the parts its uploads buffer at once (shared
+    /// by its clones from here on).
+    pub fn with_budget(mut self, bytes: usize) -> Store {
+        self.budget = ByteBudget::new(bytes);
+        self
+    }
+
+    /// The budget shared by this store's multipart uploads.
+    pub fn budget(&self) -> &ByteBudget {
+        &self.budget
+    }
+
+    /// Starts writing an object at `key`: on the local store straight into its file (which must
+    /// not exist yet); on S3 with `sha256_metadata` into a spool file that
+    /// [`Upload::finish`] sends to `key` with its SHA-256 as metadata; elsewhere as a multipart
+    /// upload within the shared budget (see [`Upload`]). It is under `key` only after
+    /// [`Upload::finish`].
+    pub async fn start_upload(&self, key: &Key, content_type: &str) -> Result<Upload, StoreError> {
+        let cannot = |source: std::io::Error| StoreError::Write { key: key.to_string(), source };
+        match &self.kind {
+            Kind::Local(root, _) => {
+                let writer = upload::FileWriter::create(root.join(key.as_ref())).await.map_err(cannot)?;
+                Ok(Upload::file(key, writer))
+            }
+            Kind::S3(_) if self.upload.sha256_metadata => {
+                let spool = upload::FileWriter::spool(self.spool_dir.clone()).await.map_err(cannot)?;
+                let then = upload::Spooled { store: self.clone(), content_type: content_type.to_owned() };
+                Ok(Upload::spooled(key, spool, then))
+            }
+            Kind::S3(_) | Kind::Other => Ok(Upload::parts(key, self.part_writer(key, content_type, None).await?)),
+        }
+    }
+
+    /// A multipart upload to `key` within the shared budget; on S3 created with the content type
+    /// and, if given, the object's SHA-256 as metadata `sha256`.
+    async fn part_writer(
+        &self,
+        key: &Key,
+        content_type: &str,
+        sha256: Option<&[u8; 32]>,
+    ) -> Result<upload::PartWriter, StoreError> {
+        let mut attributes = Attributes::new();
+        if self.is_s3() {
+            attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+            if let Some(sha256) = sha256 {
+                attributes.insert(Attribute::Metadata("sha256".into()), crate::archive::hex(sha256).into());
+            }
+        }
+        let opts = object_store::PutMultipartOptions { attributes, ..object_store::PutMultipartOptions::default() };
+        let multipart = self.inner.put_multipart_opts(key, opts).await.map_err(Store::err("start upload", key))?;
+        Ok(upload::PartWriter::new(
+            multipart,
+            self.upload.part_size,
+            self.upload.max_concurrent_parts,
+            self.budget.clone(),
+        ))
     }
 
     /// The same store staging its uploads in `owner`'s own area, `.staging/<owner>/`.
@@ -297,31 +388,21 @@ impl Store {
         self.staging_dir().join(uuid::Uuid::now_v7().to_string())
     }
 
-    /// Whether an object of `len` bytes (if announced) is staged and published; if not it is
-    /// uploaded straight to its final key: on S3 when `sha256_metadata` is off, or the object
-    /// is too large for `CopyObject` (5 GiB). Both are atomic: S3 completes a multipart upload
-    /// in one step.
-    pub fn can_stage(&self, len: Option<u64>) -> bool {
-        match self.kind {
-            Kind::S3(_) => self.upload.sha256_metadata && len.is_some_and(|n| n <= s3::MAX_COPY_BYTES),
-            Kind::Local(..) | Kind::Other => true,
-        }
+    /// Whether downloads are staged and then published ([`Store::publish`]). S3 uploads go
+    /// straight to their final key instead: S3 completes a multipart upload in one step, so the
+    /// key never holds a partial object, and with `sha256_metadata` the upload is created with
+    /// the SHA-256 already (see [`Upload`]), so no copy is needed.
+    pub fn stages(&self) -> bool {
+        !matches!(self.kind, Kind::S3(_))
     }
 
-    /// Moves the complete object at `staging` to `key`, describing it with its SHA-256 where the
-    /// backend keeps metadata (see the module docs). After an error nothing is under `key` and
-    /// the staging object is deleted. On the local store the staged file is fsynced before the
-    /// rename and the folders of `key` after it, so when this returns the object survives a
-    /// power cut (see [`Durability`]).
-    pub async fn publish(
-        &self,
-        staging: &Key,
-        key: &Key,
-        sha256: &[u8; 32],
-        content_type: &str,
-    ) -> Result<(), StoreError> {
+    /// Moves the complete object at `staging` to `key` (on stores that stage, see
+    /// [`Store::stages`]). After an error nothing is under `key` and the staging object is
+    /// deleted. On the local store the staged file is fsynced before the rename and the folders
+    /// of `key` after it, so when this returns the object survives a power cut (see
+    /// [`Durability`]).
+    pub async fn publish(&self, staging: &Key, key: &Key) -> Result<(), StoreError> {
         let result = match &self.kind {
-            Kind::S3(s3) => s3.publish(staging, key, sha256, content_type).await,
             Kind::Local(..) => match self.make_durable(Some(staging), None).await {
                 Ok(()) => match self.inner.rename(staging, key).await.map_err(Store::err("publish", key)) {
                     Ok(()) => self.make_durable(None, Some(key)).await,
@@ -329,7 +410,7 @@ impl Store {
                 },
                 Err(e) => Err(e),
             },
-            Kind::Other => self.inner.rename(staging, key).await.map_err(Store::err("publish", key)),
+            Kind::S3(_) | Kind::Other => self.inner.rename(staging, key).await.map_err(Store::err("publish", key)),
         };
         // The rename moved it; the copy left it. Either way nothing must stay behind.
         match self.inner.delete(staging).await {

@@ -20,6 +20,7 @@ mod fuzzing;
 mod hostile;
 mod intake;
 mod limits;
+mod memory;
 mod network;
 mod ops;
 mod recovery;

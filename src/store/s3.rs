@@ -1,25 +1,20 @@
-//! The S3 backend: `object_store`'s `AmazonS3` for everything it offers, plus two requests it
-//! does not offer, signed with its [`Signer`]: a metadata-replacing `CopyObject` (publish) and
-//! `ListMultipartUploads` (crash cleanup). See the parent module for why.
+//! The S3 backend: `object_store`'s `AmazonS3` for everything it offers, plus one request it does
+//! not offer, signed with its [`Signer`]: `ListMultipartUploads` (crash cleanup).
 
-use crate::telemetry::Escaped;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use object_store::aws::{AmazonS3, AmazonS3Builder, Checksum};
 use object_store::multipart::MultipartStore as _;
 use object_store::path::Path as Key;
 use object_store::prefix::PrefixStore;
 use object_store::signer::{SignedUrlOptions, Signer as _};
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use object_store::{ClientOptions, ObjectStore};
+use reqwest::header::HeaderMap;
 
 use super::StoreError;
 use crate::config::StorageConfig;
 
-/// The largest object a single `CopyObject` may copy.
-pub(super) const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// How long a presigned request stays valid; it is sent at once.
 const SIGNED_FOR: Duration = Duration::from_secs(300);
 
@@ -140,50 +135,6 @@ impl S3 {
         } else {
             Key::from(self.settings.prefix.as_str()).parts().chain(key.parts()).collect()
         }
-    }
-
-    /// Server-side copy of `staging` to `key` with new metadata; see the parent module.
-    pub(super) async fn publish(
-        &self,
-        staging: &Key,
-        key: &Key,
-        sha256: &[u8; 32],
-        content_type: &str,
-    ) -> Result<(), StoreError> {
-        let (from, to) = (self.full(staging), self.full(key));
-        let fail = |reason: String| StoreError::Request { about: "publish", key: key.to_string(), reason };
-        let mut headers = HeaderMap::new();
-        let mut set = |name: &'static str, value: &str| {
-            let value = HeaderValue::from_str(value).map_err(|e| fail(format!("header {name}: {e}")))?;
-            headers.insert(HeaderName::from_static(name), value);
-            Ok::<(), StoreError>(())
-        };
-        // The prefix and staging names are restricted to URL-safe characters, so the copy
-        // source needs no percent-encoding.
-        set("x-amz-copy-source", &format!("{}/{}", self.settings.bucket, from))?;
-        set("x-amz-metadata-directive", "REPLACE")?;
-        set("x-amz-meta-sha256", &crate::archive::hex(sha256))?;
-        set("content-type", content_type)?;
-        if self.settings.checksum_sha256 {
-            set("x-amz-checksum-algorithm", "SHA256")?;
-        }
-        let body = self.send(reqwest::Method::PUT, &to, headers, &[], "publish", key).await?;
-        // S3 may answer 200 and still fail a copy, with an <Error> body.
-        if !body.contains("<CopyObjectResult") {
-            return Err(fail(format!("the server did not confirm the copy: {}", error_code(&body))));
-        }
-        let streamed = base64::engine::general_purpose::STANDARD.encode(sha256);
-        if let Some(server) = xml_text(&body, "ChecksumSHA256").filter(|s| !s.is_empty() && !s.contains('-')) {
-            if server != streamed {
-                if let Err(e) = self.raw.delete(&to).await {
-                    tracing::error!(key = %key, error = %Escaped(&e), "could not delete an object whose checksum does not match");
-                }
-                return Err(StoreError::ChecksumMismatch { key: key.to_string(), server: server.to_owned(), streamed });
-            }
-        } else if self.settings.checksum_sha256 {
-            tracing::debug!(key = %key, "the server sent no SHA-256 checksum for the copy; relying on vidkeep's hash");
-        }
-        Ok(())
     }
 
     /// Aborts every unfinished multipart upload whose key is under `under` (relative to the
