@@ -28,7 +28,7 @@ pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, SpecPlace, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use lock::DaemonLock;
 pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};
-pub use query::{FacetCounts, Facets, JobFilter, Listing, Sort};
+pub use query::{COUNT_CAP, Count, Cursor, FacetCounts, Facets, JobFilter, Listing, Sort};
 pub use rebuild::{Restorable, Restored, SIDECAR_VERSION};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};

@@ -483,7 +483,7 @@ _vidkeep() {
             return 0
             ;;
         vidkeep__subcmd__export)
-            opts="-c -q -h --config --format --state --model --project --tag --since --until --limit --query --log-format --help"
+            opts="-c -q -h --config --format --state --model --project --tag --since --until --limit --after --query --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -526,6 +526,10 @@ _vidkeep() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -857,7 +861,7 @@ _vidkeep() {
             return 0
             ;;
         vidkeep__subcmd__jobs)
-            opts="-c -q -h --config --state --model --project --tag --since --until --limit --query --json --wide --rejected --log-format --help"
+            opts="-c -q -h --config --state --model --project --tag --since --until --limit --after --query --json --wide --rejected --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -896,6 +900,10 @@ _vidkeep() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -989,7 +997,7 @@ _vidkeep() {
             return 0
             ;;
         vidkeep__subcmd__search)
-            opts="-c -h --config --state --model --project --tag --since --until --limit --json --wide --log-format --help"
+            opts="-c -h --config --state --model --project --tag --since --until --limit --after --json --wide --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1028,6 +1036,10 @@ _vidkeep() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -67,6 +67,7 @@ complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l tag -d 'Only jo
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l since -d 'Only jobs created on or after this date (YYYY-MM-DD or RFC 3339)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l until -d 'Only jobs created up to this date: YYYY-MM-DD includes that whole day (UTC), as the UI\'s "to" does; an RFC 3339 time is exclusive' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l limit -d 'At most this many jobs (a note on stderr says when the list was cut)' -r
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l after -d 'Only the jobs listed after this one (a job id: the last of a `--limit` list, for the next)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -s q -l query -d 'Words that must all appear in the prompt, name, project or tags' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
@@ -82,6 +83,7 @@ complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l tag -d 'Only 
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l since -d 'Only jobs created on or after this date (YYYY-MM-DD or RFC 3339)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l until -d 'Only jobs created up to this date: YYYY-MM-DD includes that whole day (UTC), as the UI\'s "to" does; an RFC 3339 time is exclusive' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l limit -d 'At most this many jobs (a note on stderr says when the list was cut)' -r
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l after -d 'Only the jobs listed after this one (a job id: the last of a `--limit` list, for the next)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l json -d 'JSON for scripts instead of a table'
@@ -97,6 +99,7 @@ complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l tag -d 'Only 
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l since -d 'Only jobs created on or after this date (YYYY-MM-DD or RFC 3339)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l until -d 'Only jobs created up to this date: YYYY-MM-DD includes that whole day (UTC), as the UI\'s "to" does; an RFC 3339 time is exclusive' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l limit -d 'At most this many jobs (a note on stderr says when the list was cut)' -r
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l after -d 'Only the jobs listed after this one (a job id: the last of a `--limit` list, for the next)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -s q -l query -d 'Words that must all appear in the prompt, name, project or tags' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"

@@ -1,13 +1,22 @@
 //! Finding jobs: the filters asset managers use (state, model, project, tag, dates) and
 //! full-text search over prompt, name, project and tags, with paging. One query builder serves
 //! the CLI (`jobs`, `search`, `export`) and the web UI alike, so they always agree.
+//!
+//! Built to stay fast with a million jobs (issue 14): pages are found by keyset (after or before
+//! a listed job, never by skipping rows), totals are counted up to [`COUNT_CAP`], the menus'
+//! counts come from at most that many matches, and a search reads the full-text index for the
+//! stretch of the listing a page needs ([`plan`]) instead of collecting every match first.
 
-use rusqlite::types::Value as Sql;
+mod plan;
 
 use rusqlite::OptionalExtension as _;
+use rusqlite::types::Value as Sql;
 
 use super::{Catalog, CatalogError, JobRecord, sql};
 use crate::jobs::JobState;
+
+/// Totals and the filter menus' counts stop at this many matches; pages say "more than".
+pub const COUNT_CAP: u64 = 10_000;
 
 /// Which jobs to list, in which order, which page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,8 +39,61 @@ pub struct JobFilter {
     pub newest_first: bool,
     /// At most this many jobs.
     pub limit: Option<usize>,
-    /// Skip this many jobs first.
+    /// Skip this many jobs first (after the cursor, if any).
     pub offset: usize,
+    /// Start the page next to this job (keyset paging).
+    pub cursor: Option<Cursor>,
+}
+
+/// Where a page starts: just after or just before a job of the listing (named by its id), so a
+/// deep page costs what the first does and a page does not shift when jobs are added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// The entries after this job, in the listing's order.
+    After(String),
+    /// The entries before this job (the page that ends just before it).
+    Before(String),
+}
+
+impl Cursor {
+    /// The job id the cursor is at.
+    pub fn id(&self) -> &str {
+        match self {
+            Cursor::After(id) | Cursor::Before(id) => id,
+        }
+    }
+}
+
+/// How many entries a listing has, counted up to a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Exactly this many.
+    Exactly(u64),
+    /// More than this many (the cap).
+    MoreThan(u64),
+}
+
+impl Count {
+    /// The number counted: exact, or the cap.
+    pub fn shown(self) -> u64 {
+        match self {
+            Count::Exactly(n) | Count::MoreThan(n) => n,
+        }
+    }
+
+    /// Whether counting stopped at the cap.
+    pub fn capped(self) -> bool {
+        matches!(self, Count::MoreThan(_))
+    }
+}
+
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Count::Exactly(n) => write!(f, "{n}"),
+            Count::MoreThan(n) => write!(f, "more than {n}"),
+        }
+    }
 }
 
 /// The order of a listing (the UI's sort control).
@@ -67,12 +129,15 @@ impl Sort {
         Sort::ALL.into_iter().find(|o| o.as_str() == s)
     }
 
-    fn order_by(self) -> &'static str {
-        match self {
-            Sort::Newest => "created_at DESC, id DESC",
-            Sort::Oldest => "created_at, id",
-            Sort::Model => "model, created_at DESC, id DESC",
-            Sort::Project => "project IS NULL, project, created_at DESC, id DESC",
+    /// The `ORDER BY` of the listing, or of the listing read backwards.
+    fn order_by(self, backwards: bool) -> &'static str {
+        match (self, backwards) {
+            (Sort::Newest, false) | (Sort::Oldest, true) => "jobs.created_at DESC, jobs.id DESC",
+            (Sort::Oldest, false) | (Sort::Newest, true) => "jobs.created_at, jobs.id",
+            (Sort::Model, false) => "jobs.model, jobs.created_at DESC, jobs.id DESC",
+            (Sort::Model, true) => "jobs.model DESC, jobs.created_at, jobs.id",
+            (Sort::Project, false) => "jobs.project IS NULL, jobs.project, jobs.created_at DESC, jobs.id DESC",
+            (Sort::Project, true) => "jobs.project IS NULL DESC, jobs.project DESC, jobs.created_at, jobs.id",
         }
     }
 }
@@ -98,6 +163,9 @@ pub struct FacetCounts {
     pub projects: Vec<(String, u64)>,
     /// Per tag.
     pub tags: Vec<(String, u64)>,
+    /// Set when a menu's matches were more than [`COUNT_CAP`]: its counts are of the first
+    /// `COUNT_CAP` of them in the listing's order, not of all.
+    pub sampled: Option<u64>,
 }
 
 /// The values in use, for filter menus.
@@ -111,77 +179,158 @@ pub struct Facets {
     pub tags: Vec<String>,
 }
 
+/// SQL terms joined by `AND`, with their parameters in order.
+#[derive(Debug, Clone, Default)]
+struct Terms {
+    sql: Vec<String>,
+    params: Vec<Sql>,
+}
+
+impl Terms {
+    fn push(&mut self, term: String, params: impl IntoIterator<Item = Sql>) {
+        self.sql.push(term);
+        self.params.extend(params);
+    }
+
+    fn extend(&mut self, other: Terms) {
+        self.sql.extend(other.sql);
+        self.params.extend(other.params);
+    }
+
+    /// ` WHERE a AND b`, or nothing.
+    fn clause(&self) -> String {
+        if self.sql.is_empty() { String::new() } else { format!(" WHERE {}", self.sql.join(" AND ")) }
+    }
+
+    /// `a AND b`, or `1`.
+    fn conjunction(&self) -> String {
+        if self.sql.is_empty() { "1".to_owned() } else { self.sql.join(" AND ") }
+    }
+}
+
+/// A word as one quoted FTS5 string: the trigram index finds it anywhere, in any case.
+fn fts_string(word: &str) -> String {
+    format!("\"{}\"", word.replace('"', "\"\""))
+}
+
 impl JobFilter {
-    /// The `WHERE` clause and its parameters.
-    fn clause(&self) -> (String, Vec<Sql>) {
-        let mut terms: Vec<String> = Vec::new();
-        let mut params: Vec<Sql> = Vec::new();
-        let mut eq = |column: &str, value: Option<&str>| {
-            if let Some(v) = value {
-                terms.push(format!("{column} = ?"));
-                params.push(Sql::Text(v.to_owned()));
-            }
-        };
-        eq("state", self.state.map(JobState::as_str));
-        eq("model", self.model.as_deref());
+    /// The search words long enough for the trigram index (shorter ones are scanned for).
+    fn indexed_words(&self) -> Vec<&str> {
+        self.text.as_deref().unwrap_or_default().split_whitespace().filter(|w| w.chars().count() >= 3).collect()
+    }
+
+    /// Every indexed word at once, as one FTS5 query (the row must have them all).
+    fn fts_query(&self) -> Option<String> {
+        let words = self.indexed_words();
+        (!words.is_empty()).then(|| words.iter().map(|w| fts_string(w)).collect::<Vec<_>>().join(" "))
+    }
+
+    /// The terms on row `t` other than the indexed words: state, model, project, tag, dates and
+    /// the words too short for the index.
+    fn row_terms(&self, t: &str) -> Terms {
+        let mut terms = Terms::default();
+        if let Some(state) = self.state {
+            terms.push(format!("{t}.state = ?"), [Sql::Text(state.as_str().to_owned())]);
+        }
+        if let Some(model) = &self.model {
+            terms.push(format!("{t}.model = ?"), [Sql::Text(model.clone())]);
+        }
         if let Some(project) = &self.project {
             // Any case, as search is (SQLite folds ASCII letters).
-            terms.push("project = ? COLLATE NOCASE".to_owned());
-            params.push(Sql::Text(project.clone()));
+            terms.push(format!("{t}.project = ? COLLATE NOCASE"), [Sql::Text(project.clone())]);
         }
         if let Some(tag) = &self.tag {
-            terms.push("jobs.id IN (SELECT job_id FROM job_tags WHERE tag = ?)".to_owned());
-            params.push(Sql::Text(tag.clone()));
+            terms.push(format!("{t}.id IN (SELECT job_id FROM job_tags WHERE tag = ?)"), [Sql::Text(tag.clone())]);
         }
         if let Some(from) = self.created_from {
-            terms.push("created_at >= ?".to_owned());
-            params.push(Sql::Integer(from));
+            terms.push(format!("{t}.created_at >= ?"), [Sql::Integer(from)]);
         }
         if let Some(before) = self.created_before {
-            terms.push("created_at < ?".to_owned());
-            params.push(Sql::Integer(before));
+            terms.push(format!("{t}.created_at < ?"), [Sql::Integer(before)]);
         }
         for word in self.text.as_deref().unwrap_or_default().split_whitespace() {
-            if word.chars().count() >= 3 {
-                // A quoted FTS5 string: the trigram index finds it anywhere, in any case; or the
-                // word is what a person has in hand: a job id, spec file name, task or request id
-                // (each indexed, so the OR still reads through indexes).
-                terms.push(
-                    "(jobs.rowid IN (SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH ?) \
-                     OR jobs.id = ? OR jobs.spec_name = ? OR jobs.task_id = ? OR jobs.request_id = ?)"
-                        .to_owned(),
-                );
-                params.push(Sql::Text(format!("\"{}\"", word.replace('"', "\"\""))));
-                params.extend(std::iter::repeat_n(Sql::Text(word.to_owned()), 4));
-            } else {
+            if word.chars().count() < 3 {
                 // Too short for trigrams (a two-character Chinese word, say): scan instead.
-                terms.push(
-                    "(COALESCE(prompt, '') || ' ' || COALESCE(name, '') || ' ' || COALESCE(project, '') || ' ' || tags) \
-                     LIKE ? ESCAPE '\\'"
-                        .to_owned(),
-                );
                 let escaped = word.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                params.push(Sql::Text(format!("%{escaped}%")));
+                terms.push(
+                    format!(
+                        "(COALESCE({t}.prompt, '') || ' ' || COALESCE({t}.name, '') || ' ' || COALESCE({t}.project, '') \
+                         || ' ' || {t}.tags) LIKE ? ESCAPE '\\'"
+                    ),
+                    [Sql::Text(format!("%{escaped}%"))],
+                );
             }
         }
-        let clause = if terms.is_empty() { String::new() } else { format!("WHERE {}", terms.join(" AND ")) };
-        (clause, params)
+        terms
+    }
+
+    /// Whether row `t` is what a person has in hand for `word`: a job id, spec file name, task or
+    /// request id (each indexed).
+    fn reference(t: &str, word: &str) -> (String, Vec<Sql>) {
+        (
+            format!("({t}.id = ? OR {t}.spec_name = ? OR {t}.task_id = ? OR {t}.request_id = ?)"),
+            std::iter::repeat_n(Sql::Text(word.to_owned()), 4).collect(),
+        )
+    }
+
+    /// Row `t` is named by one of the indexed words (never NULL).
+    fn any_reference(&self, t: &str) -> Option<Terms> {
+        let words = self.indexed_words();
+        if words.is_empty() {
+            return None;
+        }
+        let mut any = Terms::default();
+        let mut parts = Vec::new();
+        for word in words {
+            let (sql, params) = JobFilter::reference(t, word);
+            parts.push(sql);
+            any.params.extend(params);
+        }
+        any.sql.push(format!("IFNULL({}, 0)", parts.join(" OR ")));
+        Some(any)
+    }
+
+    /// Each indexed word on row `t`, looked up in the index for that one row: for the few rows
+    /// a reference or a take group brings (a lookup per row costs ~0.3 ms; never a scan).
+    fn word_probes(&self, t: &str) -> Terms {
+        let mut terms = Terms::default();
+        for word in self.indexed_words() {
+            let (reference, params) = JobFilter::reference(t, word);
+            terms.push(
+                format!(
+                    "(EXISTS (SELECT 1 FROM jobs_fts WHERE jobs_fts MATCH ? AND jobs_fts.rowid = {t}.rowid) OR {reference})"
+                ),
+                std::iter::once(Sql::Text(fts_string(word))).chain(params),
+            );
+        }
+        terms
+    }
+
+    /// The whole filter on row `t` for a row already chosen (by id or within a take group).
+    fn row_probe(&self, t: &str) -> Terms {
+        let mut terms = self.row_terms(t);
+        terms.extend(self.word_probes(t));
+        terms
     }
 }
 
 impl Listing {
-    /// The `WHERE` clause of `filter` under this listing, and its parameters.
-    fn clause(&self, filter: &JobFilter) -> (String, Vec<Sql>) {
-        let (clause, params) = filter.clause();
-        if !self.collapse_takes {
-            return (clause, params);
+    /// The terms of `filter` under this listing, but for the indexed words: with takes
+    /// collapsed, a job is listed unless an earlier take of its group matches too.
+    fn terms(&self, filter: &JobFilter) -> Terms {
+        let mut terms = filter.row_terms("jobs");
+        if self.collapse_takes {
+            let earlier = filter.row_probe("o");
+            terms.push(
+                format!(
+                    "(jobs.take_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.take_group = jobs.take_group \
+                     AND (o.take_no, o.id) < (jobs.take_no, jobs.id) AND {}))",
+                    earlier.conjunction()
+                ),
+                earlier.params,
+            );
         }
-        let wrapped = format!(
-            "WHERE jobs.rowid IN (SELECT r FROM (SELECT jobs.rowid AS r, ROW_NUMBER() OVER \
-             (PARTITION BY COALESCE(jobs.take_group, jobs.id) ORDER BY jobs.take_no, jobs.id) AS n \
-             FROM jobs {clause}) WHERE n = 1)"
-        );
-        (wrapped, params)
+        terms
     }
 }
 
@@ -211,24 +360,18 @@ impl Catalog {
         run("substr(id, -length(?1)) = ?1")
     }
 
-    /// Jobs matching `filter` in the order and grouping of `listing`, in the filter's page.
+    /// Jobs matching `filter` in the order and grouping of `listing`, in the filter's page
+    /// (from its cursor, then its offset and limit).
     pub fn list(&self, filter: &JobFilter, listing: &Listing) -> Result<Vec<JobRecord>, CatalogError> {
-        let (clause, mut params) = listing.clause(filter);
-        let limit = filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        params.push(Sql::Integer(limit));
-        params.push(Sql::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
-        let order = listing.sort.order_by();
-        self.select_jobs(&format!("{clause} ORDER BY {order} LIMIT ? OFFSET ?"), rusqlite::params_from_iter(params))
+        let rowids = self.listed_rows(filter, listing, filter.limit)?;
+        self.jobs_of(&rowids)
     }
 
-    /// How many entries [`Catalog::list`] has for `filter` and `listing`, ignoring the page.
-    pub fn count_listed(&self, filter: &JobFilter, listing: &Listing) -> Result<u64, CatalogError> {
-        let (clause, params) = listing.clause(filter);
-        let n: i64 = self
-            .conn
-            .query_row(&format!("SELECT COUNT(*) FROM jobs {clause}"), rusqlite::params_from_iter(params), |r| r.get(0))
-            .map_err(sql("count jobs"))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+    /// How many entries [`Catalog::list`] has for `filter` and `listing` (ignoring the page),
+    /// counted up to `cap`.
+    pub fn count_listed(&self, filter: &JobFilter, listing: &Listing, cap: u64) -> Result<Count, CatalogError> {
+        let n = self.count_upto(filter, listing, cap.saturating_add(1))?;
+        Ok(if n > cap { Count::MoreThan(cap) } else { Count::Exactly(n) })
     }
 
     /// The entries before and after job `id` in the listing (ignoring the page): `(previous,
@@ -239,75 +382,88 @@ impl Catalog {
         listing: &Listing,
         id: &str,
     ) -> Result<(Option<String>, Option<String>), CatalogError> {
-        let (clause, mut params) = listing.clause(&JobFilter { limit: None, offset: 0, ..filter.clone() });
-        params.push(Sql::Text(id.to_owned()));
-        let order = listing.sort.order_by();
-        let found = self
+        let whole = JobFilter { limit: None, offset: 0, cursor: None, ..filter.clone() };
+        let mut here = listing.terms(&whole);
+        here.extend(whole.word_probes("jobs"));
+        here.push("jobs.id = ?".to_owned(), [Sql::Text(id.to_owned())]);
+        let listed = self
             .conn
-            .query_row(
-                &format!(
-                    "SELECT p, n FROM (SELECT id, LAG(id) OVER (ORDER BY {order}) AS p, \
-                     LEAD(id) OVER (ORDER BY {order}) AS n FROM jobs {clause}) WHERE id = ?"
-                ),
-                rusqlite::params_from_iter(params),
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(&format!("SELECT 1 FROM jobs{}", here.clause()), rusqlite::params_from_iter(here.params), |_| {
+                Ok(())
+            })
             .optional()
-            .map_err(sql("find neighbours"))?;
-        Ok(found.unwrap_or((None, None)))
+            .map_err(sql("find neighbours"))?
+            .is_some();
+        if !listed {
+            return Ok((None, None));
+        }
+        let one = |cursor: Cursor| -> Result<Option<String>, CatalogError> {
+            let page = JobFilter { cursor: Some(cursor), limit: Some(1), ..whole.clone() };
+            Ok(self.list(&page, listing)?.into_iter().next().map(|j| j.id))
+        };
+        Ok((one(Cursor::Before(id.to_owned()))?, one(Cursor::After(id.to_owned()))?))
     }
 
     /// For each filter menu, how many jobs match `filter` with each value (the menu's own field
-    /// left out of the filter, so the counts say what choosing another value would give).
+    /// left out of the filter, so the counts say what choosing another value would give). A menu
+    /// whose matches pass [`COUNT_CAP`] counts the first `COUNT_CAP` of them (newest first), and
+    /// says so in [`FacetCounts::sampled`].
     pub fn facet_counts(&self, filter: &JobFilter) -> Result<FacetCounts, CatalogError> {
-        let base = JobFilter { limit: None, offset: 0, ..filter.clone() };
-        let count = |f: JobFilter, select: &str, from: &str, extra: &str| -> Result<Vec<(String, u64)>, CatalogError> {
-            let (clause, params) = f.clause();
-            let clause = match (clause.is_empty(), extra.is_empty()) {
-                (_, true) => clause,
-                (true, false) => format!("WHERE {extra}"),
-                (false, false) => format!("{clause} AND {extra}"),
+        let base = JobFilter { limit: None, offset: 0, cursor: None, newest_first: true, ..filter.clone() };
+        let every = Listing { sort: Sort::Newest, collapse_takes: false };
+        let mut sampled = None;
+        let mut count = |f: JobFilter, select: &str, from: &str| -> Result<Vec<(String, u64)>, CatalogError> {
+            let rows = self.listed_rows(&f, &every, Some(COUNT_CAP as usize + 1))?;
+            let rowids: Vec<i64> = rows.into_iter().map(|(r, _)| r).collect();
+            let rowids = if rowids.len() > COUNT_CAP as usize {
+                sampled = Some(COUNT_CAP);
+                &rowids[..COUNT_CAP as usize]
+            } else {
+                &rowids[..]
             };
-            let q = format!("SELECT {select}, COUNT(*) FROM {from} {clause} GROUP BY 1 ORDER BY 1");
+            let q = format!(
+                "SELECT {select}, COUNT(*) FROM json_each(?1) AS s JOIN jobs ON jobs.rowid = s.value {from} \
+                 GROUP BY 1 ORDER BY 1"
+            );
             let mut stmt = self.conn.prepare(&q).map_err(sql("count facets"))?;
+            let list = serde_json::to_string(rowids).unwrap_or_default();
             let rows = stmt
-                .query_map(rusqlite::params_from_iter(params), |r| {
-                    Ok((r.get::<_, String>(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
+                .query_map([list], |r| {
+                    Ok((r.get::<_, Option<String>>(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
                 })
                 .map_err(sql("count facets"))?;
-            rows.collect::<Result<_, _>>().map_err(sql("count facets"))
+            let all: Vec<(Option<String>, u64)> = rows.collect::<Result<_, _>>().map_err(sql("count facets"))?;
+            Ok(all.into_iter().filter_map(|(v, n)| v.map(|v| (v, n))).collect())
         };
-        Ok(FacetCounts {
-            states: count(JobFilter { state: None, ..base.clone() }, "state", "jobs", "")?,
-            models: count(JobFilter { model: None, ..base.clone() }, "model", "jobs", "")?,
-            projects: count(JobFilter { project: None, ..base.clone() }, "project", "jobs", "project IS NOT NULL")?,
-            tags: count(
-                JobFilter { tag: None, ..base },
-                "job_tags.tag",
-                "jobs JOIN job_tags ON job_tags.job_id = jobs.id",
-                "",
-            )?,
-        })
+        let states = count(JobFilter { state: None, ..base.clone() }, "jobs.state", "")?;
+        let models = count(JobFilter { model: None, ..base.clone() }, "jobs.model", "")?;
+        let projects = count(JobFilter { project: None, ..base.clone() }, "jobs.project", "")?;
+        let tags =
+            count(JobFilter { tag: None, ..base }, "job_tags.tag", "JOIN job_tags ON job_tags.job_id = jobs.id")?;
+        Ok(FacetCounts { states, models, projects, tags, sampled })
     }
 
     /// Jobs matching `filter`, in its order and page.
     pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, CatalogError> {
-        let (clause, mut params) = filter.clause();
-        let order = if filter.newest_first { "created_at DESC, id DESC" } else { "created_at, id" };
-        let limit = filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        params.push(Sql::Integer(limit));
-        params.push(Sql::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
-        self.select_jobs(&format!("{clause} ORDER BY {order} LIMIT ? OFFSET ?"), rusqlite::params_from_iter(params))
+        self.list(filter, &Listing::of(filter))
     }
 
     /// How many jobs match `filter`, ignoring its page.
     pub fn count_jobs(&self, filter: &JobFilter) -> Result<u64, CatalogError> {
-        let (clause, params) = filter.clause();
-        let n: i64 = self
-            .conn
-            .query_row(&format!("SELECT COUNT(*) FROM jobs {clause}"), rusqlite::params_from_iter(params), |r| r.get(0))
-            .map_err(sql("count jobs"))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        Ok(self.count_listed(filter, &Listing::of(filter), u64::MAX - 1)?.shown())
+    }
+
+    /// A value that changes whenever a job is added or changed, for pages that poll to refresh:
+    /// the newest row and the latest change, each read from the end of an index (jobs are
+    /// never deleted, so counting them adds nothing).
+    pub fn change_stamp(&self) -> Result<String, CatalogError> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM jobs), (SELECT COALESCE(MAX(updated_at), 0) FROM jobs)",
+                [],
+                |r| Ok(format!("{}-{}", r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .map_err(sql("read change stamp"))
     }
 
     /// The models, projects and tags in use, for filter menus.
@@ -325,197 +481,12 @@ impl Catalog {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog::NewJob;
-    use crate::spec::{SpecContext, SpecFormat};
-
-    fn add(c: &mut Catalog, n: u32, body: serde_json::Value) -> String {
-        let defaults = serde_json::Map::new();
-        let dir = std::env::temp_dir();
-        let ctx = SpecContext { defaults: &defaults, spec_dir: &dir, inbox: &dir };
-        let bytes = body.to_string();
-        let job = NewJob {
-            id: format!("job-{n:03}"),
-            spec_name: format!("s{n}.json"),
-            spec_sha256: String::new(),
-            spec_format: SpecFormat::Json,
-            spec: crate::spec::parse("s.json", bytes.as_bytes(), &ctx).expect("valid spec"),
-            take: None,
-        };
-        c.insert_job(&job).expect("insert");
-        c.conn
-            .execute("UPDATE jobs SET created_at = ?2 WHERE id = ?1", rusqlite::params![job.id, i64::from(n) * 1000])
-            .expect("date");
-        job.id
-    }
-
-    fn ids(c: &Catalog, f: &JobFilter) -> Vec<String> {
-        c.jobs(f).expect("jobs").into_iter().map(|j| j.id).collect()
-    }
-
-    fn text(t: &str) -> JobFilter {
-        JobFilter { text: Some(t.to_owned()), ..JobFilter::default() }
-    }
-
-    #[test]
-    fn a_job_is_found_by_what_a_person_has_in_hand() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        let fox = add(&mut c, 1, serde_json::json!({"model":"viduq1-text","prompt":"a fox"}));
-        let owl = add(&mut c, 2, serde_json::json!({"model":"viduq1-text","prompt":"an owl"}));
-        c.conn
-            .execute(
-                "UPDATE jobs SET task_id = '8742519305361283072', request_id = 'vk-owl-1', spec_file = 's2.1a2b.json' \
-                 WHERE id = ?1",
-                [&owl],
-            )
-            .expect("ids");
-        let found = |what: &str| -> Vec<String> {
-            c.find_by_reference(what).expect("find").into_iter().map(|j| j.id).collect()
-        };
-        assert_eq!(found("8742519305361283072"), [owl.as_str()]);
-        assert_eq!(found("vk-owl-1"), [owl.as_str()]);
-        assert_eq!(found("s1.json"), [fox.as_str()]);
-        assert_eq!(found("s2.1a2b.json"), [owl.as_str()], "the name it has in done/");
-        assert_eq!(found("job-00"), [fox.as_str(), owl.as_str()], "a prefix of both ids");
-        assert_eq!(found("b-002"), [owl.as_str()], "the end of an id");
-        assert!(found("nothing").is_empty());
-        // The UI's search box finds the same, beside the prompt's words.
-        assert_eq!(ids(&c, &text("8742519305361283072")), [owl.as_str()]);
-        assert_eq!(ids(&c, &text("s1.json")), [fox.as_str()]);
-        assert_eq!(ids(&c, &text("fox")), [fox.as_str()]);
-    }
-
-    #[test]
-    fn filters_search_and_pages_agree() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        let fox = add(
-            &mut c,
-            1,
-            serde_json::json!({"model":"viduq1-text","prompt":"A red Fox runs through snow",
-            "vidkeep":{"name":"Winter fox","project":"wild","tags":["snow","animal"]}}),
-        );
-        let lantern = add(
-            &mut c,
-            2,
-            serde_json::json!({"model":"viduq1-text","prompt":"元宵节的灯笼在河面上漂浮",
-            "vidkeep":{"project":"festival","tags":["lantern"]}}),
-        );
-        let city = add(
-            &mut c,
-            3,
-            serde_json::json!({"model":"cogvideox-3","prompt":"city 100% at night_time",
-            "vidkeep":{"project":"wild"}}),
-        );
-
-        assert_eq!(ids(&c, &text("fox")), vec![fox.clone()], "any case");
-        assert_eq!(ids(&c, &text("RUNS snow")), vec![fox.clone()], "every word must appear");
-        assert!(ids(&c, &text("fox lantern")).is_empty());
-        assert_eq!(ids(&c, &text("灯笼在")), vec![lantern.clone()], "a substring of a Chinese sentence");
-        assert_eq!(ids(&c, &text("灯笼")), vec![lantern.clone()], "two characters: below trigram length");
-        assert_eq!(ids(&c, &text("Winter")), vec![fox.clone()], "the name is searched");
-        assert_eq!(ids(&c, &text("animal")), vec![fox.clone()], "tags are searched");
-        assert_eq!(ids(&c, &text("100%")), vec![city.clone()]);
-        assert_eq!(ids(&c, &text("0%")), vec![city.clone()], "a literal percent sign");
-        assert_eq!(ids(&c, &text("_t")), vec![city.clone()], "a literal underscore, not LIKE's any-character");
-        for hostile in ["\"", "fox\" OR \"city", "NEAR(", "*", "a:b", "-x"] {
-            c.jobs(&text(hostile)).unwrap_or_else(|e| panic!("{hostile}: {e}"));
-        }
-
-        let wild = JobFilter { project: Some("wild".into()), ..JobFilter::default() };
-        assert_eq!(ids(&c, &wild), vec![fox.clone(), city.clone()]);
-        let tagged = JobFilter { tag: Some("lantern".into()), ..JobFilter::default() };
-        assert_eq!(ids(&c, &tagged), vec![lantern.clone()]);
-        let cog = JobFilter { model: Some("cogvideox-3".into()), ..JobFilter::default() };
-        assert_eq!(ids(&c, &cog), vec![city.clone()]);
-        let queued = JobFilter { state: Some(JobState::Queued), ..JobFilter::default() };
-        assert_eq!(c.count_jobs(&queued).expect("count"), 3);
-        let dated = JobFilter { created_from: Some(2000), created_before: Some(3000), ..JobFilter::default() };
-        assert_eq!(ids(&c, &dated), vec![lantern.clone()]);
-
-        let page = |offset| JobFilter { newest_first: true, limit: Some(2), offset, ..JobFilter::default() };
-        assert_eq!(ids(&c, &page(0)), vec![city.clone(), lantern.clone()]);
-        assert_eq!(ids(&c, &page(2)), vec![fox.clone()]);
-        assert_eq!(c.count_jobs(&page(2)).expect("count"), 3, "the count ignores the page");
-
-        let facets = c.facets().expect("facets");
-        assert_eq!(facets.models, ["cogvideox-3", "viduq1-text"]);
-        assert_eq!(facets.projects, ["festival", "wild"]);
-        assert_eq!(facets.tags, ["animal", "lantern", "snow"]);
-    }
-
-    #[test]
-    fn listings_sort_collapse_takes_find_neighbours_and_count_facets() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        let a = add(
-            &mut c,
-            1,
-            serde_json::json!({"model":"viduq1-text","prompt":"a fox","vidkeep":{"project":"zoo","tags":["red"]}}),
-        );
-        let b = add(
-            &mut c,
-            2,
-            serde_json::json!({"model":"cogvideox-3","prompt":"a city","vidkeep":{"tags":["red","night"]}}),
-        );
-        let takes: Vec<String> = (3..6)
-            .map(|n| {
-                add(
-                    &mut c,
-                    n,
-                    serde_json::json!({"model":"viduq1-text","prompt":"a harbour","vidkeep":{"project":"sea"}}),
-                )
-            })
-            .collect();
-        for (i, id) in takes.iter().enumerate() {
-            c.conn
-                .execute(
-                    "UPDATE jobs SET take_group = 'g1', take_no = ?2 WHERE id = ?1",
-                    rusqlite::params![id, i as i64 + 1],
-                )
-                .expect("take");
-        }
-        let all = JobFilter::default();
-        let list = |l: &Listing| -> Vec<String> { c.list(&all, l).expect("list").into_iter().map(|j| j.id).collect() };
-        let grouped = Listing { sort: Sort::Newest, collapse_takes: true };
-        assert_eq!(list(&grouped), vec![takes[0].clone(), b.clone(), a.clone()], "one entry for the takes: the first");
-        assert_eq!(c.count_listed(&all, &grouped).expect("count"), 3);
-        let every = Listing { sort: Sort::Oldest, collapse_takes: false };
-        assert_eq!(list(&every), [vec![a.clone(), b.clone()], takes.clone()].concat());
-        assert_eq!(c.count_listed(&all, &every).expect("count"), 5);
-        let by_model = Listing { sort: Sort::Model, collapse_takes: true };
-        assert_eq!(list(&by_model), vec![b.clone(), takes[0].clone(), a.clone()], "model, then newest");
-        let by_project = Listing { sort: Sort::Project, collapse_takes: true };
-        assert_eq!(list(&by_project), vec![takes[0].clone(), a.clone(), b.clone()], "sea, zoo, then none");
-        // A filter that only a later take matches shows that take for the group.
-        c.conn
-            .execute(
-                "UPDATE jobs SET state = 'failed', error_code = 'x', error_message = 'x' WHERE id = ?1",
-                [&takes[1]],
-            )
-            .expect("fail");
-        let failed = JobFilter { state: Some(JobState::Failed), ..JobFilter::default() };
-        assert_eq!(
-            c.list(&failed, &grouped).expect("list").into_iter().map(|j| j.id).collect::<Vec<_>>(),
-            vec![takes[1].clone()]
-        );
-
-        assert_eq!(c.neighbours(&all, &grouped, &b).expect("around"), (Some(takes[0].clone()), Some(a.clone())));
-        assert_eq!(c.neighbours(&all, &grouped, &a).expect("around"), (Some(b.clone()), None));
-        assert_eq!(c.neighbours(&all, &grouped, &takes[2]).expect("around"), (None, None), "not listed");
-        let paged = JobFilter { limit: Some(1), offset: 2, ..JobFilter::default() };
-        assert_eq!(c.neighbours(&paged, &grouped, &b).expect("around").1, Some(a.clone()), "ignores the page");
-
-        let counts = c.facet_counts(&JobFilter { tag: Some("red".into()), ..JobFilter::default() }).expect("facets");
-        assert_eq!(counts.models, vec![("cogvideox-3".to_owned(), 1), ("viduq1-text".to_owned(), 1)]);
-        assert_eq!(counts.projects, vec![("zoo".to_owned(), 1)]);
-        assert_eq!(counts.tags, vec![("night".to_owned(), 1), ("red".to_owned(), 2)], "a menu ignores its own choice");
-        assert_eq!(counts.states, vec![("queued".to_owned(), 2)]);
-        let none = c.facet_counts(&JobFilter::default()).expect("facets");
-        assert_eq!(none.states, vec![("failed".to_owned(), 1), ("queued".to_owned(), 4)]);
-        assert_eq!(none.projects, vec![("sea".to_owned(), 3), ("zoo".to_owned(), 1)]);
+impl Listing {
+    /// Every job of `filter`, in its order (what `jobs` and `export` list).
+    fn of(filter: &JobFilter) -> Listing {
+        Listing { sort: if filter.newest_first { Sort::Newest } else { Sort::Oldest }, collapse_takes: false }
     }
 }
+
+#[cfg(test)]
+mod tests;

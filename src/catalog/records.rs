@@ -153,16 +153,6 @@ impl Catalog {
         Ok(self.select_assets("WHERE sha256 = ?1 ORDER BY stored_at LIMIT 1", &[&sha256])?.into_iter().next())
     }
 
-    /// A value that changes whenever a job is added or changes state: `(jobs, last update)`.
-    /// Pages poll it to show new jobs without a reload by hand.
-    pub fn stamp(&self) -> Result<(u64, i64), CatalogError> {
-        self.conn
-            .query_row("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM jobs", [], |r| {
-                Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
-            })
-            .map_err(sql("read change stamp"))
-    }
-
     /// Every asset in the catalogue.
     pub fn all_assets(&self) -> Result<Vec<Asset>, CatalogError> {
         self.query_assets("", None)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::catalog::{Asset, AssetKind, Catalog, JobFilter, JobRecord, csv, job_json, short_id};
+use crate::catalog::{Asset, AssetKind, Catalog, Cursor, JobFilter, JobRecord, csv, job_json, short_id};
 use crate::config::Config;
 use crate::jobs::{Change, JobError, JobState};
 use crate::money::Fen;
@@ -60,6 +60,9 @@ pub struct FilterArgs {
     /// At most this many jobs (a note on stderr says when the list was cut).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Only the jobs listed after this one (a job id: the last of a `--limit` list, for the next).
+    #[arg(long, value_name = "JOB_ID")]
+    pub after: Option<String>,
 }
 
 impl FilterArgs {
@@ -76,6 +79,7 @@ impl FilterArgs {
             newest_first,
             limit: self.limit,
             offset: 0,
+            cursor: self.after.clone().map(Cursor::After),
         }
     }
 }
@@ -116,9 +120,12 @@ pub(super) fn jobs(
 ) -> anyhow::Result<ExitCode> {
     let rows = load(config, filter)?;
     if let Some(limit) = filter.limit.filter(|l| rows.len() >= *l) {
-        let total = open(config)?.count_jobs(filter)?;
+        let total = open(config)?.count_jobs(&JobFilter { cursor: None, ..filter.clone() })?;
         if total > limit as u64 {
-            eprintln!("showing {limit} of {total} jobs (--limit {limit}); raise --limit for more");
+            let last = rows.last().map_or("", |(j, _)| j.id.as_str());
+            eprintln!(
+                "showing {limit} of {total} jobs (--limit {limit}); raise --limit, or --after {last} for the next"
+            );
         }
     }
     if fail_if_empty && rows.is_empty() {

@@ -4,7 +4,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | grid: `?q=&model=&state=&project=&tag=&from=&to=&sort=&takes=&page=` |
+//! | `GET /` | grid: `?q=&model=&state=&project=&tag=&from=&to=&sort=&takes=` and `after=`/`before=` (a job id) or `page=` |
 //! | `GET /jobs/{id}` | one job |
 //! | `GET /jobs/{id}/inputs/{n}` | an input image that was sent inline |
 //! | `GET /assets/{sha256}` | an archived file, with Range; `?download=1` for an attachment |
@@ -35,7 +35,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::catalog::{Asset, Catalog, CatalogError, JobRecord, csv, job_json};
+use crate::catalog::{Asset, COUNT_CAP, Catalog, CatalogError, Count, Cursor, JobRecord, csv, job_json};
 use crate::jobs::LiveSettings;
 use crate::money::Budget;
 use crate::store::Store;
@@ -199,39 +199,71 @@ impl From<params::BadParam> for UiError {
 
 type Rows = Vec<(JobRecord, Vec<Asset>)>;
 
-/// The matching jobs (one per take group unless `takes=all`) with their assets, how many entries
-/// there are in all, and how many takes each group has.
-async fn search(state: &UiState, params: &Params, paged: bool) -> Result<(Rows, u64, Vec<u64>), UiError> {
-    let filter = params.filter(paged)?;
+/// What a search found: its page of entries (one per take group unless `takes=all`) with their
+/// assets, how many entries there are in all (up to [`COUNT_CAP`]), how many takes each group
+/// has, and the cursors of the pages before and after this one, if there are such pages.
+struct Found {
+    rows: Rows,
+    total: Count,
+    takes: Vec<u64>,
+    previous: Option<Cursor>,
+    next: Option<Cursor>,
+}
+
+/// The page `params` asks for; every match when not `paged` (exports: no count, no cursors).
+async fn search(state: &UiState, params: &Params, paged: bool) -> Result<Found, UiError> {
+    let mut filter = params.filter(paged)?;
     let listing = params.listing()?;
+    let first_page = params.cursor()?.is_none() && params.page() == 1;
     state
         .read(move |c| {
-            let total = c.count_listed(&filter, &listing)?;
-            let rows = c
-                .list(&filter, &listing)?
-                .into_iter()
-                .map(|j| c.assets(&j.id).map(|a| (j, a)))
-                .collect::<Result<Rows, _>>()?;
+            // One more than a page says whether there is a page beyond it.
+            filter.limit = filter.limit.map(|l| l + 1);
+            let mut jobs = c.list(&filter, &listing)?;
+            let backwards = matches!(filter.cursor, Some(Cursor::Before(_)));
+            let mut more = false;
+            if paged && jobs.len() > PAGE_SIZE {
+                more = true;
+                if backwards {
+                    jobs.remove(0);
+                } else {
+                    jobs.truncate(PAGE_SIZE);
+                }
+            }
+            let (before_more, after_more) = if backwards { (more, true) } else { (!first_page, more) };
+            let previous = jobs.first().filter(|_| paged && before_more).map(|j| Cursor::Before(j.id.clone()));
+            let next = jobs.last().filter(|_| paged && after_more).map(|j| Cursor::After(j.id.clone()));
+            let total =
+                if paged { c.count_listed(&filter, &listing, COUNT_CAP)? } else { Count::Exactly(jobs.len() as u64) };
+            let rows = jobs.into_iter().map(|j| c.assets(&j.id).map(|a| (j, a))).collect::<Result<Rows, _>>()?;
             let takes = rows
                 .iter()
                 .map(|(j, _)| if listing.collapse_takes { c.siblings(j).map(|s| s.len() as u64 + 1) } else { Ok(1) })
                 .collect::<Result<Vec<u64>, _>>()?;
-            Ok((rows, total, takes))
+            Ok(Found { rows, total, takes, previous, next })
         })
         .await
 }
 
 async fn stamp(state: &UiState) -> Result<String, UiError> {
-    let (jobs, updated) = state.read(Catalog::stamp).await?;
-    Ok(format!("{jobs}-{updated}"))
+    state.read(Catalog::change_stamp).await
 }
 
 async fn grid(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Html<String>, UiError> {
-    let (rows, total, takes) = search(&state, &params, true).await?;
+    let found = search(&state, &params, true).await?;
     let filter = params.filter(false)?;
     let facets = state.read(move |c| c.facet_counts(&filter)).await?;
     let stamp = stamp(&state).await?;
-    let view = pages::GridView { params: &params, rows: &rows, takes: &takes, total, facets: &facets, stamp: &stamp };
+    let view = pages::GridView {
+        params: &params,
+        rows: &found.rows,
+        takes: &found.takes,
+        total: found.total,
+        facets: &facets,
+        stamp: &stamp,
+        previous: found.previous.as_ref(),
+        next: found.next.as_ref(),
+    };
     Ok(Html(pages::grid(&view).into_string()))
 }
 
@@ -350,9 +382,18 @@ async fn api_jobs(
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = api_query(params)?;
-    let (rows, total, _) = search(&state, &params, true).await?;
-    let jobs: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
-    Ok(Json(json!({ "total": total, "page": params.page(), "page_size": PAGE_SIZE, "jobs": jobs })))
+    let found = search(&state, &params, true).await?;
+    let jobs: Vec<Value> = found.rows.iter().map(|(j, a)| job_json(j, a)).collect();
+    let link = |c: &Option<Cursor>| c.as_ref().map(|c| format!("/api/jobs?{}", params.at(c)));
+    Ok(Json(json!({
+        "total": found.total.shown(),
+        "total_is_capped": found.total.capped(),
+        "page": params.cursor().ok().flatten().map_or(Some(params.page()), |_| None),
+        "page_size": PAGE_SIZE,
+        "previous": link(&found.previous),
+        "next": link(&found.next),
+        "jobs": jobs,
+    })))
 }
 
 async fn api_job(State(state): State<UiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -378,13 +419,13 @@ async fn api_not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 async fn export_csv(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    let (rows, _, _) = search(&state, &params.everything(), false).await?;
-    Ok(attachment("text/csv; charset=utf-8", "vidkeep-jobs.csv", csv(&rows)))
+    let found = search(&state, &params.everything(), false).await?;
+    Ok(attachment("text/csv; charset=utf-8", "vidkeep-jobs.csv", csv(&found.rows)))
 }
 
 async fn export_json(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    let (rows, _, _) = search(&state, &params.everything(), false).await?;
-    let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
+    let found = search(&state, &params.everything(), false).await?;
+    let list: Vec<Value> = found.rows.iter().map(|(j, a)| job_json(j, a)).collect();
     let body = serde_json::to_string_pretty(&list).map_err(|e| UiError::Internal(e.to_string()))?;
     Ok(attachment("application/json", "vidkeep-jobs.json", body))
 }

@@ -4,7 +4,7 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::params::{PAGE_SIZE, Params};
-use crate::catalog::{Asset, AssetKind, Event, FacetCounts, JobRecord, Sort};
+use crate::catalog::{Asset, AssetKind, Count, Cursor, Event, FacetCounts, JobRecord, Sort};
 use crate::jobs::JobState;
 use crate::money::{Fen, retry_advice};
 use crate::time::rfc3339;
@@ -203,20 +203,46 @@ pub(super) struct GridView<'a> {
     pub(super) rows: &'a [(JobRecord, Vec<Asset>)],
     /// Takes per row (1 for a job without takes, or when every take is listed).
     pub(super) takes: &'a [u64],
-    /// Entries in all (take groups count once unless `takes=all`).
-    pub(super) total: u64,
+    /// Entries in all (take groups count once unless `takes=all`), up to a cap.
+    pub(super) total: Count,
     pub(super) facets: &'a FacetCounts,
     pub(super) stamp: &'a str,
+    /// The page before this one, if any.
+    pub(super) previous: Option<&'a Cursor>,
+    /// The page after this one, if any.
+    pub(super) next: Option<&'a Cursor>,
+}
+
+/// `n` with thousands separated: `10,000`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A total as the grid says it: `1,234`, or `more than 10,000` when counting stopped.
+fn total_text(total: Count) -> String {
+    match total {
+        Count::Exactly(n) => grouped(n),
+        Count::MoreThan(n) => format!("more than {}", grouped(n)),
+    }
 }
 
 /// The grid of jobs with the search form, sort control, counts per filter value and paging.
 pub(super) fn grid(v: &GridView<'_>) -> Markup {
     let params = v.params;
     let page = params.page();
-    let pages = usize::try_from(v.total).unwrap_or(usize::MAX).div_ceil(PAGE_SIZE).max(1);
+    let numbered = params.after.trim().is_empty() && params.before.trim().is_empty();
+    let pages = usize::try_from(v.total.shown()).unwrap_or(usize::MAX).div_ceil(PAGE_SIZE).max(1);
     let all_takes = params.takes.trim() == "all";
     let searched = !params.q.trim().is_empty();
-    let here = params.query_string(Some(page));
+    let here = params.here();
     let sorts: Vec<(String, &str)> = Sort::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str())).collect();
     let toggle =
         Params { takes: if all_takes { String::new() } else { "all".to_owned() }, page: None, ..params.clone() };
@@ -227,6 +253,9 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
             (select("model", "model", &params.model, &v.facets.models))
             (select("project", "project", &params.project, &v.facets.projects))
             (select("tag", "tag", &params.tag, &v.facets.tags))
+            @if let Some(n) = v.facets.sampled {
+                span.hint { "menu counts are of the newest " (grouped(n)) " matches" }
+            }
             input type="date" name="from" value=(params.from) aria-label="from";
             input type="date" name="to" value=(params.to) aria-label="to";
             select name="sort" aria-label="sort" {
@@ -240,13 +269,15 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
             a href={ "/export.json?" (params.query_string(None)) } { "JSON" }
         }
         p data-live="count" {
-            (v.total) @if all_takes { " job(s)" } @else { " job(s) or take group(s)" }
+            (total_text(v.total)) @if all_takes { " job(s)" } @else { " job(s) or take group(s)" }
             " · " a href={ "/?" (toggle.query_string(None)) } { @if all_takes { "group the takes of a spec" } @else { "show every take" } }
         }
         @if v.rows.is_empty() {
-            @if page > pages {
-                p.hint { "Page " (page) " is past the end: this search has " (pages) " page(s). "
-                    a href={ "/?" (params.query_string(None)) } { "back to the first page" } }
+            @if !numbered || page > 1 {
+                p.hint {
+                    @if numbered { "Page " (page) } @else { "This page" } " is past the end"
+                    @if numbered && !v.total.capped() { ": this search has " (pages) " page(s)" }
+                    ". " a href={ "/?" (params.query_string(None)) } { "back to the first page" } }
             } @else if searched {
                 p.hint { "Nothing matches “" (params.q.trim()) "”. Every word must appear in a prompt, name, project or tag \
                     (any case); try fewer words, or clear the filters. "
@@ -275,9 +306,11 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
             }
         }
         div.pages data-live="pages" {
-            @if page > 1 { a href={ "/?" (params.query_string(Some(page - 1))) } rel="prev" { "← previous page" } }
-            span { "page " (page) " of " (pages) }
-            @if page < pages { a href={ "/?" (params.query_string(Some(page + 1))) } rel="next" { "next page →" } }
+            @if let Some(c) = v.previous { a href={ "/?" (params.at(c)) } rel="prev" { "← previous page" } }
+            @if numbered {
+                span { "page " (page) @if !v.total.capped() { " of " (pages) } }
+            }
+            @if let Some(c) = v.next { a href={ "/?" (params.at(c)) } rel="next" { "next page →" } }
         }
     };
     layout("jobs", v.stamp, body)
@@ -318,7 +351,7 @@ pub(super) fn job_page(v: &JobView<'_>) -> Markup {
     let (charged, possibly, price) = (Fen(job.charged_fen), Fen(job.possibly_charged_fen), Fen(job.price_fen));
     let retry = job.error.as_ref().filter(|_| job.state == JobState::Failed).map(|e| retry_advice(&e.code));
     let video = v.assets.iter().find(|a| a.kind == AssetKind::Video);
-    let search = v.params.query_string(v.params.page);
+    let search = v.params.here();
     let prompt = job.prompt.as_deref().unwrap_or("(no prompt)");
     let next_step = crate::report::next_step(job);
     let body = html! {

@@ -1,9 +1,11 @@
 //! The search and filter state of a page, as URL query parameters, so a search can be shared
-//! as a link: `/?q=lantern&model=viduq1-text&state=archived&page=2`.
+//! as a link: `/?q=lantern&model=viduq1-text&state=archived&after=<job id>`. Pages after the first
+//! are named by the job they follow (`after=`) or precede (`before=`), so a deep page costs what
+//! the first does and stays put while jobs arrive; `page=N` still works for a link with a number.
 
 use serde::Deserialize;
 
-use crate::catalog::{JobFilter, Listing, Sort};
+use crate::catalog::{Cursor, JobFilter, Listing, Sort};
 use crate::jobs::JobState;
 
 /// Longest search, in words and in characters: a prompt is at most 512 characters, and each word
@@ -30,8 +32,12 @@ pub(super) struct Params {
     pub(super) from: String,
     /// Last day, `YYYY-MM-DD`, inclusive.
     pub(super) to: String,
-    /// 1-based page.
+    /// 1-based page (counted from the first; `after`/`before` take precedence).
     pub(super) page: Option<usize>,
+    /// The page of the entries after this job id.
+    pub(super) after: String,
+    /// The page of the entries before this job id.
+    pub(super) before: String,
     /// `newest` (the default), `oldest`, `model` or `project`.
     pub(super) sort: String,
     /// `all` shows every take of a spec; by default one card stands for its takes.
@@ -53,6 +59,16 @@ impl Params {
         self.page.unwrap_or(1).max(1)
     }
 
+    /// Where the page starts, if not at the first entry.
+    pub(super) fn cursor(&self) -> Result<Option<Cursor>, BadParam> {
+        match (given(&self.after), given(&self.before)) {
+            (Some(_), Some(_)) => Err(BadParam("a page is `after` a job or `before` one, not both".to_owned())),
+            (Some(id), None) => Ok(Some(Cursor::After(id))),
+            (None, Some(id)) => Ok(Some(Cursor::Before(id))),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// The order and grouping of the listing.
     pub(super) fn listing(&self) -> Result<Listing, BadParam> {
         let sort = match given(&self.sort) {
@@ -70,7 +86,7 @@ impl Params {
 
     /// This search with every take listed (exports have one row per job).
     pub(super) fn everything(&self) -> Params {
-        Params { takes: "all".to_owned(), ..self.clone() }
+        Params { takes: "all".to_owned(), page: None, after: String::new(), before: String::new(), ..self.clone() }
     }
 
     /// The catalogue filter, newest first; paged when `paged`.
@@ -85,6 +101,7 @@ impl Params {
             Some(s) => Some(s.parse::<JobState>().map_err(|_| BadParam(format!("state `{s}` is not a job state")))?),
             None => None,
         };
+        let cursor = self.cursor()?;
         let day = |name: &str, value: &str| -> Result<Option<i64>, BadParam> {
             given(value)
                 .map(|v| {
@@ -103,8 +120,27 @@ impl Params {
             created_before: day("to", &self.to)?.map(|t| t + 86_400_000),
             newest_first: true,
             limit: paged.then_some(PAGE_SIZE),
-            offset: if paged { (self.page() - 1).saturating_mul(PAGE_SIZE) } else { 0 },
+            offset: if paged && cursor.is_none() { (self.page() - 1).saturating_mul(PAGE_SIZE) } else { 0 },
+            cursor: if paged { cursor } else { None },
         })
+    }
+
+    /// This page as a query string: the search, and the page's number or cursor.
+    pub(super) fn here(&self) -> String {
+        match self.cursor() {
+            Ok(Some(cursor)) => self.at(&cursor),
+            _ => self.query_string(self.page),
+        }
+    }
+
+    /// This search as a query string, at the page `cursor` names.
+    pub(super) fn at(&self, cursor: &Cursor) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(self.query_string(None));
+        match cursor {
+            Cursor::After(id) => out.append_pair("after", id),
+            Cursor::Before(id) => out.append_pair("before", id),
+        };
+        out.finish()
     }
 
     /// This search as a query string, with `page` replaced (none for page 1).
@@ -161,5 +197,12 @@ mod tests {
         assert_eq!(sorted.query_string(None), "sort=model&takes=all");
         assert_eq!(Params::default().listing(), Ok(Listing { sort: Sort::Newest, collapse_takes: true }));
         assert!(Params { sort: "size".into(), ..Params::default() }.listing().is_err());
+        let later = Params { q: "fox".into(), after: "j1".into(), page: Some(3), ..Params::default() };
+        let f = later.filter(true).expect("valid");
+        assert_eq!((f.cursor, f.offset), (Some(Cursor::After("j1".into())), 0), "a cursor, not an offset");
+        assert_eq!(later.here(), "q=fox&after=j1");
+        assert_eq!(later.at(&Cursor::Before("j0".into())), "q=fox&before=j0");
+        assert_eq!(later.filter(false).expect("valid").cursor, None, "exports list everything");
+        assert!(Params { after: "a".into(), before: "b".into(), ..Params::default() }.filter(true).is_err());
     }
 }
