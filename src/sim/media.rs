@@ -96,7 +96,10 @@ impl MediaKind {
 /// One result file, with its SHA-256 computed on first request.
 #[derive(Debug)]
 pub(super) struct Media {
-    body: Synthetic,
+    body: OnceLock<Synthetic>,
+    /// How to draw a cover on first use (so a submission, made under the simulator's lock, does
+    /// not wait for a JPEG to be encoded): its task id, seed and prompt.
+    draw: Option<(String, u64, String)>,
     sha256: OnceLock<String>,
 }
 
@@ -108,29 +111,34 @@ impl Media {
 
     /// The cover of task `task_id`, showing the first words of `prompt`.
     pub(super) fn cover(task_id: &str, prompt: Option<&str>) -> Media {
-        let picture = super::cover::draw(task_seed(task_id, "cover"), prompt.unwrap_or_default());
-        Media::new(Synthetic::new(vec![Segment::Bytes(cover(task_id, &picture))]))
+        let draw = (task_id.to_owned(), task_seed(task_id, "cover"), prompt.unwrap_or_default().to_owned());
+        Media { body: OnceLock::new(), draw: Some(draw), sha256: OnceLock::new() }
     }
 
     fn new(body: Synthetic) -> Media {
-        Media { body, sha256: OnceLock::new() }
+        Media { body: OnceLock::from(body), draw: None, sha256: OnceLock::new() }
     }
 
     /// The file's contents.
     pub(super) fn body(&self) -> &Synthetic {
-        &self.body
+        self.body.get_or_init(|| {
+            let (task_id, seed, prompt) =
+                self.draw.as_ref().map_or(("", 0, ""), |(t, s, p)| (t.as_str(), *s, p.as_str()));
+            let picture = super::cover::draw(seed, prompt);
+            Synthetic::new(vec![Segment::Bytes(cover(task_id, &picture))])
+        })
     }
 
     /// Length in bytes.
     pub(super) fn len(&self) -> u64 {
-        self.body.len()
+        self.body().len()
     }
 
     /// Lower-hex SHA-256 of the whole file, streamed through the hasher once and then cached.
     pub(super) fn sha256(&self) -> &str {
         self.sha256.get_or_init(|| {
             let mut hasher = Sha256::new();
-            for chunk in self.body.chunks(0..self.body.len()) {
+            for chunk in self.body().chunks(0..self.body().len()) {
                 hasher.update(&chunk);
             }
             hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
