@@ -80,6 +80,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use jwt::sign as sign_token;
 
+mod cover;
 mod jwt;
 mod media;
 

@@ -6,6 +6,7 @@
 mod support;
 mod web;
 mod webui;
+mod webzip;
 
 mod alarms;
 mod answers;

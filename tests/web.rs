@@ -190,7 +190,7 @@ async fn the_json_api_and_exports_mirror_the_pages() {
 
 /// The browser pieces, or why they are missing. CI installs them (`.ci/run`); a local run
 /// without them skips loudly, and CI (`CI=true`) fails instead of skipping.
-fn browser() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+pub(crate) fn browser() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::path::PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
     let missing = if !chromium.exists() {
@@ -393,9 +393,26 @@ async fn pages_refresh_in_place_during_playback_and_work_by_keyboard_and_at_390_
     assert!(seen["opened"].as_str().is_some_and(|u| u.contains("/jobs/")), "Enter opens it: {seen}");
     assert_eq!((seen["jobOverflow"].as_i64(), seen["gridOverflow"].as_i64()), (Some(0), Some(0)), "{seen}");
 
+    // Both jobs ticked (one by keyboard), kept over a reload, downloaded as one zip that holds
+    // what the catalogue has.
+    let zip = &seen["zip"];
+    assert_eq!((zip["tabbed"].as_str(), zip["checked"].as_u64()), (Some("checkbox"), Some(2)), "{seen}");
+    assert_eq!(zip["selected"], "2 selected", "{seen}");
+    assert_eq!((zip["name"].as_str(), &zip["failure"]), (Some("vidkeep-2-jobs.zip"), &Value::Null), "{seen}");
+    let bytes = std::fs::read(out.join("selection.zip")).expect("the downloaded zip");
+    let owl = env.job_by_spec("owl.json");
+    crate::webzip::check_zip(&env, &bytes, &[&fox.id, &owl.id]).await;
+
     // The README's screenshots: refreshed with VIDKEEP_UPDATE_SCREENSHOTS=1.
+    let shots = ["grid-1400.png", "search-1400.png", "job-1400.png", "job-390.png", "grid-390.png", "search-390.png"];
+    keep_screenshots(&out, &[&shots[..], &["selected-1400.png"]].concat());
+}
+
+/// Checks that each of `shots` in `out` is a real PNG, and with VIDKEEP_UPDATE_SCREENSHOTS=1
+/// copies them to docs/screenshots for the README.
+pub(crate) fn keep_screenshots(out: &std::path::Path, shots: &[&str]) {
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    for shot in ["grid-1400.png", "search-1400.png", "job-1400.png", "job-390.png", "grid-390.png"] {
+    for shot in shots {
         let png = std::fs::read(out.join(shot)).expect("screenshot");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{shot} is a real screenshot");
         if std::env::var("VIDKEEP_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {

@@ -319,6 +319,44 @@ impl Catalog {
         rows.map(|r| r.map_err(sql("read rejection"))).collect()
     }
 
+    /// Refused specs, newest first, whose name, code or reason contains `text` (any case), `limit`
+    /// from `offset`; and how many match in all.
+    pub fn rejections_page(
+        &self,
+        text: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Rejection>, u64), CatalogError> {
+        const WHERE: &str =
+            "WHERE ?1 IS NULL OR instr(lower(spec_name || ' ' || error_code || ' ' || error_message), lower(?1)) > 0";
+        let total: i64 = self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM rejections {WHERE}"), params![text], |r| r.get(0))
+            .map_err(sql("count rejections"))?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections {WHERE} \
+                 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+            ))
+            .map_err(sql("list rejections"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![text, limit, offset], |r| {
+                Ok(Rejection {
+                    spec_name: r.get(0)?,
+                    spec_sha256: r.get(1)?,
+                    error_code: r.get(2)?,
+                    error_message: r.get(3)?,
+                    at: r.get(4)?,
+                })
+            })
+            .map_err(sql("list rejections"))?;
+        let list = rows.map(|r| r.map_err(sql("read rejection"))).collect::<Result<Vec<_>, _>>()?;
+        Ok((list, u64::try_from(total).unwrap_or(0)))
+    }
+
     /// Submissions accepted per job (the ledger's view of what was paid for).
     pub fn accepted_submissions(&self, job_id: &str) -> Result<u64, CatalogError> {
         self.conn

@@ -2,13 +2,15 @@
 //! valid, described as segments and generated as they are sent, so any byte range of a file of
 //! any size is produced without holding the file in memory.
 //!
-//! - Video: the model's clip (a playable H.264 MP4 with `moov` first: 1920x1080 24 fps 5 s for
+//! - Video: one of the model's four clips, chosen by the task id, so a grid of simulated jobs
+//!   does not show one picture (playable H.264 MP4s with `moov` first: 1920x1080 24 fps 5 s for
 //!   Vidu Q1 and the others, 1280x720 24 fps 4 s for Vidu 2, 1920x1080 30 fps 5 s for
-//!   CogVideoX; made once with ffmpeg from a flat colour, see `assets/sim/README`), then one
-//!   top-level `free` box holding `vidkeep-sim <task id>` and, when a minimum size is asked for,
-//!   pseudo-random padding. Players skip `free` boxes, so the file still plays.
-//! - Cover: the JPEG with a `COM` segment `vidkeep-sim <task id>` inserted after its header
-//!   (after SOI, and after the JFIF `APP0` segment when present, which JFIF requires first).
+//!   CogVideoX; made once with ffmpeg, see `assets/sim/README.md`), then one top-level `free`
+//!   box holding `vidkeep-sim <task id>` and, when a minimum size is asked for, pseudo-random
+//!   padding. Players skip `free` boxes, so the file still plays.
+//! - Cover: a 640x360 JPEG drawn for the task: a gradient in a colour of its own and the first
+//!   words of the prompt (see [`super::cover`]), with a `COM` segment `vidkeep-sim <task id>`
+//!   after its header (after SOI, and after the JFIF `APP0` segment, which JFIF requires first).
 
 use std::io;
 use std::ops::Range;
@@ -18,16 +20,33 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 use sha2::{Digest, Sha256};
 
-/// The bundled clip every Vidu Q1 video starts with (5 s, 24 fps, 1920x1080).
+/// The first bundled clip of Vidu Q1 (5 s, 24 fps, 1920x1080: the test pattern).
 pub(super) static CLIP: &[u8] = include_bytes!("../../assets/sim/clip.mp4");
-/// The Vidu 2 clip (4 s, 24 fps, 1280x720).
-static CLIP_VIDU2: &[u8] = include_bytes!("../../assets/sim/clip-vidu2.mp4");
-/// The CogVideoX clip (5 s, 30 fps, 1920x1080: the defaults).
-static CLIP_COG: &[u8] = include_bytes!("../../assets/sim/clip-cogvideox.mp4");
+/// The clips of Vidu Q1 and any model not below: the test pattern in three hues, and colour bars.
+pub(super) static CLIPS_Q1: [&[u8]; 4] = [
+    CLIP,
+    include_bytes!("../../assets/sim/clip-hue120.mp4"),
+    include_bytes!("../../assets/sim/clip-hue240.mp4"),
+    include_bytes!("../../assets/sim/clip-bars.mp4"),
+];
+/// The Vidu 2 clips (4 s, 24 fps, 1280x720), four colours.
+static CLIPS_VIDU2: [&[u8]; 4] = [
+    include_bytes!("../../assets/sim/clip-vidu2.mp4"),
+    include_bytes!("../../assets/sim/clip-vidu2-308050.mp4"),
+    include_bytes!("../../assets/sim/clip-vidu2-805030.mp4"),
+    include_bytes!("../../assets/sim/clip-vidu2-604080.mp4"),
+];
+/// The CogVideoX clips (5 s, 30 fps, 1920x1080: the defaults), four colours.
+static CLIPS_COG: [&[u8]; 4] = [
+    include_bytes!("../../assets/sim/clip-cogvideox.mp4"),
+    include_bytes!("../../assets/sim/clip-cogvideox-206030.mp4"),
+    include_bytes!("../../assets/sim/clip-cogvideox-203060.mp4"),
+    include_bytes!("../../assets/sim/clip-cogvideox-606020.mp4"),
+];
 
-/// The clip a task of `model` is served: `file`'s bytes when given and readable, else the
-/// bundled clip of the model's family.
-pub(super) fn clip(model: &str, file: Option<&std::path::Path>) -> Bytes {
+/// The clip task `task_id` of `model` is served: `file`'s bytes when given and readable, else
+/// one of the bundled clips of the model's family, chosen by the task id.
+pub(super) fn clip(model: &str, file: Option<&std::path::Path>, task_id: &str) -> Bytes {
     if let Some(path) = file {
         match std::fs::read(path) {
             Ok(bytes) => return Bytes::from(bytes),
@@ -36,16 +55,16 @@ pub(super) fn clip(model: &str, file: Option<&std::path::Path>) -> Bytes {
             }
         }
     }
-    Bytes::from_static(if model.starts_with("vidu2") {
-        CLIP_VIDU2
+    let family = if model.starts_with("vidu2") {
+        &CLIPS_VIDU2
     } else if model.starts_with("cogvideox") {
-        CLIP_COG
+        &CLIPS_COG
     } else {
-        CLIP
-    })
+        &CLIPS_Q1
+    };
+    let pick = usize::try_from(task_seed(task_id, "clip") % family.len() as u64).unwrap_or(0);
+    Bytes::from_static(family[pick])
 }
-/// The bundled cover every cover is made from.
-pub(super) static COVER: &[u8] = include_bytes!("../../assets/sim/cover.jpg");
 
 /// Largest piece a body stream yields.
 const CHUNK: u64 = 64 * 1024;
@@ -77,7 +96,10 @@ impl MediaKind {
 /// One result file, with its SHA-256 computed on first request.
 #[derive(Debug)]
 pub(super) struct Media {
-    body: Synthetic,
+    body: OnceLock<Synthetic>,
+    /// How to draw a cover on first use (so a submission, made under the simulator's lock, does
+    /// not wait for a JPEG to be encoded): its task id, seed and prompt.
+    draw: Option<(String, u64, String)>,
     sha256: OnceLock<String>,
 }
 
@@ -87,30 +109,36 @@ impl Media {
         Media::new(video(task_id, min_len, clip))
     }
 
-    /// The cover of task `task_id`.
-    pub(super) fn cover(task_id: &str) -> Media {
-        Media::new(Synthetic::new(vec![Segment::Bytes(cover(task_id))]))
+    /// The cover of task `task_id`, showing the first words of `prompt`.
+    pub(super) fn cover(task_id: &str, prompt: Option<&str>) -> Media {
+        let draw = (task_id.to_owned(), task_seed(task_id, "cover"), prompt.unwrap_or_default().to_owned());
+        Media { body: OnceLock::new(), draw: Some(draw), sha256: OnceLock::new() }
     }
 
     fn new(body: Synthetic) -> Media {
-        Media { body, sha256: OnceLock::new() }
+        Media { body: OnceLock::from(body), draw: None, sha256: OnceLock::new() }
     }
 
     /// The file's contents.
     pub(super) fn body(&self) -> &Synthetic {
-        &self.body
+        self.body.get_or_init(|| {
+            let (task_id, seed, prompt) =
+                self.draw.as_ref().map_or(("", 0, ""), |(t, s, p)| (t.as_str(), *s, p.as_str()));
+            let picture = super::cover::draw(seed, prompt);
+            Synthetic::new(vec![Segment::Bytes(cover(task_id, &picture))])
+        })
     }
 
     /// Length in bytes.
     pub(super) fn len(&self) -> u64 {
-        self.body.len()
+        self.body().len()
     }
 
     /// Lower-hex SHA-256 of the whole file, streamed through the hasher once and then cached.
     pub(super) fn sha256(&self) -> &str {
         self.sha256.get_or_init(|| {
             let mut hasher = Sha256::new();
-            for chunk in self.body.chunks(0..self.body.len()) {
+            for chunk in self.body().chunks(0..self.body().len()) {
                 hasher.update(&chunk);
             }
             hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
@@ -234,12 +262,13 @@ fn free_box_header_large(size: u64) -> Vec<u8> {
     [1_u32.to_be_bytes().as_slice(), b"free", &size.to_be_bytes()].concat()
 }
 
-fn cover(task_id: &str) -> Bytes {
+/// `jpeg` with the comment `vidkeep-sim <task id>` after its header.
+fn cover(task_id: &str, jpeg: &[u8]) -> Bytes {
     let comment = format!("vidkeep-sim {task_id}");
     let text = comment.as_bytes().get(..MAX_COMMENT).unwrap_or(comment.as_bytes());
-    let split = jpeg_header_end(COVER);
-    let (head, rest) = COVER.split_at(split);
-    let mut out = BytesMut::with_capacity(COVER.len() + 4 + text.len());
+    let split = jpeg_header_end(jpeg);
+    let (head, rest) = jpeg.split_at(split);
+    let mut out = BytesMut::with_capacity(jpeg.len() + 4 + text.len());
     out.put_slice(head);
     out.put_slice(&[0xFF, 0xFE]);
     out.put_u16(u16::try_from(text.len() + 2).unwrap_or(u16::MAX));
@@ -264,7 +293,12 @@ fn jpeg_header_end(jpeg: &[u8]) -> usize {
 
 /// A seed for a task's padding, from its id.
 fn noise_seed(task_id: &str) -> u64 {
-    let digest = Sha256::digest(format!("vidkeep-sim padding {task_id}").as_bytes());
+    task_seed(task_id, "padding")
+}
+
+/// A number drawn from a task id for `what` (its padding, clip, cover colour).
+fn task_seed(task_id: &str, what: &str) -> u64 {
+    let digest = Sha256::digest(format!("vidkeep-sim {what} {task_id}").as_bytes());
     let mut first = [0; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(first)
@@ -366,16 +400,32 @@ mod tests {
 
     #[test]
     fn cover_carries_a_comment_after_the_jfif_header() {
-        let file = cover("task-9");
+        let picture = super::super::cover::draw(7, "a fox");
+        let file = cover("task-9", &picture);
         assert!(file.starts_with(&[0xFF, 0xD8, 0xFF, 0xE0]), "JFIF APP0 stays first");
-        let at = jpeg_header_end(COVER);
-        assert_eq!(&file[..at], &COVER[..at]);
+        let at = jpeg_header_end(&picture);
+        assert!(at > 2, "the drawn cover has a JFIF header");
+        assert_eq!(&file[..at], &picture[..at]);
         let text = b"vidkeep-sim task-9";
         assert_eq!(&file[at..at + 2], &[0xFF, 0xFE]);
         assert_eq!(u16::from_be_bytes([file[at + 2], file[at + 3]]) as usize, text.len() + 2);
         assert_eq!(&file[at + 4..at + 4 + text.len()], text);
-        assert_eq!(&file[at + 4 + text.len()..], &COVER[at..]);
+        assert_eq!(&file[at + 4 + text.len()..], &picture[at..]);
         assert!(file.ends_with(&[0xFF, 0xD9]), "EOI kept");
+    }
+
+    #[test]
+    fn tasks_get_different_clips_of_their_models_shape() {
+        let ids: Vec<String> = (0..40).map(|i| format!("task-{i}")).collect();
+        for (model, family) in [("viduq1-text", &CLIPS_Q1), ("vidu2-image", &CLIPS_VIDU2), ("cogvideox-3", &CLIPS_COG)]
+        {
+            let picked: std::collections::HashSet<&[u8]> = ids
+                .iter()
+                .map(|id| family.iter().copied().find(|c| *c == &clip(model, None, id)[..]).expect("a bundled clip"))
+                .collect();
+            assert_eq!(picked.len(), 4, "{model}: 40 tasks use all four clips");
+            assert_eq!(clip(model, None, "task-1"), clip(model, None, "task-1"), "the same task, the same clip");
+        }
     }
 
     #[test]

@@ -333,9 +333,9 @@ impl Books {
             video: Arc::new(Media::video(
                 &id,
                 config.video_bytes,
-                media::clip(rules.name, config.clip_file.as_deref()),
+                media::clip(rules.name, config.clip_file.as_deref(), &id),
             )),
-            cover: Arc::new(Media::cover(&id)),
+            cover: Arc::new(Media::cover(&id, request.get("prompt").and_then(Value::as_str))),
             request_id: request_id.unwrap_or_else(|| id.clone()),
             id,
             model: rules.name,

@@ -11,6 +11,9 @@
 //! | `GET /api/jobs`, `GET /api/jobs/{id}` | the same as JSON |
 //! | `GET /api/stamp` | changes whenever the catalogue does (pages poll it to refresh) |
 //! | `GET /export.csv`, `GET /export.json` | the current search, every match |
+//! | `GET /export.zip` | the current search's files and a manifest, streamed (at most 500 jobs) |
+//! | `POST /download.zip` | the jobs ticked on the grid (`job=`, `takes_of=` fields), as one zip |
+//! | `GET /?state=rejected`, `GET /api/rejections` | specs refused at intake, with the reason |
 //! | `GET /spend?by=model\|project` | spend per day for 30 days (SVG), month total, budget use |
 //!
 //! Nothing here writes: the catalogue is read through one read-only SQLite connection, and the
@@ -19,7 +22,9 @@
 mod files;
 mod pages;
 mod params;
+mod rejected;
 mod spend;
+mod zip;
 
 pub(crate) use pages::content_security_policy;
 
@@ -134,6 +139,9 @@ pub fn routes(state: UiState) -> Router {
         .route("/spend", get(spend_page))
         .route("/export.csv", get(export_csv))
         .route("/export.json", get(export_json))
+        .route("/export.zip", get(zip::search))
+        .route("/download.zip", get(zip::selection_get).post(zip::selection_post))
+        .route("/api/rejections", get(rejected::api))
         .layer(axum::middleware::from_fn_with_state(state.clone(), expiry_banner))
         .with_state(state)
 }
@@ -161,6 +169,9 @@ pub(super) enum UiError {
     /// No such job or asset.
     #[error("{0}")]
     NotFound(String),
+    /// More than one answer may hold (a zip of too many jobs).
+    #[error("{0}")]
+    TooLarge(String),
     /// The store could not be read.
     #[error("the store could not be read: {0}")]
     Store(String),
@@ -174,6 +185,7 @@ impl UiError {
         match self {
             UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             UiError::NotFound(_) => StatusCode::NOT_FOUND,
+            UiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UiError::Store(_) => StatusCode::BAD_GATEWAY,
             UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -250,9 +262,13 @@ async fn stamp(state: &UiState) -> Result<String, UiError> {
 }
 
 async fn grid(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Html<String>, UiError> {
+    if params.state.trim() == rejected::STATE {
+        return rejected::page(&state, &params).await;
+    }
     let found = search(&state, &params, true).await?;
     let filter = params.filter(false)?;
-    let facets = state.read(move |c| c.facet_counts(&filter)).await?;
+    let (facets, (_, rejected)) =
+        state.read(move |c| Ok((c.facet_counts(&filter)?, c.rejections_page(None, 0, 0)?))).await?;
     let stamp = stamp(&state).await?;
     let view = pages::GridView {
         params: &params,
@@ -263,6 +279,7 @@ async fn grid(State(state): State<UiState>, Query(params): Query<Params>) -> Res
         stamp: &stamp,
         previous: found.previous.as_ref(),
         next: found.next.as_ref(),
+        rejected,
     };
     Ok(Html(pages::grid(&view).into_string()))
 }

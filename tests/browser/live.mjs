@@ -1,7 +1,8 @@
 // The catalogue UI while the daemon works, in a real browser: a grid with the search box in use
 // and a job page with its video playing stay as they are (no reload) while a new job arrives;
-// the grid gains its card in place. Then the keyboard (`/`, arrows, Enter), the 390 px layout,
-// and screenshots at 1400 and 390 px into OUT_DIR.
+// the grid gains its card in place. Then the keyboard (`/`, arrows, Enter), a selection of
+// both jobs (by keyboard and by mouse) downloaded as one zip into OUT_DIR/selection.zip, the
+// 390 px layout, and screenshots at 1400 and 390 px into OUT_DIR.
 //
 // usage: node live.mjs ORIGIN OUT_DIR JOB_ID
 // Prints {"step":"ready"} once the video plays, waits for a line on stdin (the test adds a job
@@ -78,6 +79,23 @@ try {
   await Promise.all([grid.waitForURL(/\/jobs\//), grid.keyboard.press('Enter')]);
   const opened = grid.url();
 
+  // Select both jobs, the first by keyboard (Tab from its card to its checkbox, Space), the
+  // second with the mouse, and download them as one zip. The selection survives a reload.
+  await grid.goto(`${origin}/`);
+  await grid.locator('a.card').first().focus();
+  await grid.keyboard.press('Tab');
+  const tabbed = await grid.evaluate(() => document.activeElement?.type);
+  await grid.keyboard.press('Space');
+  await grid.locator('.cell input[type=checkbox]').nth(1).click();
+  await grid.reload();
+  const selected = await grid.locator('form#zip output').textContent();
+  const checked = await grid.locator('.cell input[type=checkbox]:checked').count();
+  await grid.screenshot({ path: `${outDir}/selected-1400.png` });
+  const [download] = await Promise.all([grid.waitForEvent('download', { timeout: 30000 }),
+                                        grid.locator('form#zip button[type=submit]').click()]);
+  await download.saveAs(`${outDir}/selection.zip`);
+  const zip = { name: download.suggestedFilename(), failure: await download.failure(), tabbed, selected, checked };
+
   await grid.goto(`${origin}/?q=fox`);
   await grid.screenshot({ path: `${outDir}/search-1400.png` });
   await job.screenshot({ path: `${outDir}/job-1400.png` });
@@ -89,10 +107,12 @@ try {
   await narrow.goto(`${origin}/`);
   const gridOverflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await narrow.screenshot({ path: `${outDir}/grid-390.png` });
+  await narrow.goto(`${origin}/?q=fox`);
+  await narrow.screenshot({ path: `${outDir}/search-390.png` });
 
   if (errors.length) fail(`script errors: ${errors.join('; ')}`);
   console.log(JSON.stringify({ step: 'done', before, grid: gridSeen, job: jobSeen, slash, second, outline, opened,
-                               jobOverflow, gridOverflow }));
+                               jobOverflow, gridOverflow, zip }));
 } finally {
   await browser.close();
   lines.close();

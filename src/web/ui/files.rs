@@ -102,16 +102,24 @@ pub(super) fn servable_type(stored: &str) -> (&'static str, bool) {
 }
 
 /// `<spec name without extension>-<last 8 of the job id>.<ext>`, in safe ASCII (the first 8
-/// of a UUIDv7 are its creation time, the same for two takes of one spec).
-fn download_name(spec: &str, job_id: &str, kind: AssetKind, key: &str) -> String {
+/// of a UUIDv7 are its creation time, the same for two takes of one spec): never a path, so it
+/// is also the name of the file in a zip of several jobs.
+pub(super) fn download_name(spec: &str, job_id: &str, kind: AssetKind, key: &str) -> String {
     let stem = spec.rsplit_once('.').map_or(spec, |(s, _)| s);
     let safe: String = stem
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .take(60)
         .collect();
-    let ext = key.rsplit_once('.').map_or("bin", |(_, e)| e);
-    let short = crate::catalog::short_id(job_id);
+    // The extension of the key's last segment, letters and digits only (a key is the store's,
+    // but `a.b/video` must not give `b/video`).
+    let file = key.rsplit('/').next().unwrap_or_default();
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or("bin");
+    let short: String = crate::catalog::short_id(job_id).chars().filter(char::is_ascii_alphanumeric).collect();
     let kind = if kind == AssetKind::Cover { "-cover" } else { "" };
     format!("{}-{short}{kind}.{ext}", if safe.is_empty() { "video" } else { &safe })
 }
@@ -169,6 +177,10 @@ mod tests {
         );
         assert_eq!(download_name("\"evil\".txt", id, AssetKind::Cover, "a/cover.jpg"), "_evil_-979f7ec5-cover.jpg");
         assert_eq!(download_name(".json", id, AssetKind::Video, "video.mp4"), "video-979f7ec5.mp4");
+        // Never a path, whatever the key or the id hold.
+        assert_eq!(download_name("fox.txt", id, AssetKind::Video, "a.b/video"), "fox-979f7ec5.bin");
+        assert_eq!(download_name("../../etc.txt", "x/../../y", AssetKind::Video, "k/../x.m/p4"), "______etc-y.bin");
+        assert_eq!(download_name("fox.txt", id, AssetKind::Cover, "a/cover.JPG"), "fox-979f7ec5-cover.JPG");
         // Two takes of one spec, made in the same millisecond, download under different names.
         let take2 = "01a2125a-e8e6-751d-b3c0-5d1e22a40b19";
         assert_ne!(

@@ -20,7 +20,14 @@ a{color:#1f5fbf}
 form.filters{display:flex;flex-wrap:wrap;gap:.5em;margin-bottom:1em}
 form.filters input,form.filters select{padding:.35em;border:1px solid #bbb;border-radius:4px;background:inherit;color:inherit}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:1em}
-.card{background:#fff;border-radius:6px;overflow:hidden;box-shadow:0 1px 3px #0002;color:inherit;text-decoration:none;position:relative}
+.cell{position:relative;display:flex}
+.card{background:#fff;border-radius:6px;overflow:hidden;box-shadow:0 1px 3px #0002;color:inherit;text-decoration:none;position:relative;flex:1}
+.cell .pick{position:absolute;top:.3em;left:.3em;background:#fffd;border-radius:4px;padding:.15em .3em;line-height:1}
+.cell .pick input{width:1.2em;height:1.2em;margin:0;cursor:pointer}
+.cell:has(input:checked) .card{outline:3px solid #3b82f6;outline-offset:-3px}
+form.selection{display:flex;flex-wrap:wrap;gap:.6em;align-items:center;margin:0 0 .8em}
+form.selection .note{color:#b45309}
+table.rejections th{text-align:left;padding:.2em .8em .2em 0}
 .card img,.card .blank{width:100%;aspect-ratio:16/9;object-fit:cover;background:#ccd;display:block}
 .card div.meta{padding:.5em .7em;font-size:13px}
 .card .takes{position:absolute;top:.4em;right:.4em;background:#1d2330;color:#fff;border-radius:3px;padding:0 .45em;font-size:12px}
@@ -60,9 +67,10 @@ pub(crate) fn content_security_policy() -> &'static str {
         use sha2::Digest as _;
         let hash = |s: &str| base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s.as_bytes()));
         format!(
-            "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; img-src 'self' data:; \
+            "default-src 'none'; script-src 'sha256-{}' 'sha256-{}'; style-src 'sha256-{}'; img-src 'self' data:; \
              media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
             hash(LIVE),
+            hash(super::zip::SELECT_SCRIPT),
             hash(STYLE)
         )
     });
@@ -80,18 +88,20 @@ const LIVE: &str = "(function(){var d=document,s=d.body.getAttribute('data-stamp
 function times(r){r.querySelectorAll('time[datetime]').forEach(function(t){var v=new Date(t.getAttribute('datetime'));\
 if(!isNaN(v)){t.title=t.getAttribute('datetime');t.textContent=v.toLocaleString();}});}\
 times(d);\
-d.addEventListener('keydown',function(e){var a=d.activeElement,typing=a&&/^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName);\
+function field(a){return a&&/^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName)&&a.type!=='checkbox'}\
+d.addEventListener('keydown',function(e){var a=d.activeElement,typing=field(a);\
 if(e.key==='/'&&!typing){var q=d.querySelector('input[name=q]');if(q){e.preventDefault();q.focus();q.select();}return;}\
 var step={ArrowRight:1,ArrowLeft:-1,ArrowDown:0,ArrowUp:0}[e.key];if(typing||step===undefined||e.altKey||e.ctrlKey||e.metaKey)return;\
-var c=[].slice.call(d.querySelectorAll('.grid .card'));if(!c.length)return;var i=c.indexOf(a);e.preventDefault();\
+var c=[].slice.call(d.querySelectorAll('.grid .card'));if(!c.length)return;var w=a&&a.closest&&a.closest('.cell'),\
+i=c.indexOf(w?w.querySelector('.card'):a);e.preventDefault();\
 if(i<0){c[0].focus();return;}var cols=c.filter(function(x){return x.offsetTop===c[0].offsetTop}).length||1;\
 if(!step)step=e.key==='ArrowDown'?cols:-cols;c[Math.min(c.length-1,Math.max(0,i+step))].focus();});\
 function busy(o){return [].some.call(o.querySelectorAll('video'),function(v){return !v.paused||v.currentTime>0})\
-||o.contains(d.activeElement)&&/^(INPUT|SELECT|TEXTAREA)$/.test(d.activeElement.tagName);}\
-function merge(o,x){var f=d.activeElement&&d.activeElement.getAttribute('data-job'),old={};\
+||o.contains(d.activeElement)&&field(d.activeElement);}\
+function merge(o,x){var f=d.activeElement&&d.activeElement.id,old={};\
 [].forEach.call(o.children,function(k){old[k.getAttribute('data-job')]=k});\
 var kids=[].map.call(x.children,function(k){var m=old[k.getAttribute('data-job')];return m&&m.outerHTML===k.outerHTML?m:d.importNode(k,true)});\
-o.replaceChildren.apply(o,kids);times(o);if(f){var n=o.querySelector('[data-job=\"'+f+'\"]');if(n)n.focus();}}\
+o.replaceChildren.apply(o,kids);times(o);if(f){var n=d.getElementById(f);if(n&&n!==d.activeElement)n.focus();}}\
 function refresh(){fetch(location.href,{credentials:'same-origin'}).then(function(r){return r.ok?r.text():null}).then(function(t){\
 if(!t)return;var n=new DOMParser().parseFromString(t,'text/html');s=n.body.getAttribute('data-stamp');\
 d.querySelectorAll('[data-live]').forEach(function(o){var x=n.querySelector('[data-live=\"'+o.getAttribute('data-live')+'\"]');\
@@ -150,7 +160,7 @@ pub(super) fn layout(title: &str, stamp: &str, body: Markup) -> Markup {
 }
 
 /// A time as the reader's local time (by the page's script), UTC until then.
-fn when(ms: i64) -> Markup {
+pub(super) fn when(ms: i64) -> Markup {
     let t = rfc3339(ms);
     html! { time datetime=(t) { (t.replace('T', " ").get(..19).unwrap_or(&t)) " UTC" } }
 }
@@ -211,6 +221,8 @@ pub(super) struct GridView<'a> {
     pub(super) previous: Option<&'a Cursor>,
     /// The page after this one, if any.
     pub(super) next: Option<&'a Cursor>,
+    /// Specs refused at intake (the state filter's `rejected` value).
+    pub(super) rejected: u64,
 }
 
 /// `n` with thousands separated: `10,000`.
@@ -246,10 +258,14 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
     let sorts: Vec<(String, &str)> = Sort::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str())).collect();
     let toggle =
         Params { takes: if all_takes { String::new() } else { "all".to_owned() }, page: None, ..params.clone() };
+    let mut states = v.facets.states.clone();
+    if v.rejected > 0 {
+        states.push((super::rejected::STATE.to_owned(), v.rejected));
+    }
     let body = html! {
         form.filters method="get" action="/" role="search" {
             input type="search" name="q" value=(params.q) placeholder="search prompts, names, tags (press /)" aria-label="search";
-            (select("state", "state", &params.state, &v.facets.states))
+            (select("state", "state", &params.state, &states))
             (select("model", "model", &params.model, &v.facets.models))
             (select("project", "project", &params.project, &v.facets.projects))
             (select("tag", "tag", &params.tag, &v.facets.tags))
@@ -267,6 +283,7 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
             button type="submit" { "Search" }
             a href={ "/export.csv?" (params.query_string(None)) } { "CSV" }
             a href={ "/export.json?" (params.query_string(None)) } { "JSON" }
+            a href={ "/export.zip?" (params.query_string(None)) } title="the files of every job of this search, with a manifest (at most 500 jobs)" { "ZIP" }
         }
         p data-live="count" {
             (total_text(v.total)) @if all_takes { " job(s)" } @else { " job(s) or take group(s)" }
@@ -286,11 +303,14 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
                 p.hint { "No job matches these filters. " a href="/" { "show all jobs" } }
             }
         }
+        @if !v.rows.is_empty() { (super::zip::bar()) }
         div.grid data-live="grid" data-keyed {
             @for (i, (job, assets)) in v.rows.iter().enumerate() {
                 @let prompt = job.prompt.as_deref().unwrap_or("(no prompt)");
                 @let takes = v.takes.get(i).copied().unwrap_or(1);
-                a.card href={ "/jobs/" (job.id) "?" (here) } data-job=(job.id) {
+                @let title = job.name.as_deref().unwrap_or(&job.spec_name);
+                div.cell data-job=(job.id) {
+                a.card id={ "card-" (job.id) } href={ "/jobs/" (job.id) "?" (here) } {
                     @if let Some(cover) = assets.iter().find(|a| a.kind == AssetKind::Cover) {
                         img src={ "/assets/" (cover.sha256) } alt=(prompt) loading="lazy";
                     } @else {
@@ -303,6 +323,16 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
                         div.prompt { (excerpt(job.name.as_deref().or(job.prompt.as_deref()), 110)) }
                     }
                 }
+                label.pick {
+                    @if takes > 1 {
+                        input type="checkbox" form="zip" id={ "pick-" (job.id) } name=(super::zip::TAKES_FIELD) value=(job.id)
+                            aria-label={ "select " (title) " (all " (takes) " takes) for the zip" };
+                    } @else {
+                        input type="checkbox" form="zip" id={ "pick-" (job.id) } name=(super::zip::JOB_FIELD) value=(job.id)
+                            aria-label={ "select " (title) " for the zip" };
+                    }
+                }
+                }
             }
         }
         div.pages data-live="pages" {
@@ -312,6 +342,7 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
             }
             @if let Some(c) = v.next { a href={ "/?" (params.at(c)) } rel="next" { "next page →" } }
         }
+        script { (PreEscaped(super::zip::SELECT_SCRIPT)) }
     };
     layout("jobs", v.stamp, body)
 }
@@ -414,6 +445,9 @@ pub(super) fn job_page(v: &JobView<'_>) -> Markup {
                 tr { td { "cost" } td { (charged) " RMB charged, " (possibly) " RMB possibly charged (" (job.attempts) " attempt(s) at " (price) " RMB)" } }
                 @if let Some(retry) = retry { tr { td { "retry" } td { (retry) } } }
                 tr { td { "created" } td { (when(job.created_at)) } }
+                @if matches!(job.state, JobState::Queued | JobState::WaitingBudget) && job.next_attempt_at > crate::time::now_ms() {
+                    tr { td { "next attempt" } td { (when(job.next_attempt_at)) } }
+                }
                 @if let Some(at) = job.archived_at { tr { td { "archived" } td { (when(at)) } } }
             }
             @if !v.inputs.is_empty() {

@@ -98,6 +98,11 @@ impl Params {
             )));
         }
         let state = match given(&self.state) {
+            Some(s) if s == "rejected" => {
+                return Err(BadParam(
+                    "rejected specs are not jobs: see /?state=rejected, or /api/rejections for JSON".to_owned(),
+                ));
+            }
             Some(s) => Some(s.parse::<JobState>().map_err(|_| BadParam(format!("state `{s}` is not a job state")))?),
             None => None,
         };

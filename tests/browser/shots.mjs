@@ -1,0 +1,31 @@
+// Screenshots of one page at 1400 and 390 px: OUT_DIR/NAME-1400.png and OUT_DIR/NAME-390.png.
+// Prints one JSON line with how far each width scrolls sideways (0 when it fits) and any script
+// errors; exits 1 on failure.
+//
+// usage: node shots.mjs URL OUT_DIR NAME
+import { chromium } from 'playwright-core';
+
+const [url, outDir, name] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+         '--no-first-run', '--disable-sync', '--disable-quic'],
+});
+try {
+  const seen = { errors: [] };
+  for (const width of [1400, 390]) {
+    const page = await browser.newPage({ viewport: { width, height: 900 } });
+    page.on('pageerror', (e) => seen.errors.push(String(e)));
+    const response = await page.goto(url);
+    seen[`status${width}`] = response.status();
+    seen[`overflow${width}`] = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await page.screenshot({ path: `${outDir}/${name}-${width}.png`, fullPage: width === 390 });
+    await page.close();
+  }
+  console.log(JSON.stringify(seen));
+} catch (e) {
+  console.error(`browser shots: ${e}`);
+  process.exit(1);
+} finally {
+  await browser.close();
+}
