@@ -330,7 +330,9 @@ pub fn next_step(job: &JobRecord) -> String {
         (JobState::Uncertain, _) => "the platform may have accepted this job (it may be charged) but vidkeep lost the answer; look it up in the platform's console, then `vidkeep resolve` it (resubmit or abandon)".to_owned(),
         (JobState::Archived, _) => "nothing: the video and its cover are archived; `vidkeep verify` re-checks them".to_owned(),
         (JobState::ArchivedWithWarnings, _) => "the video and its cover are archived, but the video is not what the model promises (see the error); check it before using it, and ask the platform about the charge if it is unusable".to_owned(),
-        (_, Some("task-failed")) => "the platform could not make this video (it may have been charged); drop the spec again to retry, perhaps with a changed prompt".to_owned(),
+        // The platform does not say whether a failed task is billed; the ledger counts it, so
+        // the page and the report say the same as the cost line beside them.
+        (_, Some("task-failed")) => "the platform accepted this task and then could not make the video; the ledger counts it as charged at list price, as the platform does not say whether a failed task is billed (check the bill); drop the spec again to retry, perhaps with a changed prompt".to_owned(),
         (_, Some("abandoned")) => "a person abandoned this job".to_owned(),
         (_, Some(code)) if code.starts_with("platform-") => {
             "the platform refused the request; fix the spec as the error says and drop it again".to_owned()
@@ -361,6 +363,8 @@ mod tests {
         let cost = Cost::of(&job, &charged);
         assert_eq!(cost.charged_rmb, "2.50");
         assert!(cost.retry.is_some_and(|r| r.contains("charged again") && r.contains("may help")));
+        let step = next_step(&job);
+        assert!(step.contains("counts it as charged") && !step.contains("may have been"), "as the cost line: {step}");
         job.state = JobState::Archived;
         job.error = None;
         assert_eq!(Cost::of(&job, &charged).retry, None);
