@@ -138,6 +138,7 @@ pub async fn run_with(
     };
     let secrets: Vec<Secret> = std::iter::once(key.clone()).chain(config.http.token()).collect();
     let scrubber = (db.clone(), store.clone());
+    let cleanup_store = store.clone();
     let archiver =
         Archiver::with_config(store, config.api.request_timeout.max(Duration::from_secs(30)), &config.archive)?
             .with_probe(config.probe);
@@ -148,6 +149,7 @@ pub async fn run_with(
         (None, None) => None,
     };
     let repaired = reconcile(&db, &inbox).await?;
+    abort_unfinished_uploads(&db, &cleanup_store).await?;
     tracing::info!(
         inbox = %Escaped(inbox.root().display()),
         storage = %Escaped(&config.storage.url),
@@ -198,6 +200,27 @@ pub async fn run_with(
     sup.spawn_probe()?;
     sup.notifier.ready();
     sup.run(options.reload).await
+}
+
+/// On S3 a stop mid-upload leaves an unfinished multipart upload under a `downloading` job's
+/// folder (uploads go straight to their final keys); the job is downloaded again, so the
+/// leftover only costs storage: abort it. A store that is down now does not stop the start.
+async fn abort_unfinished_uploads(db: &Db, store: &Store) -> Result<(), DaemonError> {
+    if !store.is_s3() {
+        return Ok(());
+    }
+    let downloading = db.call(|c| c.jobs_in(crate::jobs::JobState::Downloading)).await?;
+    for job in downloading {
+        let folder = object_store::path::Path::from(format!("{}/{}", crate::time::date_path(job.created_at), job.id));
+        match store.abort_unfinished(&folder).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(job_id = %job.id, aborted = n, "aborted uploads cut short by the last stop"),
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, error = %Escaped(&e), "could not abort the uploads cut short by the last stop; the next start tries again")
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Re-reads a `sample` percent of the stored assets every `every` until `cancel`. A scrub that

@@ -35,9 +35,10 @@
 //! vidkeep before per-daemon staging) and, on S3, aborts the unfinished multipart uploads there.
 //! Other daemons' staging areas are theirs: several daemons (one per inbox) may share a storage
 //! root. `object_store` has no API to list multipart uploads, so vidkeep sends a presigned
-//! `ListMultipartUploads` itself. S3 uploads go straight to their final keys, and an unfinished
-//! one cannot be told apart from other writers' uploads, so it is not aborted: give the bucket a
-//! lifecycle rule `AbortIncompleteMultipartUpload`. A spool file has no name and vanishes with
+//! `ListMultipartUploads` itself. S3 uploads go straight to their final keys: the daemon aborts the
+//! unfinished ones under the folders of its `downloading` jobs at start
+//! ([`Store::abort_unfinished`]); give the bucket a lifecycle rule
+//! `AbortIncompleteMultipartUpload` for the rest. A spool file has no name and vanishes with
 //! the process.
 
 mod s3;
@@ -440,6 +441,18 @@ impl Store {
     /// resumable downloads.
     pub async fn read_range(&self, key: &Key, range: Range<u64>) -> Result<Bytes, StoreError> {
         self.inner.get_range(key, range).await.map_err(Store::err("read", key))
+    }
+
+    /// Aborts the unfinished multipart uploads under `folder` and returns how many: on S3 an
+    /// object is uploaded straight to its final key, so a stop mid-upload leaves one under its
+    /// job's folder, which costs storage until aborted. The daemon runs this at start for the
+    /// folders of its `downloading` jobs, which nothing else writes. Other stores leave nothing
+    /// unfinished outside the staging area.
+    pub async fn abort_unfinished(&self, folder: &Key) -> Result<usize, StoreError> {
+        match &self.kind {
+            Kind::S3(s3) => s3.abort_uploads(folder, &|_| true).await,
+            Kind::Local(..) | Kind::Other => Ok(0),
+        }
     }
 
     /// Deletes what a crash left in this store's own staging area and directly under

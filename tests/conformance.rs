@@ -211,6 +211,21 @@ async fn staging_areas_are_per_daemon(store: &Store) {
     assert!(staging_is_empty(store).await);
 }
 
+/// On S3 uploads go straight to their final keys: the daemon aborts what a stop left unfinished
+/// under the folder of a job it downloads again, and only there.
+async fn unfinished_uploads_in_a_jobs_folder_are_aborted(store: &Store) {
+    let backend = store.backend();
+    let mut cut = backend.put_multipart(&Key::from("2026/05/06/job-u/video.mp4")).await.expect("start upload");
+    cut.put_part(PutPayload::from(vec![2u8; 5 * MIB])).await.expect("part");
+    let mut other = backend.put_multipart(&Key::from("2026/05/06/job-v/video.mp4")).await.expect("start upload");
+    other.put_part(PutPayload::from(vec![3u8; 5 * MIB])).await.expect("part");
+    let pending = usize::from(store.is_s3());
+    assert_eq!(store.abort_unfinished(&Key::from("2026/05/06/job-u")).await.expect("abort"), pending);
+    assert_eq!(store.abort_unfinished(&Key::from("2026/05/06/job-u")).await.expect("again"), 0, "it is gone");
+    assert_eq!(store.abort_unfinished(&Key::from("2026/05/06/job-v")).await.expect("other"), pending, "untouched");
+    drop((cut, other));
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod local {
@@ -263,6 +278,7 @@ conformance!(
     range_reads,
     staging_cleanup,
     staging_areas_are_per_daemon,
+    unfinished_uploads_in_a_jobs_folder_are_aborted,
 );
 
 /// On S3, the prefix is where the objects really are, and nothing escapes it.

@@ -167,6 +167,13 @@ async fn a_crash_mid_upload_leaves_nothing_half_written_and_the_restart_cleans_u
     tokio::time::sleep(Duration::from_secs(1)).await;
     let interrupted: Vec<JobRecord> = env.jobs().into_iter().filter(|j| j.state == JobState::Downloading).collect();
     assert!(!interrupted.is_empty(), "the crash interrupted a download");
+    // What a kill in mid-upload leaves (uploads go straight to their final keys), made sure of:
+    // an unfinished multipart upload under the folder of a job that is still downloading.
+    let cut = &interrupted[0];
+    let cut_key = Key::from(format!("{}/{}/video.mp4", vidkeep::time::date_path(cut.created_at), cut.id));
+    let mut upload = store.backend().put_multipart(&cut_key).await.expect("start an upload");
+    upload.put_part(PutPayload::from(vec![7u8; 5 * 1024 * 1024])).await.expect("a part");
+    drop(upload);
     // Nothing half-written under a final key: every video there (recorded yet or not: a crash
     // can fall between storing and recording) is whole, with the bytes the platform served.
     let videos: Vec<String> = store
@@ -189,6 +196,11 @@ async fn a_crash_mid_upload_leaves_nothing_half_written_and_the_restart_cleans_u
     env.stop().await;
     assert_in_store_as_served(&env, &store, &jobs).await;
     assert_eq!(store.clean_staging().await.expect("clean"), 0, "the restart left no upload or staging object");
+    // Uploads go straight to their final keys: the restart aborted what the kill cut short.
+    for job in &jobs {
+        let folder = Key::from(format!("{}/{}", vidkeep::time::date_path(job.created_at), job.id));
+        assert_eq!(store.abort_unfinished(&folder).await.expect("list uploads"), 0, "an upload left under {folder}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
