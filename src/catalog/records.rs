@@ -305,17 +305,7 @@ impl Catalog {
             .conn
             .prepare("SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections ORDER BY id")
             .map_err(sql("list rejections"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(Rejection {
-                    spec_name: r.get(0)?,
-                    spec_sha256: r.get(1)?,
-                    error_code: r.get(2)?,
-                    error_message: r.get(3)?,
-                    at: r.get(4)?,
-                })
-            })
-            .map_err(sql("list rejections"))?;
+        let rows = stmt.query_map([], read_rejection).map_err(sql("list rejections"))?;
         rows.map(|r| r.map_err(sql("read rejection"))).collect()
     }
 
@@ -342,17 +332,7 @@ impl Catalog {
             .map_err(sql("list rejections"))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![text, limit, offset], |r| {
-                Ok(Rejection {
-                    spec_name: r.get(0)?,
-                    spec_sha256: r.get(1)?,
-                    error_code: r.get(2)?,
-                    error_message: r.get(3)?,
-                    at: r.get(4)?,
-                })
-            })
-            .map_err(sql("list rejections"))?;
+        let rows = stmt.query_map(params![text, limit, offset], read_rejection).map_err(sql("list rejections"))?;
         let list = rows.map(|r| r.map_err(sql("read rejection"))).collect::<Result<Vec<_>, _>>()?;
         Ok((list, u64::try_from(total).unwrap_or(0)))
     }
@@ -382,6 +362,17 @@ fn read_probe(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Probe>> {
         _ => None,
     };
     Ok(Some(Probe { figures, findings }))
+}
+
+/// A `rejections` row as selected by `spec_name, spec_sha256, error_code, error_message, at`.
+fn read_rejection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rejection> {
+    Ok(Rejection {
+        spec_name: r.get(0)?,
+        spec_sha256: r.get(1)?,
+        error_code: r.get(2)?,
+        error_message: r.get(3)?,
+        at: r.get(4)?,
+    })
 }
 
 /// Records `asset` (stored at `stored_at`), replacing an earlier record of its job and kind.
