@@ -31,15 +31,8 @@ pub mod scrub;
 
 use resume::ResumingBody;
 
-/// Lower-hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Lower-hex form of a digest.
-pub(crate) fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::domain::hex;
+pub use crate::domain::sha256_hex;
 
 /// Why a download did not end in a stored object.
 #[derive(Debug, thiserror::Error)]

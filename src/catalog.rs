@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::jobs::JobState;
+use crate::domain::JobState;
 
+pub use crate::domain::SpecPlace;
 pub use export::{csv, csv_cell, id_cell, job_json};
-pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, SpecPlace, short_id};
+pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use lock::DaemonLock;
 pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};
@@ -422,7 +423,7 @@ mod tests {
 
     #[test]
     fn transitions_are_compare_and_set_and_keep_the_ledger() {
-        use crate::jobs::{Change, JobError};
+        use crate::domain::{Change, JobError};
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
         let id = new_job(&mut c);
@@ -483,7 +484,7 @@ mod tests {
 
     #[test]
     fn events_are_written_with_their_transition_or_not_at_all() {
-        use crate::jobs::{Change, JobError};
+        use crate::domain::{Change, JobError};
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
         let quiet = new_job(&mut c);

@@ -3,12 +3,14 @@
 //! 2 it could not run (bad config, unreadable catalogue, bad arguments).
 
 mod check;
+pub mod demo;
 mod fetch;
 mod list;
 mod rebuild;
 mod spend;
 mod verify;
 
+pub use crate::ops::signals::{handle_signals, stop_on_signal};
 pub use list::table;
 
 use crate::telemetry::Escaped;
@@ -400,7 +402,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = c.load()?;
             runtime()?.block_on(serve(&config))
         }
-        Command::Simulate { listen, config } => runtime()?.block_on(crate::demo::simulate(listen, config)),
+        Command::Simulate { listen, config } => runtime()?.block_on(demo::simulate(listen, config)),
         Command::Completions { shell: Some(shell), .. } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Cli::command(), "vidkeep", &mut std::io::stdout());
@@ -424,7 +426,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             std::io::stdout().write_all(&man)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { dir, serve, verbose } => runtime()?.block_on(crate::demo::run(dir, serve, verbose)),
+        Command::Demo { dir, serve, verbose } => runtime()?.block_on(demo::run(dir, serve, verbose)),
         Command::Catalog(CatalogCommand::Rebuild { config, to }) => {
             let config = config.load()?;
             runtime()?.block_on(rebuild::run(&config, to))
@@ -516,48 +518,4 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         crate::web::connection_cap(settings.max_connections, crate::web::raise_open_file_limit());
     crate::web::serve(listener, crate::web::app(routes, &config.http), cancel, settings).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Cancels `cancel` on SIGINT or SIGTERM.
-pub async fn stop_on_signal(cancel: CancellationToken) {
-    handle_signals(cancel, None).await;
-}
-
-/// The one place signals become actions: SIGINT or SIGTERM cancel `cancel` (then this returns);
-/// SIGHUP sends a reload request on `reload`, or is ignored when there is none.
-pub async fn handle_signals(cancel: CancellationToken, reload: Option<tokio::sync::mpsc::UnboundedSender<()>>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-            let _ = tokio::signal::ctrl_c().await;
-            cancel.cancel();
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {
-                    tracing::info!("SIGINT: stopping");
-                    break;
-                }
-                _ = term.recv() => {
-                    tracing::info!("SIGTERM: stopping");
-                    break;
-                }
-                _ = hup.recv() => match &reload {
-                    Some(tx) => {
-                        tracing::info!("SIGHUP: reloading the config");
-                        let _ = tx.send(());
-                    }
-                    None => tracing::info!("SIGHUP ignored: nothing to reload"),
-                },
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = reload;
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    cancel.cancel();
 }

@@ -1,4 +1,4 @@
-//! Jobs: the state machine ([`state`]), the engine that drives it against the platform
+//! Jobs: the state machine ([`state`], re-exported from [`crate::domain`]), the engine that drives it against the platform
 //! ([`engine`]), the in-flight limiter, and crash repair at start ([`reconcile`]).
 
 mod download;
@@ -6,15 +6,15 @@ pub mod engine;
 mod limiter;
 pub mod rebuild;
 pub mod reconcile;
-pub mod state;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The state machine lives in [`crate::domain::state`], which every stage shares.
+pub use crate::domain::state::{self, Change, JobError, JobState, UnknownState};
 pub use engine::{Engine, EngineError, EngineSettings};
 pub use limiter::Limiter;
 pub use reconcile::reconcile;
-pub use state::{Change, JobError, JobState, UnknownState};
 
 /// The engine settings a config reload may change while jobs run (see [`Engine::with_ops`]).
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct LiveSettings {
     /// Per-model in-flight limits.
     pub max_in_flight_per_model: BTreeMap<String, usize>,
     /// The inbox where new specs arrive (specs already taken settle in the inbox they came from).
-    pub inbox: crate::watch::Inbox,
+    pub inbox: crate::domain::Inbox,
 }
 
 /// Delay before retry number `attempt` (1-based): `base · 2^(attempt-1)`, capped at `max`,

@@ -19,31 +19,48 @@
 //!                     spec file ─▶ done/ (or failed/) with `<name>.report.json`
 //! ```
 //!
-//! Modules are declared in the order data moves through them. Every state change is written to
-//! the catalogue *before* the side effect it announces, so a crash at any point leaves a state
-//! that [`jobs::reconcile`] can repair without paying for a video twice.
+//! Modules are declared in that order, after the foundations every stage shares, and before
+//! what runs the pipeline:
+//!
+//! - foundations, which depend on nothing else in the crate: [`domain`] (job states, the inbox
+//!   layout, hashes, platform facts), [`time`], [`secret`], [`telemetry`];
+//! - the settings: [`config`];
+//! - the pipeline: [`watch`] → [`spec`] → [`money`] (priced and budgeted before it is recorded)
+//!   → [`catalog`] → [`jobs`] → [`api`] → [`archive`] → [`store`] → [`probe`] → [`report`];
+//! - running it: [`ops`], [`alarms`], [`web`], [`daemon`], [`cli`] (with the demo);
+//! - test support: [`sim`], the platform simulator, and the fuzzing entry points.
+//!
+//! No two modules depend on each other, directly or through others (`tests/architecture.rs`
+//! fails on a cycle). Every state change is written to the catalogue *before* the side effect it
+//! announces, so a crash at any point leaves a state that [`jobs::reconcile`] can repair without
+//! paying for a video twice.
 
-pub mod alarms;
+// Foundations.
+pub mod domain;
+pub mod time;
+pub mod secret;
+pub mod telemetry;
+// The settings.
+pub mod config;
+// The pipeline, in the order a spec moves through it.
+pub mod watch;
+pub mod spec;
+pub mod money;
+pub mod catalog;
+pub mod jobs;
 pub mod api;
 pub mod archive;
-pub mod catalog;
-pub mod cli;
-pub mod config;
-pub mod daemon;
-pub mod demo;
-pub mod domain;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod jobs;
-pub mod money;
-pub mod ops;
+pub mod store;
 pub mod probe;
 pub mod report;
-pub mod secret;
-pub mod sim;
-pub mod spec;
-pub mod store;
-pub mod telemetry;
-pub mod time;
-pub mod watch;
+// Running it.
+pub mod ops;
+pub mod alarms;
 pub mod web;
+pub mod daemon;
+pub mod cli;
+pub use cli::demo;
+// Test support.
+pub mod sim;
+#[doc(hidden)]
+pub mod fuzzing;

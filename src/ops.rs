@@ -1,6 +1,7 @@
 //! Operations: what lets an admin run vidkeep for months. The systemd protocol ([`notify`]:
 //! READY, WATCHDOG, STATUS, STOPPING), live config reload on SIGHUP ([`reload`]), Prometheus
-//! metrics ([`metrics`]) and the health endpoints ([`health`]).
+//! metrics ([`metrics`]), the health endpoints ([`health`]) and the signals that stop or reload
+//! the daemon ([`signals`]).
 //!
 //! [`Ops`] is the one handle the rest of the daemon holds: the engine counts events through it,
 //! the supervisor marks the watcher alive or dead, and the HTTP routes read it.
@@ -9,6 +10,7 @@ pub mod health;
 pub mod metrics;
 pub mod notify;
 pub mod reload;
+pub mod signals;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

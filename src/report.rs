@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::catalog::{Asset, JobRecord, Money, Rejection, SpecPlace};
-use crate::jobs::{JobError, JobState};
+use crate::catalog::{Asset, JobRecord, Money, Rejection};
+use crate::domain::{Inbox, JobError, JobState, SpecPlace};
 use crate::money::Fen;
 use crate::time::rfc3339;
-use crate::watch::Inbox;
 
 /// The report of a job, as written beside its spec.
 #[derive(Debug, Serialize)]

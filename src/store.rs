@@ -59,9 +59,9 @@ mod upload;
 
 use crate::config::StorageConfig;
 
+pub use crate::config::S3Settings;
 pub use budget::{ByteBudget, Grant};
 pub use local::{Durability, Fsync};
-pub use s3::S3Settings;
 pub use upload::{FILE_BUFFER, Upload};
 
 /// The folder, under the storage root, that uploads are streamed into before they are published.
@@ -301,7 +301,7 @@ impl Store {
         if self.is_s3() {
             attributes.insert(Attribute::ContentType, content_type.to_owned().into());
             if let Some(sha256) = sha256 {
-                attributes.insert(Attribute::Metadata("sha256".into()), crate::archive::hex(sha256).into());
+                attributes.insert(Attribute::Metadata("sha256".into()), crate::domain::hex(sha256).into());
             }
         }
         let opts = object_store::PutMultipartOptions { attributes, ..object_store::PutMultipartOptions::default() };
@@ -430,7 +430,7 @@ impl Store {
         let mut attributes = Attributes::new();
         if self.is_s3() {
             attributes.insert(Attribute::ContentType, content_type.to_owned().into());
-            attributes.insert(Attribute::Metadata("sha256".into()), crate::archive::sha256_hex(&bytes).into());
+            attributes.insert(Attribute::Metadata("sha256".into()), crate::domain::sha256_hex(&bytes).into());
         }
         let opts = PutOptions { attributes, ..PutOptions::default() };
         self.inner.put_opts(key, PutPayload::from(bytes), opts).await.map_err(Store::err("write", key))?;

@@ -69,7 +69,7 @@ pub fn set_filter(directives: &str) -> Result<FilterChange, String> {
 
 /// Writes `c` as text that cannot start a log line or drive a terminal: each control character
 /// (newline, carriage return, ESC of an ANSI sequence, DEL, C1 controls) becomes `%XX` per UTF-8
-/// byte, as in spec names ([`crate::watch::SpecName::text`]); everything else is itself.
+/// byte, as in spec names (`SpecName::text` in the watcher); everything else is itself.
 pub fn escape_char(c: char, out: &mut impl std::fmt::Write) -> std::fmt::Result {
     if c.is_control() {
         let mut buf = [0u8; 4];

@@ -14,97 +14,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use std::os::unix::fs::DirBuilderExt as _;
-
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::SpecPlace;
+pub use crate::domain::{Inbox, OWN_FOLDER_MODE};
 use crate::spec::SpecFormat;
 
 pub use hints::Hint;
 use hints::{DEBOUNCE, watch};
 pub use intake::Intake;
-
-/// The inbox folder and its reserved subfolders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inbox {
-    root: PathBuf,
-}
-
-impl Inbox {
-    /// The inbox at `root`.
-    pub fn new(root: PathBuf) -> Inbox {
-        Inbox { root }
-    }
-
-    /// The inbox folder itself.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The folder for spec files in `place`.
-    pub fn folder(&self, place: SpecPlace) -> PathBuf {
-        match place {
-            SpecPlace::Inbox => self.root.clone(),
-            other => self.root.join(other.as_str()),
-        }
-    }
-
-    /// Creates the inbox and its `processing/`, `done/` and `failed/` folders, and makes those
-    /// three [`OWN_FOLDER_MODE`]: the studio's group drops files into the inbox root only.
-    pub fn ensure(&self) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.root)?;
-        for place in [SpecPlace::Processing, SpecPlace::Done, SpecPlace::Failed] {
-            let dir = self.folder(place);
-            match std::fs::DirBuilder::new().mode(OWN_FOLDER_MODE).create(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
-            restrict(&dir)?;
-        }
-        Ok(())
-    }
-
-    /// Whether `processing/`, `done/` and `failed/` can take files: each a real folder (not a
-    /// file or a link a group member put in its place) that vidkeep can write. A missing one is
-    /// created again. The error says which folder and what to do.
-    pub fn check_folders(&self) -> Result<(), String> {
-        for place in [SpecPlace::Processing, SpecPlace::Done, SpecPlace::Failed] {
-            let dir = self.folder(place);
-            let name = place.as_str();
-            match std::fs::symlink_metadata(&dir) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) => return Err(format!("{name}/ is not a folder (a file or link took its place): remove it")),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if let Err(e) = std::fs::DirBuilder::new().mode(OWN_FOLDER_MODE).create(&dir) {
-                        return Err(format!("{name}/ is missing and cannot be created: {e}"));
-                    }
-                }
-                Err(e) => return Err(format!("{name}/ cannot be read: {e}")),
-            }
-            if let Err(e) = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK) {
-                return Err(format!("{name}/ is not writable by vidkeep: {e}"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Mode of `processing/`, `done/` and `failed/`: setgid so reports keep the inbox's group, readable
-/// by the group, writable only by vidkeep (no member can rename or replace another's files).
-pub const OWN_FOLDER_MODE: u32 = 0o2750;
-
-/// Takes group and world write access away from a folder vidkeep owns (older installs made them 2770).
-fn restrict(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::symlink_metadata(dir)?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 && meta.is_dir() {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & !0o022))?;
-    }
-    Ok(())
-}
 
 /// What a file in the inbox is, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,7 +210,7 @@ impl Stability {
             .rev()
             .filter(|t| t.name == name && t.len < bytes.len())
             .filter(|t| now.duration_since(t.at).is_ok_and(|d| d <= window))
-            .find(|t| crate::archive::sha256_hex(&bytes[..t.len]) == t.sha)
+            .find(|t| crate::domain::sha256_hex(&bytes[..t.len]) == t.sha)
             .map(|t| t.job_id.clone())
     }
 
@@ -475,7 +392,7 @@ mod tests {
         let mut s = Stability::new(Duration::from_secs(1));
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let first = b"a lighthouse";
-        s.remember_taken("slow.txt", first.len(), &crate::archive::sha256_hex(first), "job-1", t0);
+        s.remember_taken("slow.txt", first.len(), &crate::domain::sha256_hex(first), "job-1", t0);
         let later = t0 + Duration::from_secs(2);
         assert_eq!(s.extends_taken("slow.txt", b"a lighthouse in a storm", later).as_deref(), Some("job-1"));
         assert_eq!(s.extends_taken("other.txt", b"a lighthouse in a storm", later), None, "another name");

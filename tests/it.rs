@@ -10,6 +10,7 @@ mod webzip;
 
 mod alarms;
 mod answers;
+mod architecture;
 mod chaos;
 mod cli;
 mod config_example;

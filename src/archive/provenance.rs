@@ -10,8 +10,8 @@ use object_store::ObjectStoreExt as _;
 use object_store::path::Path as Key;
 use serde_json::{Map, Value};
 
-use crate::archive::sha256_hex;
 use crate::catalog::Input;
+use crate::domain::sha256_hex;
 use crate::store::{Store, StoreError};
 
 /// The folder, under the storage root, that input images are kept in.

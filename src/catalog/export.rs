@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{Asset, AssetKind, JobRecord};
-use crate::jobs::JobState;
+use crate::domain::JobState;
 use crate::time::rfc3339;
 
 /// One job as `export` and `jobs --json` print it.

@@ -5,44 +5,9 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{Catalog, CatalogError, JobFilter, sql};
-use crate::jobs::{Change, JobError, JobState};
+use crate::domain::{Change, JobError, JobState, SpecPlace};
 use crate::spec::{JobSpec, SpecFormat};
 use crate::time::now_ms;
-
-/// Which inbox folder a job's spec file is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpecPlace {
-    /// Still where it was dropped (the move to `processing/` has not happened yet).
-    Inbox,
-    /// In `processing/` while the job runs.
-    Processing,
-    /// In `done/` with its report.
-    Done,
-    /// In `failed/` with its report.
-    Failed,
-}
-
-impl SpecPlace {
-    /// Name stored in the catalogue; also the folder name for all but `Inbox`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SpecPlace::Inbox => "inbox",
-            SpecPlace::Processing => "processing",
-            SpecPlace::Done => "done",
-            SpecPlace::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<SpecPlace, CatalogError> {
-        match s {
-            "inbox" => Ok(SpecPlace::Inbox),
-            "processing" => Ok(SpecPlace::Processing),
-            "done" => Ok(SpecPlace::Done),
-            "failed" => Ok(SpecPlace::Failed),
-            other => Err(CatalogError::Corrupt(format!("spec place `{other}`"))),
-        }
-    }
-}
 
 /// What intake knows about a new job.
 #[derive(Debug, Clone)]
@@ -79,7 +44,7 @@ impl NewJob {
         let canonical: BTreeMap<&String, &serde_json::Value> =
             self.spec.request.iter().filter(|(_, v)| !v.is_null()).collect();
         let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-        crate::archive::sha256_hex(&bytes)
+        crate::domain::sha256_hex(&bytes)
     }
 }
 
@@ -290,9 +255,9 @@ pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, Stri
 
 pub(super) fn finish_row(raw: (JobRecord, String, String, String)) -> Result<JobRecord, CatalogError> {
     let (mut record, place, tags, state) = raw;
-    record.spec_place = SpecPlace::parse(&place)?;
+    record.spec_place = SpecPlace::parse(&place).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
     record.tags = serde_json::from_str(&tags).map_err(|e| CatalogError::Corrupt(format!("tags: {e}")))?;
-    record.state = state.parse().map_err(|e: crate::jobs::UnknownState| CatalogError::Corrupt(e.to_string()))?;
+    record.state = state.parse().map_err(|e: crate::domain::UnknownState| CatalogError::Corrupt(e.to_string()))?;
     Ok(record)
 }
 
@@ -461,7 +426,7 @@ impl Catalog {
         let found: JobState = found
             .ok_or_else(|| CatalogError::NoJob(job_id.to_owned()))?
             .parse()
-            .map_err(|e: crate::jobs::UnknownState| CatalogError::Corrupt(e.to_string()))?;
+            .map_err(|e: crate::domain::UnknownState| CatalogError::Corrupt(e.to_string()))?;
         if found != from {
             return Err(CatalogError::Conflict { job_id: job_id.to_owned(), expected: from, found });
         }
@@ -825,7 +790,7 @@ mod tests {
         let cat = r#"{"model":"viduq1-text","prompt":"a cat"}"#;
         assert!(c.record_specs(&[spec("4", "owl.json", owl), spec("2", "cat.json", cat)]).is_err());
         let ids: Vec<String> =
-            c.jobs_in(crate::jobs::JobState::Queued).expect("jobs").into_iter().map(|j| j.id).collect();
+            c.jobs_in(crate::domain::JobState::Queued).expect("jobs").into_iter().map(|j| j.id).collect();
         assert_eq!(ids, ["1", "2"], "the failed batch left nothing behind");
     }
 

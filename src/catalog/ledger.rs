@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::jobs::apply_change;
 use super::{Catalog, CatalogError, sql};
-use crate::jobs::{Change, JobState};
+use crate::domain::{Change, JobState};
 use crate::money::{Budget, Prices, Spent};
 
 /// What a job's submissions cost, attempts apart from charges.
@@ -89,7 +89,7 @@ impl Catalog {
             .map_err(sql("read job"))?;
         let (state, model, project, message) = row.ok_or_else(|| CatalogError::NoJob(job_id.to_owned()))?;
         let from: JobState =
-            state.parse().map_err(|e: crate::jobs::UnknownState| CatalogError::Corrupt(e.to_string()))?;
+            state.parse().map_err(|e: crate::domain::UnknownState| CatalogError::Corrupt(e.to_string()))?;
         if !matches!(from, JobState::Queued | JobState::WaitingBudget) {
             return Err(CatalogError::Conflict { job_id: job_id.to_owned(), expected: JobState::Queued, found: from });
         }
@@ -338,7 +338,7 @@ mod tests {
         let id = job(&mut c, 0);
         let prices = Prices::new(BTreeMap::from([("viduq1-text".to_owned(), 199)]));
         let b = Budget::default();
-        let refused = crate::jobs::JobError::new("api-network", "never sent");
+        let refused = crate::domain::JobError::new("api-network", "never sent");
         c.submit_within_budget(&id, "r1", &prices, &b, 1000).expect("submit");
         c.transition(&id, JobState::Submitting, &Change::Requeue { next_attempt_at: 0, error: refused })
             .expect("requeue");

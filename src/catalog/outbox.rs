@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::jobs::{COLUMNS, finish_row, read_row};
 use super::{Catalog, CatalogError, JobRecord, sql};
-use crate::jobs::JobState;
+use crate::domain::JobState;
 use crate::money::Fen;
 use crate::time::rfc3339;
 

@@ -13,7 +13,7 @@ use rusqlite::OptionalExtension as _;
 use rusqlite::types::Value as Sql;
 
 use super::{Catalog, CatalogError, JobRecord, sql};
-use crate::jobs::JobState;
+use crate::domain::JobState;
 
 /// Totals and the filter menus' counts stop at this many matches; pages say "more than".
 pub const COUNT_CAP: u64 = 10_000;

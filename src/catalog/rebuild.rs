@@ -24,7 +24,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::records::{insert_asset, insert_inputs};
-use super::{Asset, AssetKind, Catalog, CatalogError, Input, RESULT_URL_LIFETIME_MS, sql};
+use super::{Asset, AssetKind, Catalog, CatalogError, Input, sql};
+use crate::domain::RESULT_URL_LIFETIME_MS;
 
 /// The sidecar format this vidkeep reads.
 pub const SIDECAR_VERSION: u32 = 1;

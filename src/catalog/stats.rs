@@ -7,9 +7,7 @@ use rusqlite::OptionalExtension;
 
 use super::{Catalog, CatalogError, sql};
 
-/// How long the platform keeps a result URL after the task succeeded: "valid for one day"
-/// (reference §7). The downloader's `expired` decision and the operators' expiry figures share it.
-pub const RESULT_URL_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
+pub use crate::domain::RESULT_URL_LIFETIME_MS;
 
 /// A snapshot of the catalogue for operators.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,9 +21,9 @@ pub struct OpsSnapshot {
     /// List price (0.01 CNY) of the submissions accepted since `since_ms`.
     pub spend_fen: i64,
     /// Paid results not yet archived that expire within `[alerts] expiry_warning` (set by
-    /// [`crate::ops::Ops::snapshot`]).
+    /// `Ops::snapshot`).
     pub expiring: u64,
-    /// Notification events pending and dead (set by [`crate::ops::Ops::snapshot`]).
+    /// Notification events pending and dead (set by `Ops::snapshot`).
     pub outbox: super::OutboxCounts,
     /// Why the oldest `waiting_budget` job waits, if one does.
     pub budget_wait: Option<String>,

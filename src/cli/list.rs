@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::catalog::{Asset, AssetKind, Catalog, Cursor, JobFilter, JobRecord, csv, job_json, short_id};
 use crate::config::Config;
-use crate::jobs::{Change, JobError, JobState};
+use crate::domain::{Change, JobError, JobState};
 use crate::money::Fen;
 use crate::time::rfc3339;
 

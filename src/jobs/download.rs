@@ -18,7 +18,8 @@ use super::{Change, JobError, JobState, backoff};
 use crate::api::{ErrorClass, TaskStatus};
 use crate::archive::provenance::keep_inputs;
 use crate::archive::{ArchiveError, Archiver};
-use crate::catalog::{Asset, AssetKind, CatalogError, Db, Input, JobRecord, RESULT_URL_LIFETIME_MS};
+use crate::catalog::{Asset, AssetKind, CatalogError, Db, Input, JobRecord};
+use crate::domain::RESULT_URL_LIFETIME_MS;
 
 /// The error code of a paid result that expired before it was archived: money lost.
 pub(super) const RESULT_EXPIRED: &str = "result-expired";

@@ -26,11 +26,11 @@ use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus, same_model};
 use crate::archive::Archiver;
 use crate::catalog::{BudgetCheck, CatalogError, Db, JobRecord};
 use crate::config::UncertainPolicy;
+use crate::domain::Inbox;
 use crate::money::{Budget, Prices};
 use crate::ops::Ops;
 use crate::report;
 use crate::time::{after, now_ms};
-use crate::watch::Inbox;
 
 /// Polls running at once.
 const MAX_POLLS: usize = 16;

@@ -9,9 +9,9 @@
 //! | finished job, spec not settled  | the engine's first pass writes the report and moves the spec        |
 
 use super::{Change, JobError, JobState};
-use crate::catalog::{CatalogError, Db, SpecPlace};
+use crate::catalog::{CatalogError, Db};
+use crate::domain::{Inbox, SpecPlace};
 use crate::report;
-use crate::watch::Inbox;
 
 /// What reconcile did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::catalog::OpsSnapshot;
-use crate::jobs::JobState;
+use crate::domain::JobState;
 
 /// Label set with one label.
 type Label = [(&'static str, String); 1];

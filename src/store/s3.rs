@@ -13,72 +13,10 @@ use object_store::{ClientOptions, ObjectStore};
 use reqwest::header::HeaderMap;
 
 use super::StoreError;
-use crate::config::StorageConfig;
+use crate::config::S3Settings;
 
 /// How long a presigned request stays valid; it is sent at once.
 const SIGNED_FOR: Duration = Duration::from_secs(300);
-
-/// S3 connection settings, taken from `[storage]`; credentials come from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Settings {
-    /// The bucket.
-    pub bucket: String,
-    /// The key prefix inside the bucket ("" for none), without leading or trailing `/`.
-    pub prefix: String,
-    /// The endpoint for non-AWS servers.
-    pub endpoint: Option<String>,
-    /// The region.
-    pub region: String,
-    /// Whether plain `http://` endpoints are allowed.
-    pub allow_http: bool,
-    /// Virtual-hosted-style (`bucket.host`) rather than path-style (`host/bucket`) requests.
-    pub virtual_hosted_style: bool,
-    /// Whether parts and objects are sent with `x-amz-checksum-sha256`.
-    pub checksum_sha256: bool,
-}
-
-impl S3Settings {
-    /// Reads the settings from `[storage]` (whose `url` is `s3://bucket/prefix`).
-    pub fn from_config(config: &StorageConfig) -> Result<S3Settings, String> {
-        let url = url::Url::parse(&config.url).map_err(|e| e.to_string())?;
-        if url.scheme() != "s3" {
-            return Err("not an s3:// URL".to_owned());
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(
-                "credentials do not belong in the URL: use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY".to_owned()
-            );
-        }
-        let bucket = url.host_str().unwrap_or_default().to_owned();
-        let bucket_ok = (3..=63).contains(&bucket.len())
-            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        if !bucket_ok {
-            return Err("needs a bucket: s3://bucket/optional/prefix (3-63 of a-z, 0-9, '-', '.')".to_owned());
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err("takes no query or fragment".to_owned());
-        }
-        let prefix = url.path().trim_matches('/').to_owned();
-        let prefix_ok = prefix.split('/').all(|segment| {
-            !segment.is_empty()
-                && segment != "."
-                && segment != ".."
-                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        });
-        if !prefix.is_empty() && !prefix_ok {
-            return Err("the prefix may hold only a-z, A-Z, 0-9, '-', '_', '.' and '/' between names".to_owned());
-        }
-        Ok(S3Settings {
-            bucket,
-            prefix,
-            endpoint: config.endpoint.clone(),
-            region: config.region.clone(),
-            allow_http: config.allow_http,
-            virtual_hosted_style: config.virtual_hosted_style,
-            checksum_sha256: config.checksum_sha256,
-        })
-    }
-}
 
 /// The raw S3 client and what vidkeep needs to sign its own requests.
 pub(super) struct S3 {
@@ -239,6 +177,7 @@ fn error_code(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StorageConfig;
 
     fn settings(url: &str) -> Result<S3Settings, String> {
         S3Settings::from_config(&StorageConfig { url: url.to_owned(), ..StorageConfig::default() })

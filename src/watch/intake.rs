@@ -23,8 +23,9 @@ use tokio::sync::Notify;
 
 use super::name::SpecName;
 use super::{FileKind, Inbox, Stability, classify};
-use crate::archive::sha256_hex;
-use crate::catalog::{Db, NewJob, Recorded, Rejection, SpecJobs, SpecPlace};
+use crate::catalog::{Db, NewJob, Recorded, Rejection, SpecJobs};
+use crate::domain::SpecPlace;
+use crate::domain::sha256_hex;
 use crate::ops::Ops;
 use crate::report;
 use crate::spec::file::{self, ReadError};

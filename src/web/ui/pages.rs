@@ -5,7 +5,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::params::{PAGE_SIZE, Params};
 use crate::catalog::{Asset, AssetKind, Count, Cursor, Event, FacetCounts, JobRecord, Sort};
-use crate::jobs::JobState;
+use crate::domain::JobState;
 use crate::money::{Fen, retry_advice};
 use crate::time::rfc3339;
 

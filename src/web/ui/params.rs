@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use crate::catalog::{Cursor, JobFilter, Listing, Sort};
-use crate::jobs::JobState;
+use crate::domain::JobState;
 
 /// Longest search, in words and in characters: a prompt is at most 512 characters, and each word
 /// is one more index lookup.

@@ -323,7 +323,7 @@ pub(crate) async fn write_zip<W: AsyncWrite + Unpin>(
             writer.write_all(&chunk).await.map_err(async_zip::error::ZipError::from)?;
         }
         writer.close().await?;
-        let sha256 = crate::archive::hex(&hasher.finalize());
+        let sha256 = crate::domain::hex(&hasher.finalize());
         let status = if sha256 == asset.sha256 && len == asset.bytes {
             "ok".to_owned()
         } else {

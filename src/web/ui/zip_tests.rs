@@ -69,7 +69,7 @@ fn asset(job: &JobRecord, kind: AssetKind, key: &str, bytes: &[u8]) -> Asset {
     Asset {
         job_id: job.id.clone(),
         kind,
-        sha256: crate::archive::hex(&Sha256::digest(bytes)),
+        sha256: crate::domain::hex(&Sha256::digest(bytes)),
         bytes: bytes.len() as u64,
         key: key.to_owned(),
         content_type: if kind == AssetKind::Video { "video/mp4" } else { "image/jpeg" }.to_owned(),
@@ -113,8 +113,10 @@ async fn the_zip_streams_each_file_as_it_is_read_and_ends_with_its_manifest() {
     backend.inner.put_opts(&Key::from("a/video.mp4"), first.clone().into(), PutOptions::default()).await.expect("put");
     backend.inner.put_opts(&held, second.clone().into(), PutOptions::default()).await.expect("put");
     let store = Store::from_backend(Arc::new(backend), "memory://");
-    let failed =
-        JobRecord { state: crate::jobs::JobState::Failed, ..job("01a2125a-e8e6-751d-c000-000000000003", "doomed.txt") };
+    let failed = JobRecord {
+        state: crate::domain::JobState::Failed,
+        ..job("01a2125a-e8e6-751d-c000-000000000003", "doomed.txt")
+    };
     let plan = vec![
         Planned {
             job: one.clone(),
@@ -151,7 +153,7 @@ async fn the_zip_streams_each_file_as_it_is_read_and_ends_with_its_manifest() {
     let manifest = String::from_utf8(files[2].1.clone()).expect("utf8");
     let lines: Vec<&str> = manifest.lines().collect();
     assert_eq!(lines[0], "job_id,spec,name,project,state,kind,file,bytes,sha256,status");
-    let sha = crate::archive::hex(&Sha256::digest(&first));
+    let sha = crate::domain::hex(&Sha256::digest(&first));
     assert_eq!(lines[1], format!("{},fox.txt,,,queued,video,fox-979f7ec5.mp4,300000,{sha},ok", one.id));
     assert!(lines[2].ends_with(",ok") && lines[2].contains("fox-22a40b19.mp4,16,"), "{manifest}");
     assert_eq!(lines[3], format!("{},doomed.txt,,,failed,,,,,nothing archived (failed)", failed.id));
@@ -178,7 +180,7 @@ async fn a_missing_or_changed_file_is_named_in_the_manifest() {
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["a.mp4", "manifest.csv"], "the missing cover is not in the zip");
     let manifest = String::from_utf8(files[1].1.clone()).expect("utf8");
-    let sha = crate::archive::hex(&Sha256::digest(b"changed"));
+    let sha = crate::domain::hex(&Sha256::digest(b"changed"));
     assert!(
         manifest.contains(&format!("differs from the catalogue: the store gave 7 bytes with SHA-256 {sha}")),
         "{manifest}"

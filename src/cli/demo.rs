@@ -20,14 +20,14 @@ use crate::sim::{self, SimConfig};
 
 /// The example specs and the images they use, as shipped in `examples/specs/`.
 pub const EXAMPLES: &[(&str, &[u8])] = &[
-    ("lantern-first.png", include_bytes!("../examples/specs/lantern-first.png")),
-    ("lantern-last.png", include_bytes!("../examples/specs/lantern-last.png")),
-    ("fox-in-snow.json", include_bytes!("../examples/specs/fox-in-snow.json")),
-    ("lantern-festival.toml", include_bytes!("../examples/specs/lantern-festival.toml")),
-    ("harbour-at-dawn.txt", include_bytes!("../examples/specs/harbour-at-dawn.txt")),
-    ("lantern-bloom.json", include_bytes!("../examples/specs/lantern-bloom.json")),
-    ("lantern-transition.toml", include_bytes!("../examples/specs/lantern-transition.toml")),
-    ("city-timelapse.json", include_bytes!("../examples/specs/city-timelapse.json")),
+    ("lantern-first.png", include_bytes!("../../examples/specs/lantern-first.png")),
+    ("lantern-last.png", include_bytes!("../../examples/specs/lantern-last.png")),
+    ("fox-in-snow.json", include_bytes!("../../examples/specs/fox-in-snow.json")),
+    ("lantern-festival.toml", include_bytes!("../../examples/specs/lantern-festival.toml")),
+    ("harbour-at-dawn.txt", include_bytes!("../../examples/specs/harbour-at-dawn.txt")),
+    ("lantern-bloom.json", include_bytes!("../../examples/specs/lantern-bloom.json")),
+    ("lantern-transition.toml", include_bytes!("../../examples/specs/lantern-transition.toml")),
+    ("city-timelapse.json", include_bytes!("../../examples/specs/city-timelapse.json")),
 ];
 
 /// Longest the demo waits for the examples.
@@ -47,7 +47,7 @@ pub async fn simulate(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Re
     println!("simulator listening: base_url = \"{}\"", handle.base_url());
     println!("stats: http://{}/_sim/stats", handle.addr());
     let cancel = CancellationToken::new();
-    crate::cli::stop_on_signal(cancel.clone()).await;
+    crate::ops::signals::stop_on_signal(cancel.clone()).await;
     handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -137,7 +137,7 @@ pub async fn run(dir: Option<PathBuf>, serve: bool, verbose: bool) -> anyhow::Re
             config_path.display(),
             config.watch.dir.display()
         );
-        crate::cli::stop_on_signal(cancel.clone()).await;
+        crate::ops::signals::stop_on_signal(cancel.clone()).await;
     }
     cancel.cancel();
     daemon.await.context("daemon task")??;
@@ -189,7 +189,7 @@ async fn wait_until_done(
             }
         }
         let waiting_in_inbox = specs.iter().any(|n| inbox.root().join(n).exists());
-        let processing = std::fs::read_dir(inbox.folder(crate::catalog::SpecPlace::Processing))
+        let processing = std::fs::read_dir(inbox.folder(crate::domain::SpecPlace::Processing))
             .map(|d| d.filter_map(Result::ok).any(|e| !e.file_name().to_string_lossy().starts_with('.')))
             .unwrap_or(false);
         if !waiting_in_inbox && !processing && jobs.iter().all(|j| j.state.is_terminal()) {
@@ -217,5 +217,5 @@ fn summary(config: &Config, started: i64) -> anyhow::Result<String> {
             Ok((j, assets))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(crate::cli::table(&rows))
+    Ok(super::list::table(&rows))
 }

@@ -147,7 +147,7 @@ impl JobError {
 }
 
 /// One change of a job's state with the data it records. Applied by
-/// [`crate::catalog::Catalog::transition`] only if the job is still in the expected state.
+/// the catalogue's `transition` only if the job is still in the expected state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A submission starts: recorded (with a pending ledger row) before the POST.
