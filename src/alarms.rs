@@ -95,7 +95,7 @@ pub async fn watch_expiry(
 pub async fn check_expiry(db: &Db, ops: &Ops, window: Duration) -> Result<usize, AlarmError> {
     let now = ops.clock().now_ms();
     let until = crate::time::after(now, window);
-    let expiring = db.call(move |c| c.expiring_results(until)).await?;
+    let expiring = db.expiring_results(until).await?;
     for result in &expiring {
         let left = human_span(result.expires_at - now);
         tracing::error!(
@@ -105,7 +105,7 @@ pub async fn check_expiry(db: &Db, ops: &Ops, window: Duration) -> Result<usize,
             "a paid result is not archived and {left}: check storage and the network, or it is lost"
         );
         let id = result.job_id.clone();
-        db.call(move |c| c.warn_expiry(&id, now)).await?;
+        db.warn_expiry(&id, now).await?;
     }
     Ok(expiring.len())
 }
@@ -159,7 +159,7 @@ impl Deliverer {
 
     /// Tries every due event once, oldest first; returns how many were tried.
     pub async fn deliver_due(&self) -> Result<usize, AlarmError> {
-        let due = self.db.call(|c| c.outbox_due(now_ms(), 64)).await?;
+        let due = self.db.outbox_due(now_ms(), 64).await?;
         let mut tried = 0;
         // A failed event holds back the later ones of the same job and sink (order per job).
         let mut held: Vec<(String, Option<String>)> = Vec::new();
@@ -187,7 +187,7 @@ impl Deliverer {
         let id = row.id;
         match result {
             Ok(()) => {
-                self.db.call(move |c| c.outbox_delivered(id, now_ms())).await?;
+                self.db.outbox_delivered(id, now_ms()).await?;
                 self.ops.metrics().notification("delivered");
                 tracing::info!(event = %row.event, job_id = row.job_id.as_deref().unwrap_or(""), sink = %row.sink, "notification delivered");
                 Ok(true)
@@ -203,7 +203,7 @@ impl Deliverer {
                 });
                 let dead = retry_at.is_none();
                 let stored = text.clone();
-                self.db.call(move |c| c.outbox_failed(id, &stored, retry_at)).await?;
+                self.db.outbox_failed(id, stored, retry_at).await?;
                 if dead {
                     self.ops.metrics().notification("dead");
                     tracing::error!(event = %row.event, job_id = row.job_id.as_deref().unwrap_or(""), sink = %row.sink, code = e.code(), error = %text, attempts = attempt, "notification given up after the retry cap");

@@ -6,6 +6,7 @@
 //! daemon reaches the catalogue through [`Db`], which runs each call on the blocking pool.
 
 mod export;
+mod handle;
 mod jobs;
 mod ledger;
 mod lock;
@@ -16,7 +17,6 @@ mod records;
 mod stats;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -25,6 +25,7 @@ use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
 pub use export::{csv, csv_cell, id_cell, job_json};
+pub use handle::{Db, Settlement};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use lock::DaemonLock;
@@ -308,40 +309,6 @@ impl Catalog {
             tx.commit().map_err(sql("commit migration"))?;
             tracing::info!(version = found + 1, "catalogue migrated");
         }
-    }
-}
-
-/// A shareable handle that runs catalogue calls on the blocking pool, one at a time.
-#[derive(Debug, Clone)]
-pub struct Db {
-    inner: Arc<Mutex<Catalog>>,
-}
-
-impl Db {
-    /// Wraps an open catalogue.
-    pub fn new(catalog: Catalog) -> Db {
-        Db { inner: Arc::new(Mutex::new(catalog)) }
-    }
-
-    /// Runs `f` with the catalogue on the blocking pool.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, CatalogError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Catalog) -> Result<R, CatalogError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = inner.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| CatalogError::Join(e.to_string()))?
-    }
-
-    /// Runs `f` with the catalogue on this thread (for synchronous callers such as the CLI).
-    pub fn blocking<R>(&self, f: impl FnOnce(&mut Catalog) -> Result<R, CatalogError>) -> Result<R, CatalogError> {
-        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard)
     }
 }
 

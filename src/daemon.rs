@@ -209,7 +209,7 @@ async fn abort_unfinished_uploads(db: &Db, store: &Store) -> Result<(), DaemonEr
     if !store.is_s3() {
         return Ok(());
     }
-    let downloading = db.call(|c| c.jobs_in(crate::domain::JobState::Downloading)).await?;
+    let downloading = db.jobs_in(crate::domain::JobState::Downloading).await?;
     for job in downloading {
         let folder = object_store::path::Path::from(format!("{}/{}", crate::time::date_path(job.created_at), job.id));
         match store.abort_unfinished(&folder).await {

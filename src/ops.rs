@@ -111,7 +111,7 @@ impl Ops {
     /// Whether the catalogue answers a query (the readiness check; cheaper than a snapshot).
     pub async fn catalog_answers(&self) -> Result<(), CatalogError> {
         let Some(db) = self.inner.db.get() else { return Ok(()) };
-        db.call(|c| c.schema_version().map(drop)).await
+        db.answers().await
     }
 
     /// The budget `/metrics` reports against (the daemon sets it at start and on reload).
@@ -127,24 +127,14 @@ impl Ops {
         let window = self.inner.expiry_warning_ms.load(Ordering::Relaxed);
         let midnight = now - now.rem_euclid(24 * 60 * 60 * 1000);
         let budget = self.inner.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        db.call(move |c| {
-            let mut snapshot = c.ops_snapshot(now, midnight)?;
-            if window > 0 {
-                snapshot.expiring = c.expiring_results(now.saturating_add(window))?.len() as u64;
-            }
-            snapshot.outbox = c.outbox_counts()?;
-            let p = budget.periods(now);
-            snapshot.spend_month_by_model = c.spend_by_model(p.month_start, p.next_month)?;
-            let spent = c.spent(&budget, None, now)?;
-            if let Some(limit) = budget.daily {
-                snapshot.budget_remaining.insert("daily", limit - spent.day);
-            }
-            if let Some(limit) = budget.monthly {
-                snapshot.budget_remaining.insert("monthly", limit - spent.month);
-            }
-            Ok(snapshot)
-        })
-        .await
+        let (mut snapshot, spent) = db.ops_figures(now, midnight, window, budget.clone()).await?;
+        if let Some(limit) = budget.daily {
+            snapshot.budget_remaining.insert("daily", limit - spent.day);
+        }
+        if let Some(limit) = budget.monthly {
+            snapshot.budget_remaining.insert("monthly", limit - spent.month);
+        }
+        Ok(snapshot)
     }
 }
 

@@ -31,7 +31,7 @@ pub struct ScrubReport {
 
 /// Checks the assets `selection` picks and records every result.
 pub async fn scrub(db: &Db, store: &Store, selection: CheckSelection) -> Result<ScrubReport, CatalogError> {
-    let assets = db.call(move |c| c.assets_to_check(&selection)).await?;
+    let assets = db.assets_to_check(selection).await?;
     let mut report = ScrubReport::default();
     for asset in assets {
         let key = Key::from(asset.key.as_str());
@@ -49,7 +49,7 @@ pub async fn scrub(db: &Db, store: &Store, selection: CheckSelection) -> Result<
         };
         report.checked += 1;
         let (record, note) = (asset.clone(), (!detail.is_empty()).then(|| detail.clone()));
-        db.call(move |c| c.record_check(&record, result, note.as_deref())).await?;
+        db.record_check(record, result, note).await?;
         if result != CheckResult::Ok {
             tracing::error!(job_id = %asset.job_id, key = %asset.key, result = result.as_str(), detail = %Escaped(&detail), "stored asset does not match its record");
             report.problems.push(Finding { asset, result, detail });

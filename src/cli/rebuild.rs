@@ -36,7 +36,7 @@ pub(super) async fn run(config: &Config, to: Option<PathBuf>) -> anyhow::Result<
     let store = Store::open(&config.storage)?;
     let report = rebuild(&store, &db).await?;
     let target = dest.clone();
-    db.call(move |c| c.backup_to(&target)).await.with_context(|| format!("cannot write {}", dest.display()))?;
+    db.backup_to(target).await.with_context(|| format!("cannot write {}", dest.display()))?;
     for (key, why) in &report.skipped {
         println!("SKIPPED  {}: {}", Escaped(key), Escaped(why));
     }

@@ -45,8 +45,7 @@ pub(super) enum DownloadError {
 /// Stores every result file of `job` and marks it archived.
 /// Returns the bytes of the job's stored files.
 pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -> Result<u64, DownloadError> {
-    let id = job.id.clone();
-    let mut assets = db.call(move |c| c.assets(&id)).await?;
+    let mut assets = db.assets(&job.id).await?;
     let mut wanted = Vec::new();
     if let Some(url) = &job.video_url {
         wanted.push((AssetKind::Video, url.clone(), "video.mp4".to_owned(), "video/mp4"));
@@ -84,15 +83,12 @@ pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -
             source_url: url,
             probe,
         };
-        let record = asset.clone();
-        db.call(move |c| c.record_asset(&record)).await?;
+        db.record_asset(asset.clone()).await?;
         assets.push(asset);
     }
-    let id = job.id.clone();
-    let (body, spec_sha256) = db.call(move |c| Ok((c.request_body(&id)?, c.spec_sha256(&id)?))).await?;
+    let (body, spec_sha256) = db.provenance_of(&job.id).await?;
     let inputs = keep_inputs(archiver.store(), &body).await.map_err(ArchiveError::Store)?;
-    let (id, recorded) = (job.id.clone(), inputs.clone());
-    db.call(move |c| c.record_inputs(&id, &recorded)).await?;
+    db.record_inputs(&job.id, inputs.clone()).await?;
     let mut sidecar = sidecar(job, &assets);
     sidecar["provenance"] = provenance(job, &spec_sha256, &assets, &inputs);
     let key: Key = job_key(job.created_at, &job.id, "vidkeep.json");
@@ -101,8 +97,7 @@ pub(super) async fn archive_job(db: &Db, archiver: &Archiver, job: &JobRecord) -
     let findings: Vec<String> =
         assets.iter().filter_map(|a| a.probe.as_ref()).filter(|p| !p.ok()).flat_map(|p| p.findings.clone()).collect();
     let change = if findings.is_empty() { Change::Archived } else { Change::ArchivedWithWarnings(findings.join("; ")) };
-    let id = job.id.clone();
-    db.call(move |c| c.transition(&id, JobState::Downloading, &change)).await?;
+    db.transition(&job.id, JobState::Downloading, change).await?;
     tracing::info!(job_id = %job.id, "archived");
     Ok(assets.iter().map(|a| a.bytes).sum())
 }
@@ -206,7 +201,7 @@ pub(super) async fn fetch(ctx: &Ctx, job: &JobRecord, attempts: u32, gone: u32) 
     tracing::warn!(job_id = %job.id, error = %Escaped(&e), "download failed; will retry");
     ctx.ops.metrics().download("retry");
     let error = JobError::new(e.code(), e.to_string());
-    ctx.db.call(move |c| c.note_error(&id, &error)).await?;
+    ctx.db.note_error(&id, error).await?;
     let delay = backoff(s.retry_base, s.retry_max, attempts + 1);
     Ok(Next::DownloadAt(Instant::now() + delay, gone_now > 0))
 }
@@ -218,8 +213,7 @@ async fn give_up(ctx: &Ctx, job: &JobRecord, e: &ArchiveError) -> Result<Next, E
         format!("{e}. The task was paid for; its result is not archived (see [archive] in the config)"),
     );
     tracing::error!(job_id = %job.id, code = e.code(), error = %e, "result not fetched; job failed");
-    let id = job.id.clone();
-    ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
+    ctx.db.transition(&job.id, JobState::Downloading, Change::Failed(error)).await?;
     ctx.ops.metrics().download("refused");
     Ok(Next::Idle)
 }
@@ -251,10 +245,9 @@ async fn refresh_links(ctx: &Ctx, job: &JobRecord) -> Result<Refresh, EngineErro
         return Ok(Refresh::Same);
     }
     tracing::info!(job_id = %job.id, task_id, "the result links had expired; the platform gave fresh ones");
-    let id = job.id.clone();
     // Fresh links keep the result's expiry unless the platform names a new one.
     let expires_at = platform_expiry(&video_url);
-    ctx.db.call(move |c| c.refresh_result(&id, &video_url, cover_url.as_deref(), &report.raw, expires_at)).await?;
+    ctx.db.refresh_result(&job.id, video_url, cover_url, report.raw, expires_at).await?;
     Ok(Refresh::Fresh)
 }
 
@@ -277,8 +270,7 @@ async fn expire(ctx: &Ctx, job: &JobRecord, detail: &str) -> Result<Next, Engine
         ),
     );
     tracing::error!(job_id = %job.id, task_id = job.task_id.as_deref().unwrap_or(""), spec = %job.spec_name, "paid result expired before it was archived; job failed as result-expired");
-    let id = job.id.clone();
-    ctx.db.call(move |c| c.transition(&id, JobState::Downloading, &Change::Failed(error))).await?;
+    ctx.db.transition(&job.id, JobState::Downloading, Change::Failed(error)).await?;
     ctx.ops.metrics().download("expired");
     Ok(Next::Idle)
 }

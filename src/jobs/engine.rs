@@ -185,7 +185,7 @@ impl Engine {
         // A pause for the whole account (a wrong key, no balance) is what a person restarts the
         // daemon to fix: the jobs that wait it out are tried again at once. A refused submission
         // is not charged, and if nothing changed the first refusal pauses the account again.
-        let released = self.ctx.db.call(|c| c.release_account_waits(now_ms(), crate::api::is_account_wait)).await?;
+        let released = self.ctx.db.release_account_waits(now_ms(), crate::api::is_account_wait).await?;
         if released > 0 {
             tracing::info!(jobs = released, "jobs waiting out an account pause are tried again after the start");
         }
@@ -256,7 +256,7 @@ impl Engine {
                 *entry = (at, entry.1 + 1, if gone { entry.2 + 1 } else { 0 });
             }
             Next::RateLimited(model) => {
-                let in_flight = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
+                let in_flight = self.ctx.db.in_flight_by_model().await?;
                 self.limiter.rate_limited(&model, in_flight.get(&model).copied().unwrap_or(0), Instant::now());
             }
             Next::Pause(code, reason) => {
@@ -279,7 +279,7 @@ impl Engine {
             }
             None => {}
         }
-        let mut in_flight: BTreeMap<String, usize> = self.ctx.db.call(|c| c.in_flight_by_model()).await?;
+        let mut in_flight: BTreeMap<String, usize> = self.ctx.db.in_flight_by_model().await?;
         let mut total: usize = in_flight.values().sum();
         let global = self.limiter.global();
         for model in crate::spec::models::MODELS {
@@ -290,7 +290,7 @@ impl Engine {
         if total >= global {
             return Ok(());
         }
-        let due = self.ctx.db.call(move |c| c.due_queued(now_ms(), 256)).await?;
+        let due = self.ctx.db.due_queued(now_ms(), 256).await?;
         for job in due {
             if total >= global {
                 break;
@@ -325,13 +325,18 @@ impl Engine {
         job: &JobRecord,
         request_id: &str,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, EngineError> {
-        let (id, request_id) = (job.id.clone(), request_id.to_owned());
-        let settings = Arc::clone(&self.ctx.settings);
+        let settings = &self.ctx.settings;
         let was_waiting = job.state == JobState::WaitingBudget;
         let result = self
             .ctx
             .db
-            .call(move |c| c.submit_within_budget(&id, &request_id, &settings.prices, &settings.budget, now_ms()))
+            .begin_submission(
+                job.id.clone(),
+                request_id.to_owned(),
+                settings.prices.clone(),
+                settings.budget.clone(),
+                now_ms(),
+            )
             .await;
         match result {
             Ok(BudgetCheck::Submit(body)) => {
@@ -384,7 +389,7 @@ impl Engine {
 
     async fn start_polls(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
-        let submitted = self.ctx.db.call(|c| c.jobs_in(JobState::Submitted)).await?;
+        let submitted = self.ctx.db.jobs_in(JobState::Submitted).await?;
         for job in submitted {
             if self.polls >= MAX_POLLS {
                 break;
@@ -411,7 +416,7 @@ impl Engine {
     async fn start_downloads(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
         // Soonest expiry first: with the slots full, the result about to be lost goes next.
-        let downloading = self.ctx.db.call(|c| c.downloads_by_expiry()).await?;
+        let downloading = self.ctx.db.downloads_by_expiry().await?;
         for job in downloading {
             if self.downloads >= self.ctx.settings.download_concurrency {
                 break;
@@ -442,29 +447,24 @@ impl Engine {
         if policy == UncertainPolicy::Ask {
             return Ok(());
         }
-        self.ctx
-            .db
-            .call(move |c| {
-                for job in c.jobs_in(JobState::Uncertain)? {
-                    let change = match policy {
-                        // Only a submission whose answer was lost: a job with a task id was
-                        // accepted (and charged), so sending it again would pay twice.
-                        UncertainPolicy::Resubmit if job.attempts <= 1 && job.task_id.is_none() => Change::Resubmit,
-                        UncertainPolicy::Abandon => Change::Failed(JobError::new(
-                            "abandoned",
-                            "abandoned by the `uncertain = \"abandon\"` policy after an uncertain submission",
-                        )),
-                        UncertainPolicy::Resubmit | UncertainPolicy::Ask => continue,
-                    };
-                    tracing::warn!(job_id = %job.id, policy = ?policy, "uncertain job resolved by policy; a resubmission may be charged twice");
-                    match c.transition(&job.id, JobState::Uncertain, &change) {
-                        Ok(()) | Err(CatalogError::Conflict { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(())
-            })
-            .await?;
+        for job in self.ctx.db.jobs_in(JobState::Uncertain).await? {
+            let change = match policy {
+                // Only a submission whose answer was lost: a job with a task id was
+                // accepted (and charged), so sending it again would pay twice.
+                UncertainPolicy::Resubmit if job.attempts <= 1 && job.task_id.is_none() => Change::Resubmit,
+                UncertainPolicy::Abandon => Change::Failed(JobError::new(
+                    "abandoned",
+                    "abandoned by the `uncertain = \"abandon\"` policy after an uncertain submission",
+                )),
+                UncertainPolicy::Resubmit | UncertainPolicy::Ask => continue,
+            };
+            tracing::warn!(job_id = %job.id, policy = ?policy, "uncertain job resolved by policy; a resubmission may be charged twice");
+            // Guarded: a person who resolved the job meanwhile wins.
+            match self.ctx.db.transition(&job.id, JobState::Uncertain, change).await {
+                Ok(()) | Err(CatalogError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(())
     }
 
@@ -473,20 +473,7 @@ impl Engine {
     /// held, then the new places are recorded. A spec that cannot be settled is retried on the
     /// next pass but logged once.
     async fn settle_specs(&mut self) -> Result<(), EngineError> {
-        let pending = self
-            .ctx
-            .db
-            .call(|c| {
-                c.specs_to_settle()?
-                    .into_iter()
-                    .map(|job| {
-                        let assets = c.assets(&job.id)?;
-                        let money = c.job_money(&job.id)?;
-                        Ok((job, assets, money))
-                    })
-                    .collect::<Result<Vec<_>, CatalogError>>()
-            })
-            .await?;
+        let pending = self.ctx.db.settlements().await?;
         if pending.is_empty() {
             return Ok(());
         }
@@ -524,10 +511,7 @@ impl Engine {
             }
         }
         if !places.is_empty() {
-            self.ctx
-                .db
-                .call(move |c| places.iter().try_for_each(|(id, place, file)| c.set_spec_place(id, *place, file)))
-                .await?;
+            self.ctx.db.set_spec_places(places).await?;
         }
         Ok(())
     }
@@ -547,7 +531,6 @@ async fn submit(
 ) -> Result<Next, EngineError> {
     let result = ctx.api.submit(body, request_id).await;
     count_api(ctx, result.as_ref().err());
-    let id = job.id.clone();
     let (change, next) = match result {
         Ok(accepted) => {
             ctx.ops.metrics().submission("accepted");
@@ -557,7 +540,7 @@ async fn submit(
         }
         Err(e) => refused(ctx, job, &e),
     };
-    ctx.db.call(move |c| c.transition(&id, JobState::Submitting, &change)).await?;
+    ctx.db.transition(&job.id, JobState::Submitting, change).await?;
     Ok(next)
 }
 
@@ -643,8 +626,7 @@ async fn poll(ctx: &Ctx, job: &JobRecord) -> Result<Next, EngineError> {
             }
         },
     };
-    let id = job.id.clone();
-    ctx.db.call(move |c| c.transition(&id, JobState::Submitted, &change)).await?;
+    ctx.db.transition(&job.id, JobState::Submitted, change).await?;
     Ok(Next::Idle)
 }
 

@@ -94,7 +94,7 @@ async fn restore(db: &Db, batch: Vec<Restorable>, report: &mut RebuildReport) ->
     if batch.is_empty() {
         return Ok(());
     }
-    let answers = db.call(move |c| c.restore(&batch)).await?;
+    let answers = db.restore(batch).await?;
     for answer in answers {
         match answer {
             Restored::New => report.restored += 1,

@@ -28,28 +28,23 @@ pub struct Reconciled {
 /// catalogue of a million archived jobs starts as fast as an empty one), and moves spec files
 /// outside the catalogue lock.
 pub async fn reconcile(db: &Db, inbox: &Inbox) -> Result<Reconciled, CatalogError> {
-    let (out, unmoved) = db
-        .call(move |c| {
-            let mut out = Reconciled::default();
-            for job in c.jobs_in(JobState::Submitting)? {
-                let error = JobError::new(
-                    "submit-interrupted",
-                    format!(
-                        "vidkeep stopped while this job's submission was being sent; the platform may have accepted \
+    let mut out = Reconciled::default();
+    for job in db.jobs_in(JobState::Submitting).await? {
+        let error = JobError::new(
+            "submit-interrupted",
+            format!(
+                "vidkeep stopped while this job's submission was being sent; the platform may have accepted \
                          (and charged) it. Check the platform console, then run `vidkeep resolve {} --resubmit` or `--abandon`",
-                        job.id
-                    ),
-                );
-                tracing::warn!(job_id = %job.id, "found mid-submission after a restart: marked uncertain");
-                c.transition(&job.id, JobState::Submitting, &Change::Uncertain(error))?;
-                out.uncertain.push(job.id);
-            }
-            out.resumed_polls = c.jobs_in(JobState::Submitted)?.len();
-            out.resumed_downloads = c.jobs_in(JobState::Downloading)?.len();
-            Ok((out, c.running_specs_in_inbox()?))
-        })
-        .await?;
-    for (id, spec_file) in unmoved {
+                job.id
+            ),
+        );
+        tracing::warn!(job_id = %job.id, "found mid-submission after a restart: marked uncertain");
+        db.transition(&job.id, JobState::Submitting, Change::Uncertain(error)).await?;
+        out.uncertain.push(job.id);
+    }
+    out.resumed_polls = db.jobs_in(JobState::Submitted).await?.len();
+    out.resumed_downloads = db.jobs_in(JobState::Downloading).await?.len();
+    for (id, spec_file) in db.running_specs_in_inbox().await? {
         let inbox = inbox.clone();
         let tag = id.clone();
         let moved = tokio::task::spawn_blocking(move || {
@@ -62,7 +57,7 @@ pub async fn reconcile(db: &Db, inbox: &Inbox) -> Result<Reconciled, CatalogErro
         .ok()
         .flatten();
         if let Some(file) = moved {
-            db.call(move |c| c.set_spec_place(&id, SpecPlace::Processing, &file)).await?;
+            db.set_spec_places(vec![(id, SpecPlace::Processing, file)]).await?;
         }
     }
     Ok(out)

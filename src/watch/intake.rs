@@ -231,22 +231,7 @@ impl Intake {
             return 0;
         }
         let (specs, heads): (Vec<SpecJobs>, Vec<Head>) = claimed.into_iter().map(|c| (c.jobs, c.head)).unzip();
-        let recorded = self
-            .db
-            .call(move |c| {
-                let recorded = c.record_specs(&specs)?;
-                recorded
-                    .into_iter()
-                    .map(|r| {
-                        let assets = match &r {
-                            Recorded::AlreadyPaid(existing) => c.assets(&existing.id)?,
-                            Recorded::New => Vec::new(),
-                        };
-                        Ok((r, assets))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await;
+        let recorded = self.db.take_specs(specs).await;
         let recorded = match recorded {
             Ok(recorded) => recorded,
             Err(e) => {
@@ -310,7 +295,7 @@ impl Intake {
     /// Takes the files in `processing/` that no job names (a crash between move and record).
     async fn take_orphans(&self, stability: &mut Stability) -> usize {
         let dir = self.inbox.folder(SpecPlace::Processing);
-        let named = match self.db.call(|c| c.spec_files_in_processing()).await {
+        let named = match self.db.spec_files_in_processing().await {
             Ok(named) => named,
             Err(e) => {
                 tracing::error!(error = %Escaped(&e), "cannot read which specs are in processing/; will retry");
@@ -367,7 +352,7 @@ impl Intake {
             Some(Ok(_)) => {
                 self.ops.metrics().rejected_spec(e.code());
                 tracing::warn!(file = %Escaped(entry.name.text()), code = e.code(), reason = %Escaped(&e), "spec rejected; nothing was submitted");
-                if let Err(err) = self.db.call(move |c| c.record_rejection(&rejection)).await {
+                if let Err(err) = self.db.record_rejection(rejection).await {
                     tracing::error!(file = %Escaped(entry.name.text()), error = %Escaped(&err), "cannot record the rejection (its report is in failed/)");
                 }
             }
