@@ -6,6 +6,7 @@ pub mod engine;
 mod limiter;
 pub mod rebuild;
 pub mod reconcile;
+mod schedule;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! Hostile input in the inbox: names that are not text, files swapped or grown under the daemon,
 //! folders a group member broke. Nothing may cost a second charge, a loop or the daemon's memory.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -10,15 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use vidkeep::jobs::JobState;
 
-use crate::support::Env;
-
-async fn metrics(url: &str) -> BTreeMap<String, f64> {
-    let text = reqwest::get(format!("{url}/metrics")).await.expect("GET /metrics").text().await.expect("body");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
-        .collect()
-}
+use crate::support::{Env, metrics};
 
 /// A Latin-1 client writes `café.txt` as the bytes `caf\xe9.txt`: one job, one charge, and the
 /// file ends in `done/` under a name that is text.

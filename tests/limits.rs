@@ -3,7 +3,7 @@
 use serde_json::json;
 use vidkeep::sim::SimConfig;
 
-use crate::support::{Env, assert_archived_as_served, fast_sim};
+use crate::support::{Env, assert_archived_as_served, fast_sim, metrics};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_in_flight_is_never_exceeded_globally_or_per_model() {
@@ -92,5 +92,30 @@ async fn fixing_the_key_and_restarting_resumes_at_once() {
     let jobs = env.wait_all_ended(1).await;
     assert!(jobs[0].state.is_archived(), "{:?} {:?}", jobs[0].state, jobs[0].error);
     assert_eq!(env.sim.stats().accepted, 1);
+    env.stop().await;
+}
+
+/// The engine reads its running jobs from the catalogue when a step of its own may have changed
+/// them or a poll it scheduled comes due, not on every turn of its loop (a turn follows every
+/// finished step, so reading each time made the CPU per job grow with the jobs in flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_reads_its_running_jobs_when_they_can_have_changed_not_after_every_poll() {
+    let second = std::time::Duration::from_secs(1);
+    let sim = SimConfig { latency_min: second, latency_max: second, model_limit: 50, ..fast_sim() };
+    let mut env = Env::new(sim, "max_in_flight = 24\n", "").await;
+    let url = env.start_serving(None).await;
+    for i in 0..24 {
+        env.drop_spec(
+            &format!("fox-{i}.json"),
+            &json!({"model":"viduq1-text","prompt":format!("fox {i}")}).to_string(),
+        );
+    }
+    let jobs = env.wait_all_ended(24).await;
+    assert_archived_as_served(&env, &jobs);
+    let polls = env.sim.stats().polls as f64;
+    let reads = metrics(&url).await.get("vidkeep_engine_reads_total{list=\"submitted\"}").copied().unwrap_or(0.0);
+    assert!(polls >= 24.0 * 5.0, "each task was polled about ten times (every 100 ms for 1 s): {polls}");
+    assert!(reads >= 1.0, "the submitted jobs were read");
+    assert!(reads * 3.0 <= polls, "{reads} reads of the submitted jobs for {polls} polls");
     env.stop().await;
 }

@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::download::{fetch, platform_expiry};
+use super::schedule::{self, List};
 use super::{Change, JobError, JobState, Limiter, LiveSettings, backoff};
 use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus, same_model};
 use crate::archive::Archiver;
@@ -128,6 +129,10 @@ pub struct Engine {
     settle_warned: HashSet<String>,
     /// The reason in each waiting job's report in the inbox, as last written.
     waiting_reported: HashMap<String, String>,
+    /// Whether the submitted jobs must be read again (see [`schedule`]).
+    to_poll: List,
+    /// Whether the downloading jobs must be read again.
+    to_download: List,
 }
 
 impl Engine {
@@ -157,6 +162,8 @@ impl Engine {
             past_inboxes: Vec::new(),
             settle_warned: HashSet::new(),
             waiting_reported: HashMap::new(),
+            to_poll: List::new(),
+            to_download: List::new(),
         }
     }
 
@@ -191,20 +198,48 @@ impl Engine {
         }
         while !cancel.is_cancelled() {
             self.follow_reload();
-            let tick = (self.ctx.settings.poll_interval / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
             self.settle_specs().await?;
             self.apply_uncertain_policy().await?;
             self.start_submissions().await?;
             self.start_polls().await?;
             self.start_downloads().await?;
+            let wake_at = self.next_wake(Instant::now());
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = self.wake.notified() => {}
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.finish(done).await?,
-                () = sleep(tick) => {}
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    self.finish(done).await?;
+                    // Every step that ended meanwhile is taken in before the next turn.
+                    while let Some(done) = self.tasks.try_join_next() {
+                        self.finish(done).await?;
+                    }
+                }
+                () = sleep_until(wake_at) => {}
             }
         }
         self.drain().await
+    }
+
+    /// When the loop must turn next if no step ends and nothing wakes it: when the first
+    /// scheduled poll or download retry comes due (with a slot free for it), when a list is due
+    /// to be read again, and at least every tick (half the poll interval, 50 ms to 1 s), which
+    /// picks up queued jobs, retries and settled specs.
+    fn next_wake(&self, now: Instant) -> Instant {
+        let tick = (self.ctx.settings.poll_interval / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut at = now + tick;
+        if self.polls < MAX_POLLS {
+            at = at.min(self.to_poll.next_read(now));
+            if let Some(t) = schedule::earliest(self.next_poll.iter(), |t| *t, &self.busy) {
+                at = at.min(t);
+            }
+        }
+        if self.downloads < self.ctx.settings.download_concurrency {
+            at = at.min(self.to_download.next_read(now));
+            if let Some(t) = schedule::earliest(self.download_retry.iter(), |r| r.0, &self.busy) {
+                at = at.min(t);
+            }
+        }
+        at.max(now)
     }
 
     async fn drain(mut self) -> Result<(), EngineError> {
@@ -239,8 +274,15 @@ impl Engine {
         };
         self.busy.remove(&done.job_id);
         match done.kind {
-            Kind::Submit => {}
-            Kind::Poll => self.polls = self.polls.saturating_sub(1),
+            // An accepted submission is a new job to poll.
+            Kind::Submit => self.to_poll.touch(),
+            Kind::Poll => {
+                self.polls = self.polls.saturating_sub(1);
+                // A poll that ended the task may have made a job to download.
+                if matches!(done.next, Ok(Next::Idle)) {
+                    self.to_download.touch();
+                }
+            }
             Kind::Download => self.downloads = self.downloads.saturating_sub(1),
         }
         match done.next? {
@@ -389,12 +431,24 @@ impl Engine {
 
     async fn start_polls(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
+        if self.polls >= MAX_POLLS || !self.to_poll.must_read(now, self.next_poll.values()) {
+            return Ok(());
+        }
         let submitted = self.ctx.db.jobs_in(JobState::Submitted).await?;
+        self.ctx.ops.metrics().engine_read("submitted");
+        let present: HashSet<&str> = submitted.iter().map(|j| j.id.as_str()).collect();
+        schedule::keep_only(&mut self.next_poll, &present);
+        drop(present);
+        let mut at_cap = false;
         for job in submitted {
             if self.polls >= MAX_POLLS {
+                at_cap = true;
                 break;
             }
-            if self.busy.contains(&job.id) || self.next_poll.get(&job.id).is_some_and(|t| *t > now) {
+            // Polls due within a quarter of the interval go with this pass: a little early, so
+            // tasks submitted together stay polled together instead of one read each.
+            let early = now + self.ctx.settings.poll_interval / 4;
+            if self.busy.contains(&job.id) || self.next_poll.get(&job.id).is_some_and(|t| *t > early) {
                 continue;
             }
             self.busy.insert(job.id.clone());
@@ -410,15 +464,26 @@ impl Engine {
                 .instrument(span),
             );
         }
+        self.to_poll.read(now, at_cap);
         Ok(())
     }
 
     async fn start_downloads(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
+        let slots = self.ctx.settings.download_concurrency;
+        if self.downloads >= slots || !self.to_download.must_read(now, self.download_retry.values().map(|r| &r.0)) {
+            return Ok(());
+        }
         // Soonest expiry first: with the slots full, the result about to be lost goes next.
         let downloading = self.ctx.db.downloads_by_expiry().await?;
+        self.ctx.ops.metrics().engine_read("downloading");
+        let present: HashSet<&str> = downloading.iter().map(|j| j.id.as_str()).collect();
+        schedule::keep_only(&mut self.download_retry, &present);
+        drop(present);
+        let mut at_cap = false;
         for job in downloading {
-            if self.downloads >= self.ctx.settings.download_concurrency {
+            if self.downloads >= slots {
+                at_cap = true;
                 break;
             }
             let retry = self.download_retry.get(&job.id).copied();
@@ -438,6 +503,7 @@ impl Engine {
                 .instrument(span),
             );
         }
+        self.to_download.read(now, at_cap);
         Ok(())
     }
 

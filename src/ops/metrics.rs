@@ -37,6 +37,7 @@ pub struct Metrics {
     expiry_seconds: Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>,
     spend_fen: Gauge,
     intake_scans: Counter,
+    engine_reads: Family<Label, Counter>,
     intake_paused: Gauge,
     spend_month: Family<Label, Gauge>,
     budget_remaining: Family<Label, Gauge>,
@@ -101,6 +102,12 @@ impl Metrics {
             "intake_scans",
             "Scans of the inbox (on start, after file events, on the rescan timer)",
             intake_scans.clone(),
+        );
+        let engine_reads = Family::<Label, Counter>::default();
+        registry.register(
+            "engine_reads",
+            "Reads of the running jobs from the catalogue by the engine, by list (submitted, downloading)",
+            engine_reads.clone(),
         );
         let intake_paused = Gauge::default();
         registry.register(
@@ -200,6 +207,7 @@ impl Metrics {
             expiry_seconds,
             spend_fen,
             intake_scans,
+            engine_reads,
             intake_paused,
             spend_month,
             budget_remaining,
@@ -248,6 +256,11 @@ impl Metrics {
     /// The inbox was scanned once.
     pub fn intake_scanned(&self) {
         self.intake_scans.inc();
+    }
+
+    /// The engine read the list of running jobs `list` (`submitted` or `downloading`).
+    pub fn engine_read(&self, list: &'static str) {
+        self.engine_reads.get_or_create(&[("list", list.to_owned())]).inc();
     }
 
     /// Intake is paused (true) or running (false).

@@ -307,3 +307,12 @@ pub fn assert_archived_as_served(env: &Env, jobs: &[JobRecord]) {
         }
     }
 }
+
+/// The daemon's `/metrics` at `url`, as sample name (with labels) to value.
+pub async fn metrics(url: &str) -> std::collections::BTreeMap<String, f64> {
+    let text = reqwest::get(format!("{url}/metrics")).await.expect("GET /metrics").text().await.expect("body");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
+        .collect()
+}
