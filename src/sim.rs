@@ -273,6 +273,11 @@ pub struct SimStats {
     pub downloads: u64,
     /// Of those, the ones answered 206 to a `Range` request.
     pub ranged_downloads: u64,
+    /// For each task whose video was asked for, the milliseconds from the task's success to the
+    /// first request of its video (how long a client took to notice and fetch it), in the
+    /// order the first requests came.
+    #[serde(default)]
+    pub ready_to_download_ms: Vec<u64>,
     /// Fen charged for accepted submissions.
     pub spent_fen: u64,
     /// The seed the simulator's randomness started from.

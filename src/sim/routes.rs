@@ -160,10 +160,10 @@ async fn download(
     headers: HeaderMap,
     Path(file): Path<String>,
 ) -> Response {
-    let Some(Download { media, kind }) = sim.file(&file) else {
+    let Some(download) = sim.file(&file) else {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };
-    let len = media.len();
+    let len = download.media.len();
     let range_header = headers.get(RANGE).and_then(|v| v.to_str().ok());
     let (status, start, end) = match range::parse(range_header, len) {
         RangeRequest::Full => (StatusCode::OK, 0, len),
@@ -171,7 +171,8 @@ async fn download(
         RangeRequest::Unsatisfiable => return unsatisfiable(len),
     };
     let ranged = status == StatusCode::PARTIAL_CONTENT;
-    let fate = if method == Method::HEAD { DownloadFate::Whole } else { sim.start_download(ranged) };
+    let fate = if method == Method::HEAD { DownloadFate::Whole } else { sim.start_download(&download, ranged) };
+    let Download { media, kind, .. } = download;
     if fate == DownloadFate::Gone {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     }

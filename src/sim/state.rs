@@ -2,7 +2,7 @@
 //! (accept or refuse, which fault hits, what a poll sees) is made here, under the lock, so
 //! concurrent clients see one consistent platform.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +42,8 @@ struct Books {
     by_key: HashMap<String, usize>,
     /// Counters; `in_flight` is computed when read.
     stats: SimStats,
+    /// Tasks whose video was asked for at least once.
+    video_asked: HashSet<usize>,
 }
 
 /// A task just created by a submit.
@@ -73,6 +75,10 @@ pub(super) struct Download {
     pub(super) media: Arc<Media>,
     /// Video or cover.
     pub(super) kind: MediaKind,
+    /// The task's index.
+    task: usize,
+    /// How long ago the task succeeded.
+    ready_for: Duration,
 }
 
 impl Sim {
@@ -87,6 +93,7 @@ impl Sim {
             by_id: HashMap::new(),
             by_key: HashMap::new(),
             stats: SimStats { seed, ..SimStats::default() },
+            video_asked: HashSet::new(),
         };
         Sim { config, origin, books: Mutex::new(books), request_log: request_log.map(Mutex::new) }
     }
@@ -218,15 +225,28 @@ impl Sim {
     pub(super) fn file(&self, name: &str) -> Option<Download> {
         let (key, kind) = task::parse_file_name(name)?;
         let books = self.lock();
-        let task = books.tasks.get(*books.by_key.get(key)?)?;
-        task.serves_files(Instant::now(), self.config.url_ttl).then(|| Download { media: task.media(kind), kind })
+        let index = *books.by_key.get(key)?;
+        let task = books.tasks.get(index)?;
+        let now = Instant::now();
+        let ready_for = now.saturating_duration_since(task.submitted).saturating_sub(task.latency);
+        task.serves_files(now, self.config.url_ttl).then(|| Download {
+            media: task.media(kind),
+            kind,
+            task: index,
+            ready_for,
+        })
     }
 
     /// Decides what a download request gets: answered whole, cut by one of the download faults,
-    /// or refused as gone. Counts the downloads answered 200/206.
-    pub(super) fn start_download(&self, ranged: bool) -> DownloadFate {
+    /// or refused as gone. Counts the downloads answered 200/206, and the time from success to
+    /// the first request of each task's video.
+    pub(super) fn start_download(&self, download: &Download, ranged: bool) -> DownloadFate {
         let faults = &self.config.faults;
         let mut books = self.lock();
+        if download.kind == MediaKind::Video && books.video_asked.insert(download.task) {
+            let ms = u64::try_from(download.ready_for.as_millis()).unwrap_or(u64::MAX);
+            books.stats.ready_to_download_ms.push(ms);
+        }
         if books.chance(faults.download_gone) {
             return DownloadFate::Gone;
         }

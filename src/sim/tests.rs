@@ -182,6 +182,25 @@ async fn downloads_serve_exactly_the_hashed_bytes_unique_per_task() {
 }
 
 #[tokio::test]
+async fn the_time_from_success_to_the_first_video_request_is_counted_once_per_task() {
+    let f = Fixture::new(fast()).await;
+    let (id, video_url, cover_url) = f.finished_task().await;
+    let waited = Duration::from_millis(150);
+    tokio::time::sleep(waited).await;
+    // A cover first: it does not count; then the video twice: only the first counts.
+    assert_eq!(f.get_bytes(&cover_url, None).await.0, StatusCode::OK);
+    assert!(f.sim.stats().ready_to_download_ms.is_empty(), "a cover is not the video");
+    assert_eq!(f.get_bytes(&video_url, None).await.0, StatusCode::OK);
+    assert_eq!(f.get_bytes(&video_url, Some("bytes=0-9")).await.0, StatusCode::PARTIAL_CONTENT);
+    let delays = f.sim.stats().ready_to_download_ms;
+    assert_eq!(delays.len(), 1, "one task, one first request: {delays:?}");
+    // The task succeeded at submit + latency; `wait_done` saw it at most one 20 ms poll later.
+    assert_eq!(f.sim.task(&id).expect("task").status, "SUCCESS");
+    assert!(delays[0] >= 150, "at least the wait after success: {delays:?}");
+    assert!(delays[0] < 5_000, "measured from success, not from submission: {delays:?}");
+}
+
+#[tokio::test]
 async fn single_ranges_get_206_and_bad_ones_416() {
     let f = Fixture::new(fast()).await;
     let (_, video_url, _) = f.finished_task().await;
