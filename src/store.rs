@@ -154,8 +154,9 @@ impl Default for UploadSettings {
 /// What the backend is, for the few things that differ.
 #[derive(Debug, Clone)]
 enum Kind {
-    /// A local folder (its absolute path), and how written bytes are made durable.
-    Local(std::path::PathBuf, Arc<dyn Durability>),
+    /// A local folder (its absolute path), how written bytes are made durable, and the folders
+    /// already known to be on the disk.
+    Local(std::path::PathBuf, Arc<dyn Durability>, Arc<local::DurableFolders>),
     /// S3-compatible storage.
     S3(Arc<s3::S3>),
     /// Anything else (`InMemory` in tests).
@@ -217,7 +218,7 @@ impl Store {
                 Ok(Store {
                     inner: Arc::new(fs),
                     url: url.to_owned(),
-                    kind: Kind::Local(dir, Arc::new(Fsync)),
+                    kind: Kind::Local(dir, Arc::new(Fsync), Arc::default()),
                     upload,
                     staging_owner: None,
                     budget,
@@ -276,7 +277,7 @@ impl Store {
     pub async fn start_upload(&self, key: &Key, content_type: &str) -> Result<Upload, StoreError> {
         let cannot = |source: std::io::Error| StoreError::Write { key: key.to_string(), source };
         match &self.kind {
-            Kind::Local(root, _) => {
+            Kind::Local(root, ..) => {
                 let writer = upload::FileWriter::create(root.join(key.as_ref())).await.map_err(cannot)?;
                 Ok(Upload::file(key, writer))
             }
@@ -337,22 +338,23 @@ impl Store {
     /// The same store making local writes durable through `durability` (tests record the calls);
     /// other backends ignore it.
     pub fn with_durability(mut self, durability: Arc<dyn Durability>) -> Store {
-        if let Kind::Local(dir, _) = self.kind {
-            self.kind = Kind::Local(dir, durability);
+        if let Kind::Local(dir, _, known) = self.kind {
+            self.kind = Kind::Local(dir, durability, known);
         }
         self
     }
 
-    /// On the local store: fsyncs the file at `key` (if `file`) and then the folders from the
-    /// key's own up to the storage root, so the file's bytes and every directory entry leading
-    /// to it are on the disk. S3 needs nothing: a completed upload is durable.
+    /// On the local store: fsyncs the file at `key` (if `file`), then the key's folder, then each
+    /// folder above whose entry for the one below is not yet known to be on the disk (see
+    /// [`local::make_durable`]), so the file's bytes and every directory entry leading to it are
+    /// on the disk. S3 needs nothing: a completed upload is durable.
     async fn make_durable(&self, file: Option<&Key>, folder_of: Option<&Key>) -> Result<(), StoreError> {
-        let Kind::Local(root, durability) = &self.kind else { return Ok(()) };
-        let (root, durability) = (root.clone(), Arc::clone(durability));
+        let Kind::Local(root, durability, known) = &self.kind else { return Ok(()) };
+        let (root, durability, known) = (root.clone(), Arc::clone(durability), Arc::clone(known));
         let file = file.map(|k| k.to_string());
         let folder_of = folder_of.map(|k| k.to_string());
         tokio::task::spawn_blocking(move || {
-            local::make_durable(&root, durability.as_ref(), file.as_deref(), folder_of.as_deref())
+            local::make_durable(&root, durability.as_ref(), &known, file.as_deref(), folder_of.as_deref())
         })
         .await
         .map_err(|e| StoreError::Sync { key: "(worker)".to_owned(), source: std::io::Error::other(e.to_string()) })?
@@ -467,7 +469,7 @@ impl Store {
             None => true,
             Some((owner, _)) => own.as_deref() == Some(owner),
         };
-        if let Kind::Local(dir, _) = &self.kind {
+        if let Kind::Local(dir, ..) = &self.kind {
             // Local multipart parts (`name#N`) are invisible to `list`: remove files and folders.
             // Removing a crash's part files can take a while: off the async workers.
             let (dir, own_dir) = (dir.clone(), self.staging_owner.clone());
