@@ -111,7 +111,12 @@ pub async fn run_with(
         sinks: config.notify.sinks(),
         ui_base: config.http.public_url.clone(),
     });
-    let db = Db::new(catalog);
+    // The engine's per-turn reads go through a second, read-only connection (see `Db`).
+    let path = config.catalog.path.clone();
+    let reader = tokio::task::spawn_blocking(move || Catalog::open_read_only(&path))
+        .await
+        .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
+    let db = Db::new(catalog).with_reader(reader);
     let clock = options.clock.clone().unwrap_or_default();
     // Stable across restarts, one per inbox: this daemon's own staging area is `.staging/<id>/`.
     let daemon_id = crate::domain::DaemonId::for_inbox(inbox.root());

@@ -20,15 +20,43 @@ use crate::money::{Budget, Prices, Spent};
 pub type Settlement = (JobRecord, Vec<Asset>, Money);
 
 /// A shareable handle that runs catalogue operations on the blocking pool, one at a time.
+/// With a reader ([`Db::with_reader`]), the reads the engine makes on every turn of its loop go
+/// to a second, read-only connection: SQLite's WAL lets it read the last commit while a write
+/// waits for its fsync, so deciding what to poll, download or submit next never queues behind
+/// another job's commit.
 #[derive(Debug, Clone)]
 pub struct Db {
     inner: Arc<Mutex<Catalog>>,
+    reader: Option<Arc<Mutex<Catalog>>>,
 }
 
 impl Db {
     /// Wraps an open catalogue.
     pub fn new(catalog: Catalog) -> Db {
-        Db { inner: Arc::new(Mutex::new(catalog)) }
+        Db { inner: Arc::new(Mutex::new(catalog)), reader: None }
+    }
+
+    /// The same handle, reading the engine's lists through `reader`, a read-only connection to
+    /// the same catalogue ([`Catalog::open_read_only`]). Each read sees every commit made before
+    /// it began, so a step that ended (and committed) is seen by the next turn.
+    pub fn with_reader(mut self, reader: Catalog) -> Db {
+        self.reader = Some(Arc::new(Mutex::new(reader)));
+        self
+    }
+
+    /// Runs the read `f` on the reader if there is one, else like [`Db::call`].
+    async fn read<R, F>(&self, f: F) -> Result<R, CatalogError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Catalog) -> Result<R, CatalogError> + Send + 'static,
+    {
+        let Some(reader) = self.reader.as_ref().map(Arc::clone) else { return self.call(move |c| f(c)).await };
+        tokio::task::spawn_blocking(move || {
+            let guard = reader.lock().unwrap_or_else(|e| e.into_inner());
+            f(&guard)
+        })
+        .await
+        .map_err(|e| CatalogError::Join(e.to_string()))?
     }
 
     /// Runs `f` with the catalogue on the blocking pool. Private: callers name what they do.
@@ -81,12 +109,12 @@ impl Db {
 
     /// Queued jobs whose retry time has come, oldest first, at most `limit`.
     pub async fn due_queued(&self, now: i64, limit: usize) -> Result<Vec<JobRecord>, CatalogError> {
-        self.call(move |c| c.due_queued(now, limit)).await
+        self.read(move |c| c.due_queued(now, limit)).await
     }
 
     /// Jobs submitting or submitted, by model: what is in flight on the account.
     pub async fn in_flight_by_model(&self) -> Result<BTreeMap<String, usize>, CatalogError> {
-        self.call(|c| c.in_flight_by_model()).await
+        self.read(|c| c.in_flight_by_model()).await
     }
 
     /// Begins a submission: checks the budgets and, in the same transaction, either moves the
@@ -128,14 +156,14 @@ impl Db {
 
     /// Every job in `state` (only used for states that are not final, which stay few).
     pub async fn jobs_in(&self, state: JobState) -> Result<Vec<JobRecord>, CatalogError> {
-        self.call(move |c| c.jobs_in(state)).await
+        self.read(move |c| c.jobs_in(state)).await
     }
 
     // Archiving.
 
     /// Jobs downloading, the soonest to expire first.
     pub async fn downloads_by_expiry(&self) -> Result<Vec<JobRecord>, CatalogError> {
-        self.call(|c| c.downloads_by_expiry()).await
+        self.read(|c| c.downloads_by_expiry()).await
     }
 
     /// The assets recorded for a job.
@@ -183,7 +211,7 @@ impl Db {
     /// Jobs that ended and whose spec is not yet in `done/` or `failed/`, with their assets and
     /// money, read in one call.
     pub async fn settlements(&self) -> Result<Vec<Settlement>, CatalogError> {
-        self.call(|c| {
+        self.read(|c| {
             c.specs_to_settle()?
                 .into_iter()
                 .map(|job| {
@@ -297,5 +325,48 @@ impl Db {
     /// Writes a consistent copy of the catalogue to `dest`, atomically.
     pub async fn backup_to(&self, dest: PathBuf) -> Result<(), CatalogError> {
         self.call(move |c| c.backup_to(&dest)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_engines_reads_go_on_while_a_write_holds_the_catalogue_and_see_its_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        let catalog = Catalog::open(&path).expect("open");
+        let db = Db::new(catalog).with_reader(Catalog::open_read_only(&path).expect("reader"));
+        let fox = r#"{"model":"viduq1-text","prompt":"a fox"}"#;
+        db.take_specs(vec![SpecJobs::for_test("1", "fox.json", fox)]).await.expect("take");
+        // The reader sees the commit made through the writer.
+        let queued = db.jobs_in(JobState::Queued).await.expect("read");
+        assert_eq!(queued.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["1"]);
+
+        // A write in progress holds the writer (here: its lock, as a commit waiting for its
+        // fsync does). The engine's reads do not wait for it.
+        let writer = Arc::clone(&db.inner);
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _held = writer.lock().unwrap_or_else(|e| e.into_inner());
+            locked.send(()).expect("test waits");
+            let _ = released.recv();
+        });
+        is_locked.recv().expect("the writer is held");
+        let reads = async {
+            let queued = db.due_queued(i64::MAX, 10).await.expect("due");
+            let in_flight = db.in_flight_by_model().await.expect("in flight");
+            let downloading = db.downloads_by_expiry().await.expect("downloads");
+            let settle = db.settlements().await.expect("settlements");
+            (queued.len(), in_flight.len(), downloading.len(), settle.len())
+        };
+        let answered = tokio::time::timeout(Duration::from_secs(20), reads).await;
+        release.send(()).expect("holder waits");
+        holder.join().expect("holder");
+        assert_eq!(answered.expect("the reads did not wait for the writer"), (1, 0, 0, 0));
     }
 }

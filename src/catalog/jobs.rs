@@ -748,28 +748,42 @@ fn settle_submission(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::{SpecContext, parse};
-
-    fn job(body: &str) -> NewJob {
+impl NewJob {
+    /// A job of the spec `body` (JSON, valid), named `name`.
+    pub(crate) fn for_test(id: &str, name: &str, body: &str) -> NewJob {
         let dir = tempfile::tempdir().expect("tempdir");
         let defaults = serde_json::Map::new();
-        let ctx = SpecContext { defaults: &defaults, spec_dir: dir.path(), inbox: dir.path() };
-        let spec = parse("a.json", body.as_bytes(), &ctx).expect("valid spec");
+        let ctx = crate::spec::SpecContext { defaults: &defaults, spec_dir: dir.path(), inbox: dir.path() };
+        let spec = crate::spec::parse(name, body.as_bytes(), &ctx).expect("valid spec");
         NewJob {
-            id: "j".into(),
-            spec_name: "a.json".into(),
+            id: id.into(),
+            spec_name: name.into(),
             spec_sha256: String::new(),
             spec_format: SpecFormat::Json,
             spec,
             take: None,
         }
     }
+}
+
+#[cfg(test)]
+impl SpecJobs {
+    /// A spec file `name` in `processing/` with one job of `body`.
+    pub(crate) fn for_test(id: &str, name: &str, body: &str) -> SpecJobs {
+        SpecJobs::new(vec![NewJob::for_test(id, name, body)], SpecPlace::Processing, name.into(), false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(body: &str) -> NewJob {
+        NewJob::for_test("j", "a.json", body)
+    }
 
     fn spec(id: &str, name: &str, body: &str) -> SpecJobs {
-        let job = NewJob { id: id.into(), spec_name: name.into(), ..job(body) };
-        SpecJobs::new(vec![job], SpecPlace::Processing, name.into(), false)
+        SpecJobs::for_test(id, name, body)
     }
 
     #[test]
