@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idle cost of the daemon: CPU seconds and RSS of `vidkeep run` with an empty inbox over SECONDS,
-# and the number of inbox scans it made (vidkeep_intake_scans_total). An `ls` of the inbox once a
-# second runs meanwhile, as the performance issue's peer does; its own CPU is not reported yet.
+# and the number of inbox scans it made (vidkeep_intake_scans_total). The peer, an `ls` of the
+# inbox once a second (as the performance issue's peer does), runs meanwhile; its own CPU (the
+# `ls` processes' user + system time) is reported beside vidkeep's.
 #   bash bench/idle.sh [BIN] [SECONDS] [DONE_FILES]     BIN defaults to target/release/vidkeep
 # DONE_FILES (default 0) puts that many filed specs and reports in inbox/done/ first, as a
 # long-running daemon has (issue 14 benchmark 1: idle must not grow with done/).
@@ -30,16 +31,24 @@ sleep 3
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 t0=$(cpu "$vk")
-( for _ in $(seq "$SECS"); do ls "$dir/inbox" >/dev/null; sleep 1; done ) &
-lsloop=$!
-wait "$lsloop" || true
+peer=$(python3 - "$dir/inbox" "$SECS" <<'PY'
+import resource, subprocess, sys, time
+inbox, secs = sys.argv[1], int(sys.argv[2])
+for _ in range(secs):
+    subprocess.run(["ls", inbox], stdout=subprocess.DEVNULL, check=True)
+    time.sleep(1)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{ru.ru_utime + ru.ru_stime:.3f}")
+PY
+)
 t1=$(cpu "$vk")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$vk/status")
 scans=$(curl -s "127.0.0.1:$http_port/metrics" | awk '/^vidkeep_intake_scans_total/ {print $2}')
-python3 - "$t0" "$t1" "$tck" "$SECS" "$rss" "${scans:-nan}" "$DONE_FILES" <<'PY'
+python3 - "$t0" "$t1" "$tck" "$SECS" "$rss" "${scans:-nan}" "$DONE_FILES" "$peer" <<'PY'
 import sys
-t0, t1, tck, secs, rss, scans, done = map(float, sys.argv[1:])
+t0, t1, tck, secs, rss, scans, done, peer = map(float, sys.argv[1:])
 cpu = (t1 - t0) / tck
 shown = "n/a" if scans != scans else str(int(scans))
 print(f"vidkeep idle ({int(done)} files in done/): {cpu:.2f} CPU-s in {secs:.0f} s = {100 * cpu / secs:.2f} % of a core, RSS {rss / 1024:.1f} MiB, {shown} scans")
+print(f"peer, ls of the inbox every second: {peer:.2f} CPU-s = {100 * peer / secs:.2f} % of a core")
 PY
