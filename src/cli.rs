@@ -134,7 +134,8 @@ pub enum Command {
         /// The config.
         #[command(flatten)]
         config: ConfigArg,
-        /// A job id (or a unique start or end of one, as `jobs` shows it), a spec file name, a task id or a request id.
+        /// A job id (or a unique start or end of one, as `jobs` shows it), a spec file name or path, a task
+        /// id, a request id, or the job page's address.
         job: String,
         /// JSON for scripts.
         #[arg(long)]

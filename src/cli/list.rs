@@ -250,6 +250,17 @@ fn next_attempt(job: &JobRecord, now: i64) -> Option<String> {
     (waiting && job.next_attempt_at > now).then(|| local_time(job.next_attempt_at))
 }
 
+/// A message that may span lines on one line. A parser's error quotes the spec's line with a
+/// caret under it between its first line (where) and its last (what): those two say it.
+fn one_line(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [only] => (*only).to_owned(),
+        [first, .., last] => format!("{first}: {last}"),
+    }
+}
+
 /// `ms` as a short UTC time for tables and `show`.
 fn local_time(ms: i64) -> String {
     let t = rfc3339(ms);
@@ -278,9 +289,16 @@ enum Found {
 
 /// The job that `what` names: its id, a unique start or end of it (`jobs` shows the last 8
 /// characters), its spec file's name (as
-/// received, or as filed in `done/`/`failed/`), its task id or its request id.
+/// received, or as filed in `done/`/`failed/`), its task id or its request id; or any of these
+/// as people paste them (see [`pasted_forms`]).
 fn find(catalog: &Catalog, what: &str) -> anyhow::Result<Found> {
-    let mut matches = catalog.find_by_reference(what)?;
+    let mut matches = Vec::new();
+    for form in pasted_forms(what) {
+        matches = catalog.find_by_reference(&form)?;
+        if !matches.is_empty() {
+            break;
+        }
+    }
     Ok(match matches.len() {
         0 => Found::None,
         1 => Found::One(Box::new(matches.remove(0))),
@@ -288,15 +306,59 @@ fn find(catalog: &Catalog, what: &str) -> anyhow::Result<Found> {
     })
 }
 
+/// What `what` may stand for, as given first: a job page's address copied from the browser
+/// (`http://host/jobs/<id>?q=...`) or a spec's path as the shell completes it
+/// (`inbox/done/fox.json`) stand for their last part, and an id in capitals for the lower-case
+/// id the catalogue keeps.
+fn pasted_forms(what: &str) -> Vec<String> {
+    let what = what.trim();
+    let mut forms = vec![what.to_owned()];
+    // Only an address has a query or a fragment; a file name may hold `?` or `#`.
+    let path = if what.contains("://") { what.split(['?', '#']).next().unwrap_or(what) } else { what };
+    if let Some(last) = path.rsplit('/').find(|part| !part.is_empty()) {
+        forms.push(last.to_owned());
+    }
+    let mut lower: Vec<String> = forms
+        .iter()
+        .filter(|f| f.chars().all(|c| c.is_ascii_hexdigit() || c == '-') && f.chars().any(|c| c.is_ascii_uppercase()))
+        .map(|f| f.to_ascii_lowercase())
+        .collect();
+    forms.append(&mut lower);
+    forms.dedup();
+    forms
+}
+
 /// The one job `what` names; otherwise says why on stderr and gives exit code 1.
 fn find_one(catalog: &Catalog, what: &str) -> anyhow::Result<Result<JobRecord, ExitCode>> {
     match find(catalog, what)? {
         Found::One(job) => Ok(Ok(*job)),
         Found::None => {
-            eprintln!(
-                "no job matches `{}` (give a job id or its start, a spec file name, a task id or a request id)",
-                Escaped(what)
-            );
+            // A spec refused at intake never became a job: say so rather than "no job".
+            let mut refused = Vec::new();
+            for form in pasted_forms(what) {
+                refused = catalog.rejections_named(&form)?;
+                if !refused.is_empty() {
+                    break;
+                }
+            }
+            if let Some(r) = refused.first() {
+                eprintln!(
+                    "`{}` never became a job: intake rejected it at {} ({}: {}); nothing was sent or charged. \
+                     Its report is in the inbox's failed/ folder; fix the spec and drop it into the inbox again",
+                    Escaped(&r.spec_name),
+                    rfc3339(r.at),
+                    r.error_code,
+                    Escaped(&one_line(&r.error_message))
+                );
+                if refused.len() > 1 {
+                    eprintln!("(rejected {} times; `vidkeep jobs --rejected` lists each)", refused.len());
+                }
+            } else {
+                eprintln!(
+                    "no job matches `{}` (give a job id or its start, a spec file name, a task id or a request id)",
+                    Escaped(what)
+                );
+            }
             Ok(Err(ExitCode::from(1)))
         }
         Found::Many(jobs) => {
