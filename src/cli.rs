@@ -3,6 +3,7 @@
 //! 2 it could not run (bad config, unreadable catalogue, bad arguments).
 
 mod check;
+mod columns;
 pub mod demo;
 mod fetch;
 mod list;

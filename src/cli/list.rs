@@ -3,6 +3,8 @@
 use crate::telemetry::Escaped;
 use std::process::ExitCode;
 
+use super::columns::{clip, pad, width as text_width};
+
 use serde_json::Value;
 
 use crate::catalog::{Asset, AssetKind, Catalog, Cursor, JobFilter, JobRecord, csv, job_json, short_id};
@@ -170,17 +172,6 @@ fn terminal_width() -> usize {
     std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()).unwrap_or(100).clamp(80, 200)
 }
 
-/// `text` cut to `max` characters, with `…` when cut, on one line.
-fn clip(text: &str, max: usize) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max {
-        return one_line;
-    }
-    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 /// An aligned table of jobs for people.
 pub fn table(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     table_for(rows, Layout::Fit, 100)
@@ -225,7 +216,7 @@ pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width:
     }
     let columns = lines[0].len();
     let mut widths: Vec<usize> =
-        (0..columns).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+        (0..columns).map(|i| lines.iter().map(|l| text_width(&l[i])).max().unwrap_or(0)).collect();
     if !wide {
         // NAME/PROMPT takes what the other columns leave of the terminal.
         let others: usize = widths.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, w)| w + 2).sum();
@@ -236,7 +227,7 @@ pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width:
     }
     let mut out = String::new();
     for line in &lines {
-        let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| pad(c, *w)).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -498,4 +489,42 @@ pub(super) fn resolve(config: &Config, prefix: &str, resubmit: bool) -> anyhow::
     catalog.transition(&job.id, JobState::Uncertain, &change)?;
     println!("job {} is now {}", job.id, change.target());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Terminal columns the test's text takes: the CJK characters it uses are two wide.
+    fn cols(s: &str) -> usize {
+        s.chars()
+            .map(
+                |c| {
+                    if ('\u{3000}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ff60}').contains(&c) { 2 } else { 1 }
+                },
+            )
+            .sum()
+    }
+
+    #[test]
+    fn the_table_counts_chinese_text_by_the_columns_it_takes() {
+        let mut lantern = JobRecord::for_test("01a24db0-fc3c-71ea-8f35-6513bc374f95");
+        lantern.spec_name = "灯笼.txt".to_owned();
+        lantern.prompt = Some("河面上漂浮的灯笼在夜色中闪烁，".repeat(4));
+        let mut harbour = JobRecord::for_test("01a24db0-fc3c-71ea-8f35-6513bc374f96");
+        harbour.spec_name = "harbour-at-dawn.txt".to_owned();
+        harbour.prompt = Some("A quiet fishing harbour at dawn".to_owned());
+        for width in [80, 120] {
+            let table = table_for(&[(lantern.clone(), Vec::new()), (harbour.clone(), Vec::new())], Layout::Fit, width);
+            let lines: Vec<&str> = table.lines().collect();
+            for line in &lines {
+                assert!(cols(line) <= width, "wider than {width} columns: {line}\n{table}");
+            }
+            // Every row's NAME/PROMPT starts in the header's column.
+            let at = |line: &str, text: &str| cols(&line[..line.find(text).expect("in the line")]);
+            assert_eq!(at(lines[0], "NAME/PROMPT"), at(lines[1], "河面"), "{table}");
+            assert_eq!(at(lines[0], "NAME/PROMPT"), at(lines[2], "A quiet"), "{table}");
+            assert!(lines[1].contains('…'), "cut to fit: {table}");
+        }
+    }
 }
