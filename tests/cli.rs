@@ -515,8 +515,9 @@ async fn show_takes_a_job_as_people_paste_it_and_explains_a_rejected_spec() {
     env.start();
     env.drop_spec("fox.json", &json!({"prompt": "a red fox"}).to_string());
     env.drop_spec("bad.json", &json!({"prompt": "x", "colour": 1}).to_string());
+    env.drop_spec("broken.toml", "model = \"viduq1-text\"\nprompt = \"a kite\n");
     let jobs = env.wait_all_ended(1).await;
-    env.wait_rejections(1).await;
+    env.wait_rejections(2).await;
     env.stop().await;
     let fox = &jobs[0];
     let done = env.inbox().join("done").join("fox.json");
@@ -544,4 +545,9 @@ async fn show_takes_a_job_as_people_paste_it_and_explains_a_rejected_spec() {
         assert!(said.contains("failed/"), "names where its report is: {said}");
         assert!(!said.contains("no job matches"), "{said}");
     }
+    // A parser's message spans lines (the spec's line with a caret): one row per spec, saying
+    // where and what, without the quoted line's escaped newlines.
+    let rejected = text(&env.cli(&["jobs", "--rejected"]));
+    let row = rejected.lines().find(|l| l.contains("broken.toml")).expect("broken.toml listed");
+    assert!(row.contains("line 2") && row.contains("spec-syntax") && !row.contains("%0A"), "{rejected}");
 }

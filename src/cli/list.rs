@@ -162,7 +162,8 @@ pub(super) fn rejected(config: &Config, json: bool) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     for r in &rejections {
-        println!("{}  {}  {}: {}", rfc3339(r.at), Escaped(&r.spec_name), r.error_code, Escaped(&r.error_message));
+        let reason = one_line(&r.error_message);
+        println!("{}  {}  {}: {}", rfc3339(r.at), Escaped(&r.spec_name), r.error_code, Escaped(&reason));
     }
     println!("{} rejected spec(s); each has a report in failed/", rejections.len());
     Ok(ExitCode::SUCCESS)
