@@ -194,8 +194,13 @@ pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width:
             Some(e) => e.code.clone(),
             None => String::new(),
         };
-        if let Some(next) = next_attempt(job, now) {
-            note = if note.is_empty() { format!("next attempt {next}") } else { format!("{note}; next {next}") };
+        if let Some(mut next) = next_attempt(job, now) {
+            if !wide && job.next_attempt_at - now < 20 * 3_600_000 {
+                // Within the day the time alone says it; the column is too narrow for the date too.
+                next = next.get(11..).unwrap_or(&next).to_owned();
+            }
+            // The time first: when a narrow terminal cuts the note, the code goes, not the time.
+            note = if note.is_empty() { format!("next attempt {next}") } else { format!("next {next}; {note}") };
         }
         let text = job.name.clone().or_else(|| job.prompt.clone()).unwrap_or_default();
         let text = Escaped(&text).to_string();
@@ -212,7 +217,7 @@ pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width:
                 note,
             ]
         } else {
-            vec![id, job.state.to_string(), job.model.clone(), clip(&job.spec_name, 24), text, clip(&note, 24)]
+            vec![id, job.state.to_string(), job.model.clone(), clip(&job.spec_name, 24), text, clip(&note, 30)]
         });
     }
     let columns = lines[0].len();
@@ -222,8 +227,12 @@ pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width:
         // NAME/PROMPT takes what the other columns leave of the terminal.
         let others: usize = widths.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, w)| w + 2).sum();
         widths[4] = widths[4].min(width.saturating_sub(others).max(12));
+        // Then NOTE, if the columns before it still leave it too little.
+        let before_note: usize = widths[..5].iter().map(|w| w + 2).sum();
+        widths[5] = widths[5].min(width.saturating_sub(before_note).max(12));
         for line in lines.iter_mut().skip(1) {
             line[4] = clip(&line[4], widths[4]);
+            line[5] = clip(&line[5], widths[5]);
         }
     }
     let mut out = String::new();
@@ -526,6 +535,25 @@ mod tests {
             assert_eq!(at(lines[0], "NAME/PROMPT"), at(lines[1], "河面"), "{table}");
             assert_eq!(at(lines[0], "NAME/PROMPT"), at(lines[2], "A quiet"), "{table}");
             assert!(lines[1].contains('…'), "cut to fit: {table}");
+        }
+    }
+
+    #[test]
+    fn a_waiting_jobs_note_keeps_when_it_is_next_tried() {
+        let now = crate::time::now_ms();
+        let mut paused = JobRecord::for_test("01a24dbf-8895-711e-951a-a954233ae7b0");
+        paused.error = Some(JobError::new("platform-1113", "the account balance is exhausted"));
+        paused.next_attempt_at = now + 10 * 60_000;
+        let at = rfc3339(paused.next_attempt_at);
+        let (day, time) = (&at[..10], &at[11..16]);
+        for width in [80, 100] {
+            let table = table_for(&[(paused.clone(), Vec::new())], Layout::Fit, width);
+            let row = table.lines().nth(1).expect("a row");
+            assert!(row.contains(&format!("next {time} UTC")), "the time, not `next 202…`: {table}");
+            assert!(width < 100 || row.contains("platform-1113"), "and the code when there is room: {table}");
+            assert!(cols(row) <= width, "{table}");
+            let wide = table_for(&[(paused.clone(), Vec::new())], Layout::Wide, width);
+            assert!(wide.contains(&format!("{day} {time} UTC")), "--wide keeps the day: {wide}");
         }
     }
 }
