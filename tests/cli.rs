@@ -490,6 +490,8 @@ fn demo_refuses_a_folder_that_is_not_its_own_and_reruns_in_its_own() {
         // The summary counts this run's jobs only (a rerun's examples are already paid for).
         let summary = all.lines().rfind(|l| l.ends_with("job(s)")).expect("summary line").to_owned();
         assert_eq!(summary, if run == 0 { "6 job(s)" } else { "0 job(s)" }, "run {run}: {all}");
+        // ... and a rerun says why nothing new was made, instead of an empty table alone.
+        assert_eq!(all.contains("already paid for"), run == 1, "run {run}: {all}");
     }
 }
 
