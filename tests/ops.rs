@@ -232,6 +232,10 @@ async fn systemd_hears_ready_watchdog_status_and_stopping() {
         assert!(!line.starts_with(|c: char| c.is_ascii_digit()), "no timestamp under journald: {line}");
     }
     assert!(!logs.contains(&SimConfig::default().api_key), "the API key never reaches a log");
+    // A first start makes the catalogue, and says so where an admin with a mistyped
+    // [catalog] path (an empty catalogue: every spec paid for again) would see it.
+    let made = logs.lines().find(|l| l.contains("created a new, empty catalogue")).unwrap_or_default();
+    assert!(made.contains("catalog.sqlite") && made.contains("[catalog] path"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
