@@ -382,7 +382,10 @@ impl Supervisor {
                     match client.get(&url).send().await {
                         Ok(_) => ops.platform_answered(),
                         Err(e) => {
-                            tracing::warn!(error = %Escaped(&e), "the platform did not answer a reachability probe")
+                            // reqwest's own words ("error sending request") name no cause.
+                            let why = crate::api::with_causes(&e);
+                            tracing::warn!(error = %Escaped(&why), "the platform did not answer a reachability probe");
+                            ops.platform_unreachable(why);
                         }
                     }
                 }
