@@ -333,6 +333,12 @@ pub fn next_step(job: &JobRecord) -> String {
         // the page and the report say the same as the cost line beside them.
         (_, Some("task-failed")) => "the platform accepted this task and then could not make the video; the ledger counts it as charged at list price, as the platform does not say whether a failed task is billed (check the bill); drop the spec again to retry, perhaps with a changed prompt".to_owned(),
         (_, Some("abandoned")) => "a person abandoned this job".to_owned(),
+        // Queued with an error: a refused submission that is tried again (an account pause, an
+        // overload, a network error before sending), not a fault of the spec.
+        (JobState::Queued, Some(_)) => "nothing, unless the error names the account: the submission was refused or \
+             not sent, nothing was charged, and vidkeep sends it again by itself at the next attempt; after a \
+             balance, quota or API-key error, top up or fix the key, then restart vidkeep to try at once"
+            .to_owned(),
         (_, Some(code)) if code.starts_with("platform-") => {
             "the platform refused the request; fix the spec as the error says and drop it again".to_owned()
         }
@@ -364,6 +370,11 @@ mod tests {
         assert!(cost.retry.is_some_and(|r| r.contains("charged again") && r.contains("may help")));
         let step = next_step(&job);
         assert!(step.contains("counts it as charged") && !step.contains("may have been"), "as the cost line: {step}");
+        // A refusal that is retried (an account pause, an overload) is not the spec's fault.
+        job.state = JobState::Queued;
+        job.error = Some(JobError::new("platform-1113", "the balance is exhausted"));
+        let step = next_step(&job);
+        assert!(step.contains("by itself") && step.contains("top up") && !step.contains("fix the spec"), "{step}");
         job.state = JobState::Archived;
         job.error = None;
         assert_eq!(Cost::of(&job, &charged).retry, None);

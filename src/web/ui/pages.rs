@@ -406,8 +406,12 @@ pub(super) fn job_page(v: &JobView<'_>) -> Markup {
                 @if job.state == JobState::WaitingBudget {
                     div.error { strong { "waiting for budget" } ": " (e.message) }
                 }
+                @if job.state == JobState::Queued {
+                    div.error { strong { "not sent yet, " (e.code) } ": " (e.message) }
+                }
             }
-            @if !matches!(job.state, JobState::Archived | JobState::Queued | JobState::Submitting | JobState::Submitted | JobState::Downloading) {
+            @if !matches!(job.state, JobState::Archived | JobState::Queued | JobState::Submitting | JobState::Submitted | JobState::Downloading)
+                || (job.state == JobState::Queued && job.error.is_some()) {
                 p.hint { strong { "What to do next: " } (next_step) }
             }
         }
