@@ -41,7 +41,7 @@ pub struct Cli {
 /// The config file option shared by most commands.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArg {
-    /// Path of the TOML config file.
+    /// Path of the TOML config file (the Debian package's is /etc/vidkeep/config.toml).
     #[arg(long, short, env = "VIDKEEP_CONFIG")]
     pub config: PathBuf,
 }
