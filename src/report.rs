@@ -156,6 +156,14 @@ pub fn reject(inbox: &Inbox, path: &Path, rejection: &Rejection) -> io::Result<P
     Ok(failed.join(name))
 }
 
+/// Why a folder in the inbox is not read, as its report and the catalogue's rejections say it.
+pub fn folder_message(folder: &str) -> String {
+    format!(
+        "`{folder}/` is a folder: vidkeep reads only .json, .toml and .txt specs placed directly in the inbox, \
+         never in folders below it"
+    )
+}
+
 /// Writes `failed/<folder>.report.json` saying the inbox folder `folder` is not read, unless it
 /// is there already; true when it was written now.
 pub fn folder_not_read(inbox: &Inbox, folder: &str) -> io::Result<bool> {
@@ -167,13 +175,7 @@ pub fn folder_not_read(inbox: &Inbox, folder: &str) -> io::Result<bool> {
         spec: folder,
         state: "rejected",
         submitted: false,
-        error: JobError::new(
-            crate::spec::SpecError::IN_FOLDER,
-            format!(
-                "`{folder}/` is a folder: vidkeep reads only .json, .toml and .txt specs placed directly in the inbox, \
-                 never in folders below it"
-            ),
-        ),
+        error: JobError::new(crate::spec::SpecError::IN_FOLDER, folder_message(folder)),
         next_step: "nothing in the folder was sent or charged; move its specs up into the inbox itself",
         at: rfc3339(crate::time::now_ms()),
     };
