@@ -306,7 +306,7 @@ fn transport(e: reqwest::Error) -> ApiError {
 
 /// `e` and each of its causes once: reqwest's own text ("error sending request") names none of
 /// them, and the cause (DNS, refused, TLS) is what a person needs to fix it.
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

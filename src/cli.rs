@@ -3,6 +3,7 @@
 //! 2 it could not run (bad config, unreadable catalogue, bad arguments).
 
 mod check;
+mod columns;
 pub mod demo;
 mod fetch;
 mod list;
@@ -40,7 +41,7 @@ pub struct Cli {
 /// The config file option shared by most commands.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArg {
-    /// Path of the TOML config file.
+    /// Path of the TOML config file (the Debian package's is /etc/vidkeep/config.toml).
     #[arg(long, short, env = "VIDKEEP_CONFIG")]
     pub config: PathBuf,
 }
@@ -134,7 +135,8 @@ pub enum Command {
         /// The config.
         #[command(flatten)]
         config: ConfigArg,
-        /// A job id (or a unique start or end of one, as `jobs` shows it), a spec file name, a task id or a request id.
+        /// A job id (or a unique start or end of one, as `jobs` shows it), a spec file name or path, a task
+        /// id, a request id, or the job page's address.
         job: String,
         /// JSON for scripts.
         #[arg(long)]

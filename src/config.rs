@@ -601,7 +601,7 @@ impl Config {
         }
         for (model, limit) in &self.api.max_in_flight_per_model {
             if models::rules(model).is_none() {
-                return Err(bad(&format!("api.max_in_flight_per_model.{model}"), "names an unknown model".to_owned()));
+                return Err(bad(&format!("api.max_in_flight_per_model.{model}"), unknown_model(model)));
             }
             if *limit == 0 {
                 return Err(bad(&format!("api.max_in_flight_per_model.{model}"), "must be at least 1".to_owned()));
@@ -685,10 +685,7 @@ impl Config {
         let mut prices = BTreeMap::new();
         for (model, amount) in &self.prices {
             if models::rules(model).is_none() {
-                return Err(ConfigError::Invalid {
-                    key: format!("prices.{model}"),
-                    message: "names an unknown model".to_owned(),
-                });
+                return Err(ConfigError::Invalid { key: format!("prices.{model}"), message: unknown_model(model) });
             }
             prices.insert(model.clone(), amount.fen().map_err(|e| bad(format!("prices.{model}"), e))?);
         }
@@ -708,7 +705,7 @@ impl Config {
         let bad = |key: &str, message: String| ConfigError::Invalid { key: format!("defaults.{key}"), message };
         if let Some(model) = self.defaults.get("model") {
             if model.as_str().and_then(models::rules).is_none() {
-                return Err(bad("model", format!("{model} is not a known model")));
+                return Err(bad("model", format!("{model} {}", unknown_model(model.as_str().unwrap_or_default()))));
             }
         }
         for key in self.defaults.keys() {
@@ -747,6 +744,12 @@ impl Config {
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+/// Why a config key names no model vidkeep knows, with the one meant when it is a typo.
+fn unknown_model(model: &str) -> String {
+    let hint = models::did_you_mean(model, models::MODELS.iter().map(|m| m.name));
+    format!("names an unknown model{hint}: one of {}", models::known_models())
 }
 
 /// A storage URL that starts like a URL (`s3:/bucket`, `s3:bucket`, `S3//x`, `gs:/x`) without
@@ -814,6 +817,12 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_typo_in_the_default_model_names_the_model_meant() {
+        let e = Config::from_toml("[defaults]\nmodel = \"viduq1_text\"\n", Path::new("/x")).expect_err("typo");
+        assert!(e.to_string().contains("did you mean `viduq1-text`?"), "{e}");
     }
 
     #[test]

@@ -103,9 +103,20 @@ pub async fn run_with(
     let inbox = config.inbox();
     inbox.ensure().map_err(|source| WatchError::Inbox { path: inbox.root().to_owned(), source })?;
     let path = config.catalog.path.clone();
+    let new_catalogue = !path.exists();
     let mut catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
+    if new_catalogue {
+        // Right on a first start; after a typo in [catalog] path it forgets every job, and with
+        // them what was already paid for.
+        // INFO, not WARN: every first start has it (the demo's too), and the words carry the caution.
+        tracing::info!(
+            path = %Escaped(&config.catalog.path.display().to_string()),
+            "created a new, empty catalogue: right on a first start; otherwise [catalog] path does not name the \
+             existing one, so stop now and fix it before specs are taken (they would be paid for again)"
+        );
+    }
     // Before reconcile: a job it makes uncertain tells people too.
     catalog.set_notify(crate::catalog::NotifySetup {
         sinks: config.notify.sinks(),
@@ -376,7 +387,10 @@ impl Supervisor {
                     match client.get(&url).send().await {
                         Ok(_) => ops.platform_answered(),
                         Err(e) => {
-                            tracing::warn!(error = %Escaped(&e), "the platform did not answer a reachability probe")
+                            // reqwest's own words ("error sending request") name no cause.
+                            let why = crate::api::with_causes(&e);
+                            tracing::warn!(error = %Escaped(&why), "the platform did not answer a reachability probe");
+                            ops.platform_unreachable(why);
                         }
                     }
                 }

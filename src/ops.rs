@@ -37,6 +37,7 @@ struct Inner {
     db: std::sync::OnceLock<Db>,
     watcher_alive: AtomicBool,
     platform_seen_ms: AtomicI64,
+    platform_problem: std::sync::Mutex<Option<String>>,
     intake_problem: std::sync::Mutex<Option<String>>,
     budget: std::sync::Mutex<Budget>,
     clock: std::sync::OnceLock<Clock>,
@@ -75,6 +76,18 @@ impl Ops {
     /// The platform answered (any HTTP answer, even an error: it is reachable).
     pub fn platform_answered(&self) {
         self.inner.platform_seen_ms.store(now_ms(), Ordering::Relaxed);
+        *self.inner.platform_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// A try to reach the platform failed with `why` (DNS, refused, TLS, a timeout): `/readyz`
+    /// shows it until the platform answers.
+    pub fn platform_unreachable(&self, why: String) {
+        *self.inner.platform_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+    }
+
+    /// Why the last try to reach the platform failed, if it did and nothing answered since.
+    pub fn platform_problem(&self) -> Option<String> {
+        self.inner.platform_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// When the platform last answered (Unix ms), if it has.

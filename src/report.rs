@@ -156,6 +156,14 @@ pub fn reject(inbox: &Inbox, path: &Path, rejection: &Rejection) -> io::Result<P
     Ok(failed.join(name))
 }
 
+/// Why a folder in the inbox is not read, as its report and the catalogue's rejections say it.
+pub fn folder_message(folder: &str) -> String {
+    format!(
+        "`{folder}/` is a folder: vidkeep reads only .json, .toml and .txt specs placed directly in the inbox, \
+         never in folders below it"
+    )
+}
+
 /// Writes `failed/<folder>.report.json` saying the inbox folder `folder` is not read, unless it
 /// is there already; true when it was written now.
 pub fn folder_not_read(inbox: &Inbox, folder: &str) -> io::Result<bool> {
@@ -167,13 +175,7 @@ pub fn folder_not_read(inbox: &Inbox, folder: &str) -> io::Result<bool> {
         spec: folder,
         state: "rejected",
         submitted: false,
-        error: JobError::new(
-            crate::spec::SpecError::IN_FOLDER,
-            format!(
-                "`{folder}/` is a folder: vidkeep reads only .json, .toml and .txt specs placed directly in the inbox, \
-                 never in folders below it"
-            ),
-        ),
+        error: JobError::new(crate::spec::SpecError::IN_FOLDER, folder_message(folder)),
         next_step: "nothing in the folder was sent or charged; move its specs up into the inbox itself",
         at: rfc3339(crate::time::now_ms()),
     };
@@ -333,6 +335,12 @@ pub fn next_step(job: &JobRecord) -> String {
         // the page and the report say the same as the cost line beside them.
         (_, Some("task-failed")) => "the platform accepted this task and then could not make the video; the ledger counts it as charged at list price, as the platform does not say whether a failed task is billed (check the bill); drop the spec again to retry, perhaps with a changed prompt".to_owned(),
         (_, Some("abandoned")) => "a person abandoned this job".to_owned(),
+        // Queued with an error: a refused submission that is tried again (an account pause, an
+        // overload, a network error before sending), not a fault of the spec.
+        (JobState::Queued, Some(_)) => "nothing, unless the error names the account: the submission was refused or \
+             not sent, nothing was charged, and vidkeep sends it again by itself at the next attempt; after a \
+             balance, quota or API-key error, top up or fix the key, then restart vidkeep to try at once"
+            .to_owned(),
         (_, Some(code)) if code.starts_with("platform-") => {
             "the platform refused the request; fix the spec as the error says and drop it again".to_owned()
         }
@@ -364,6 +372,11 @@ mod tests {
         assert!(cost.retry.is_some_and(|r| r.contains("charged again") && r.contains("may help")));
         let step = next_step(&job);
         assert!(step.contains("counts it as charged") && !step.contains("may have been"), "as the cost line: {step}");
+        // A refusal that is retried (an account pause, an overload) is not the spec's fault.
+        job.state = JobState::Queued;
+        job.error = Some(JobError::new("platform-1113", "the balance is exhausted"));
+        let step = next_step(&job);
+        assert!(step.contains("by itself") && step.contains("top up") && !step.contains("fix the spec"), "{step}");
         job.state = JobState::Archived;
         job.error = None;
         assert_eq!(Cost::of(&job, &charged).retry, None);

@@ -355,9 +355,15 @@ async fn require_token(token: &Secret, cookie_secure: bool, request: Request, ne
             [(header::LOCATION, rest), (header::SET_COOKIE, cookie), (header::CACHE_CONTROL, "no-store".to_owned())];
         return (StatusCode::SEE_OTHER, headers).into_response();
     }
-    let body = "a valid token is required: send `Authorization: Bearer <token>`, or open any page once with \
-                ?token=<token> (from [http] token) to set a cookie\n";
-    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"vidkeep\"")], body).into_response()
+    let said = "a valid token is required: send `Authorization: Bearer <token>`, or open any page once with \
+                ?token=<token> (from [http] token) to set a cookie";
+    let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"vidkeep\"")];
+    // Scripts read every /api/* answer as JSON, errors included.
+    if request.uri().path().starts_with("/api/") {
+        let body = axum::Json(serde_json::json!({ "error": said, "status": StatusCode::UNAUTHORIZED.as_u16() }));
+        return (StatusCode::UNAUTHORIZED, challenge, body).into_response();
+    }
+    (StatusCode::UNAUTHORIZED, challenge, format!("{said}\n")).into_response()
 }
 
 /// The `token` query parameter, and the path with the other parameters.

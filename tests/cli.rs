@@ -490,6 +490,8 @@ fn demo_refuses_a_folder_that_is_not_its_own_and_reruns_in_its_own() {
         // The summary counts this run's jobs only (a rerun's examples are already paid for).
         let summary = all.lines().rfind(|l| l.ends_with("job(s)")).expect("summary line").to_owned();
         assert_eq!(summary, if run == 0 { "6 job(s)" } else { "0 job(s)" }, "run {run}: {all}");
+        // ... and a rerun says why nothing new was made, instead of an empty table alone.
+        assert_eq!(all.contains("already paid for"), run == 1, "run {run}: {all}");
     }
 }
 
@@ -507,4 +509,47 @@ fn the_shipped_completions_and_man_page_match_the_command_line() {
     assert!(bash.status.success() && String::from_utf8_lossy(&bash.stdout).contains("vidkeep"));
     let man = vidkeep(&["man"]);
     assert!(String::from_utf8_lossy(&man.stdout).contains(".TH vidkeep"), "a roff man page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_takes_a_job_as_people_paste_it_and_explains_a_rejected_spec() {
+    let mut env = Env::default().await;
+    env.start();
+    env.drop_spec("fox.json", &json!({"prompt": "a red fox"}).to_string());
+    env.drop_spec("bad.json", &json!({"prompt": "x", "colour": 1}).to_string());
+    env.drop_spec("broken.toml", "model = \"viduq1-text\"\nprompt = \"a kite\n");
+    let jobs = env.wait_all_ended(1).await;
+    env.wait_rejections(2).await;
+    env.stop().await;
+    let fox = &jobs[0];
+    let done = env.inbox().join("done").join("fox.json");
+    let pasted = [
+        // The job page's address, copied from the browser (it carries the search it came from).
+        format!("http://127.0.0.1:8780/jobs/{}?q=fox&sort=newest", fox.id),
+        format!("/jobs/{}", fox.id),
+        // An id copied from a tool that writes UUIDs in capitals.
+        fox.id.to_uppercase(),
+        // The spec's path, as the shell completes it.
+        done.display().to_string(),
+        "done/fox.json".to_owned(),
+    ];
+    for what in &pasted {
+        let out = env.cli(&["show", what]);
+        assert!(out.status.success(), "show {what}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("job       {}", fox.id)), "{what}");
+    }
+    // A spec intake refused never became a job: say so, with the reason, not "no job matches".
+    for what in ["bad.json", "failed/bad.json"] {
+        let out = env.cli(&["show", what]);
+        assert_eq!(out.status.code(), Some(1), "still no job: {}", text(&out));
+        let said = text(&out);
+        assert!(said.contains("rejected") && said.contains("spec-invalid") && said.contains("colour"), "{said}");
+        assert!(said.contains("failed/"), "names where its report is: {said}");
+        assert!(!said.contains("no job matches"), "{said}");
+    }
+    // A parser's message spans lines (the spec's line with a caret): one row per spec, saying
+    // where and what, without the quoted line's escaped newlines.
+    let rejected = text(&env.cli(&["jobs", "--rejected"]));
+    let row = rejected.lines().find(|l| l.contains("broken.toml")).expect("broken.toml listed");
+    assert!(row.contains("line 2") && row.contains("spec-syntax") && !row.contains("%0A"), "{rejected}");
 }

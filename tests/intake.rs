@@ -270,5 +270,11 @@ async fn a_yaml_spec_or_a_folder_of_specs_gets_a_report_instead_of_silence() {
     assert!(batch.join("fox.json").exists(), "the folder is left as it is");
     assert!(env.jobs().is_empty(), "nothing was taken or paid");
     assert_eq!(env.sim.stats().accepted, 0);
+    // Listed with the other refusals (`jobs --rejected`, the UI), as the metric counts it: once.
+    let rejections = env.wait_rejections(2).await;
+    let codes: Vec<&str> = rejections.iter().map(|r| r.error_code.as_str()).collect();
+    assert!(codes.contains(&"spec-in-folder") && codes.contains(&"spec-format"), "{codes:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(env.rejections().len(), 2, "a rescan does not list the folder again");
     env.stop().await;
 }

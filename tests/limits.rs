@@ -58,7 +58,7 @@ async fn an_exhausted_balance_stops_submission_and_says_why() {
     // 2.5 RMB per Vidu Q1 call: a balance of 5 RMB pays for two.
     let sim = SimConfig { balance_fen: Some(500), ..fast_sim() };
     let mut env = Env::new(sim, "max_in_flight = 1\n", "[defaults]\nmodel = \"viduq1-text\"\n").await;
-    env.start();
+    let ui = env.start_serving(None).await;
     for i in 0..3 {
         env.drop_spec(&format!("p{i}.txt"), &format!("prompt number {i}"));
     }
@@ -73,6 +73,11 @@ async fn an_exhausted_balance_stops_submission_and_says_why() {
     let message = &waiting.error.as_ref().expect("error").message;
     assert!(message.contains("top it up"), "{message}");
     assert_eq!(env.sim.stats().accepted, 2);
+    // Its page says why it waits and what to do, as `show` does, not a bare "queued".
+    let page = reqwest::get(format!("{ui}/jobs/{}", waiting.id)).await.expect("page").text().await.expect("body");
+    assert!(page.contains("platform-1113") && page.contains("top it up"), "the refusal: {page}");
+    let next = page.split("What to do next: ").nth(1).unwrap_or_default();
+    assert!(next.contains("by itself") && !next.contains("fix the spec"), "what to do next: {page}");
     env.stop().await;
 }
 

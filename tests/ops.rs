@@ -232,6 +232,10 @@ async fn systemd_hears_ready_watchdog_status_and_stopping() {
         assert!(!line.starts_with(|c: char| c.is_ascii_digit()), "no timestamp under journald: {line}");
     }
     assert!(!logs.contains(&SimConfig::default().api_key), "the API key never reaches a log");
+    // A first start makes the catalogue, and says so where an admin with a mistyped
+    // [catalog] path (an empty catalogue: every spec paid for again) would see it.
+    let made = logs.lines().find(|l| l.contains("created a new, empty catalogue")).unwrap_or_default();
+    assert!(made.contains("catalog.sqlite") && made.contains("[catalog] path"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,8 +398,8 @@ async fn readiness_needs_the_platform_and_the_token_guards_every_route() {
         // Wait for the server, and for the first probe to have failed.
         if let Ok(response) = reqwest::get(format!("{url}/readyz")).await {
             let answer = (response.status().as_u16(), response.text().await.expect("body"));
-            if answer.1.contains("inbox watcher") || tokio::time::Instant::now() > deadline {
-                // Still starting: the watcher is not up yet.
+            if answer.1.contains("inbox watcher") || !answer.1.contains("last try") {
+                // Still starting: the watcher is not up yet, or the first probe has not failed.
             } else {
                 break answer;
             }
@@ -405,6 +409,8 @@ async fn readiness_needs_the_platform_and_the_token_guards_every_route() {
     };
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("platform: has not answered yet"), "{body}");
+    // ... and why, as the probe found it: the admin's next step differs for DNS, refused, TLS.
+    assert!(body.contains("Connection refused"), "the probe's cause: {body}");
     assert_eq!(get(&format!("{url}/healthz")).await.0, 200, "alive, though not ready");
     cancel.cancel();
     daemon.await.expect("daemon task").expect("daemon stops cleanly");

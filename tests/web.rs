@@ -277,6 +277,13 @@ async fn serve_shows_the_catalogue_read_only_behind_its_token() {
     assert_eq!(http.get(format!("{origin}/")).send().await.expect("get").status(), StatusCode::UNAUTHORIZED);
     let wrong = http.get(format!("{origin}/?q=fox&token=nope")).send().await.expect("get");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // A script that forgot the token gets JSON, as from every other /api/* error.
+    let denied = http.get(format!("{origin}/api/jobs?state=archived")).send().await.expect("get");
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    assert!(denied.headers()["content-type"].to_str().expect("ascii").starts_with("application/json"));
+    let denied: Value = denied.json().await.expect("a JSON error");
+    assert_eq!(denied["status"], 401, "{denied}");
+    assert!(denied["error"].as_str().is_some_and(|e| e.contains("Authorization: Bearer")), "{denied}");
 
     // A link with the token sets the cookie and drops the token from the URL.
     let login = http.get(format!("{origin}/?q=fox&token=t0ken-for-the-ui")).send().await.expect("get");

@@ -47,11 +47,11 @@ complete -c vidkeep -n "__fish_vidkeep_needs_command" -f -a "catalog" -d 'Catalo
 complete -c vidkeep -n "__fish_vidkeep_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, ...) generated from this command line, or with --write DIR write them and the man page (the .deb ships these files)'
 complete -c vidkeep -n "__fish_vidkeep_needs_command" -f -a "man" -d 'Print the man page (roff), generated from this command line'
 complete -c vidkeep -n "__fish_vidkeep_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand run" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand run" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand run" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand serve" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand serve" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand serve" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -59,7 +59,7 @@ complete -c vidkeep -n "__fish_vidkeep_using_subcommand check" -s c -l config -d
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand check" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l state -d 'Only jobs in this state' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l model -d 'Only jobs of this model (one of the models vidkeep knows)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l project -d 'Only jobs of this project (any case, as search)' -r
@@ -75,7 +75,7 @@ complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l json -d 'JSON f
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l wide -d 'Every column in full (id, creation time, video key), however wide'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -l rejected -d 'The specs refused at intake, with the reason, instead of jobs'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand jobs" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l state -d 'Only jobs in this state' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l model -d 'Only jobs of this model (one of the models vidkeep knows)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l project -d 'Only jobs of this project (any case, as search)' -r
@@ -89,7 +89,7 @@ json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l json -d 'JSON for scripts instead of a table'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -l wide -d 'Every column in full, however wide'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand search" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l format -d 'Output format' -r -f -a "json\t'A JSON array of jobs'
 csv\t'CSV, one row per job'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l state -d 'Only jobs in this state' -r
@@ -104,12 +104,12 @@ complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -s q -l query -d
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand show" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand show" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand show" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand show" -l json -d 'JSON for scripts'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand spend" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand spend" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand spend" -l since -d 'From this day (YYYY-MM-DD in `[budget] timezone`, or RFC 3339)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand spend" -l until -d 'Before this day (YYYY-MM-DD in `[budget] timezone`, or RFC 3339)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand spend" -l by -d 'How to group the totals' -r -f -a "day\t'Calendar day in the budget\'s time zone'
@@ -122,21 +122,21 @@ csv\t'One row per charged or possibly-charged submission'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand spend" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand spend" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand verify" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand verify" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand verify" -l sample -d 'Check only this percentage of the assets, least recently checked first' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand verify" -l since -d 'Check only assets stored since this date (YYYY-MM-DD or RFC 3339)' -r
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand verify" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand backup" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand backup" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand backup" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand archive-url" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand archive-url" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand archive-url" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand archive-url" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand resolve" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand resolve" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand resolve" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand resolve" -l resubmit -d 'Submit again (the platform may charge a second time)'
@@ -158,7 +158,7 @@ json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Validate a config and print it resolved (paths absolute, defaults filled)'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and __fish_seen_subcommand_from check" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and __fish_seen_subcommand_from check" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and __fish_seen_subcommand_from check" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -169,7 +169,7 @@ json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -f -a "rebuild" -d 'Make a new catalogue from the sidecars in storage alone (after the catalogue is lost): every archived job with its assets, hashes, request, task id and accepted submission'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s c -l config -d 'Path of the TOML config file' -r -F
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l to -d 'Write the new catalogue here instead of [catalog] path' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"

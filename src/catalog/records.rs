@@ -309,6 +309,19 @@ impl Catalog {
         rows.map(|r| r.map_err(sql("read rejection"))).collect()
     }
 
+    /// The refusals of specs named `name` (as received), newest first.
+    pub fn rejections_named(&self, name: &str) -> Result<Vec<Rejection>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections WHERE spec_name = ?1 \
+                 ORDER BY id DESC LIMIT 10",
+            )
+            .map_err(sql("list rejections"))?;
+        let rows = stmt.query_map([name], read_rejection).map_err(sql("list rejections"))?;
+        rows.map(|r| r.map_err(sql("read rejection"))).collect()
+    }
+
     /// Refused specs, newest first, whose name, code or reason contains `text` (any case), `limit`
     /// from `offset`; and how many match in all.
     pub fn rejections_page(

@@ -128,7 +128,17 @@ pub async fn run(dir: Option<PathBuf>, serve: bool, verbose: bool) -> anyhow::Re
     let daemon = tokio::spawn(crate::daemon::run_with(config.clone(), key, cancel.clone(), options));
     drop_examples(&config.watch.dir)?;
     let finished = wait_until_done(&config, started, &cancel, !verbose).await;
-    println!("\n{}", summary(&config, started)?);
+    let (table, made) = summary(&config, started)?;
+    println!("\n{table}");
+    if made == 0 && finished.is_ok() {
+        // A rerun in its own folder: every example matches a job an earlier run archived.
+        println!(
+            "nothing new was submitted: the examples are already paid for by an earlier demo run in this \
+             folder (each has an already-paid report in {}); `jobs --config {}` lists every job",
+            config.inbox().folder(crate::domain::SpecPlace::Done).display(),
+            config_path.display()
+        );
+    }
     let me = this_binary();
     if serve && finished.is_ok() {
         println!(
@@ -206,8 +216,8 @@ async fn wait_until_done(
     }
 }
 
-/// This run's jobs, as `vidkeep jobs` shows them.
-fn summary(config: &Config, started: i64) -> anyhow::Result<String> {
+/// This run's jobs, as `vidkeep jobs` shows them, and how many there are.
+fn summary(config: &Config, started: i64) -> anyhow::Result<(String, usize)> {
     let catalog = Catalog::open(&config.catalog.path)?;
     let rows = catalog
         .jobs(&JobFilter { created_from: Some(started), ..JobFilter::default() })?
@@ -217,5 +227,5 @@ fn summary(config: &Config, started: i64) -> anyhow::Result<String> {
             Ok((j, assets))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(super::list::table(&rows))
+    Ok((super::list::table(&rows), rows.len()))
 }

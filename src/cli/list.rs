@@ -3,6 +3,8 @@
 use crate::telemetry::Escaped;
 use std::process::ExitCode;
 
+use super::columns::{clip, pad, width as text_width};
+
 use serde_json::Value;
 
 use crate::catalog::{Asset, AssetKind, Catalog, Cursor, JobFilter, JobRecord, csv, job_json, short_id};
@@ -160,7 +162,8 @@ pub(super) fn rejected(config: &Config, json: bool) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     for r in &rejections {
-        println!("{}  {}  {}: {}", rfc3339(r.at), Escaped(&r.spec_name), r.error_code, Escaped(&r.error_message));
+        let reason = one_line(&r.error_message);
+        println!("{}  {}  {}: {}", rfc3339(r.at), Escaped(&r.spec_name), r.error_code, Escaped(&reason));
     }
     println!("{} rejected spec(s); each has a report in failed/", rejections.len());
     Ok(ExitCode::SUCCESS)
@@ -168,17 +171,6 @@ pub(super) fn rejected(config: &Config, json: bool) -> anyhow::Result<ExitCode> 
 
 fn terminal_width() -> usize {
     std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()).unwrap_or(100).clamp(80, 200)
-}
-
-/// `text` cut to `max` characters, with `…` when cut, on one line.
-fn clip(text: &str, max: usize) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max {
-        return one_line;
-    }
-    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// An aligned table of jobs for people.
@@ -202,8 +194,13 @@ pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width:
             Some(e) => e.code.clone(),
             None => String::new(),
         };
-        if let Some(next) = next_attempt(job, now) {
-            note = if note.is_empty() { format!("next attempt {next}") } else { format!("{note}; next {next}") };
+        if let Some(mut next) = next_attempt(job, now) {
+            if !wide && job.next_attempt_at - now < 20 * 3_600_000 {
+                // Within the day the time alone says it; the column is too narrow for the date too.
+                next = next.get(11..).unwrap_or(&next).to_owned();
+            }
+            // The time first: when a narrow terminal cuts the note, the code goes, not the time.
+            note = if note.is_empty() { format!("next attempt {next}") } else { format!("next {next}; {note}") };
         }
         let text = job.name.clone().or_else(|| job.prompt.clone()).unwrap_or_default();
         let text = Escaped(&text).to_string();
@@ -220,23 +217,27 @@ pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width:
                 note,
             ]
         } else {
-            vec![id, job.state.to_string(), job.model.clone(), clip(&job.spec_name, 24), text, clip(&note, 24)]
+            vec![id, job.state.to_string(), job.model.clone(), clip(&job.spec_name, 24), text, clip(&note, 30)]
         });
     }
     let columns = lines[0].len();
     let mut widths: Vec<usize> =
-        (0..columns).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+        (0..columns).map(|i| lines.iter().map(|l| text_width(&l[i])).max().unwrap_or(0)).collect();
     if !wide {
         // NAME/PROMPT takes what the other columns leave of the terminal.
         let others: usize = widths.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, w)| w + 2).sum();
         widths[4] = widths[4].min(width.saturating_sub(others).max(12));
+        // Then NOTE, if the columns before it still leave it too little.
+        let before_note: usize = widths[..5].iter().map(|w| w + 2).sum();
+        widths[5] = widths[5].min(width.saturating_sub(before_note).max(12));
         for line in lines.iter_mut().skip(1) {
             line[4] = clip(&line[4], widths[4]);
+            line[5] = clip(&line[5], widths[5]);
         }
     }
     let mut out = String::new();
     for line in &lines {
-        let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| pad(c, *w)).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -248,6 +249,17 @@ pub(super) fn table_for(rows: &[(JobRecord, Vec<Asset>)], layout: Layout, width:
 fn next_attempt(job: &JobRecord, now: i64) -> Option<String> {
     let waiting = matches!(job.state, JobState::Queued | JobState::WaitingBudget);
     (waiting && job.next_attempt_at > now).then(|| local_time(job.next_attempt_at))
+}
+
+/// A message that may span lines on one line. A parser's error quotes the spec's line with a
+/// caret under it between its first line (where) and its last (what): those two say it.
+fn one_line(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [only] => (*only).to_owned(),
+        [first, .., last] => format!("{first}: {last}"),
+    }
 }
 
 /// `ms` as a short UTC time for tables and `show`.
@@ -278,9 +290,16 @@ enum Found {
 
 /// The job that `what` names: its id, a unique start or end of it (`jobs` shows the last 8
 /// characters), its spec file's name (as
-/// received, or as filed in `done/`/`failed/`), its task id or its request id.
+/// received, or as filed in `done/`/`failed/`), its task id or its request id; or any of these
+/// as people paste them (see [`pasted_forms`]).
 fn find(catalog: &Catalog, what: &str) -> anyhow::Result<Found> {
-    let mut matches = catalog.find_by_reference(what)?;
+    let mut matches = Vec::new();
+    for form in pasted_forms(what) {
+        matches = catalog.find_by_reference(&form)?;
+        if !matches.is_empty() {
+            break;
+        }
+    }
     Ok(match matches.len() {
         0 => Found::None,
         1 => Found::One(Box::new(matches.remove(0))),
@@ -288,15 +307,59 @@ fn find(catalog: &Catalog, what: &str) -> anyhow::Result<Found> {
     })
 }
 
+/// What `what` may stand for, as given first: a job page's address copied from the browser
+/// (`http://host/jobs/<id>?q=...`) or a spec's path as the shell completes it
+/// (`inbox/done/fox.json`) stand for their last part, and an id in capitals for the lower-case
+/// id the catalogue keeps.
+fn pasted_forms(what: &str) -> Vec<String> {
+    let what = what.trim();
+    let mut forms = vec![what.to_owned()];
+    // Only an address has a query or a fragment; a file name may hold `?` or `#`.
+    let path = if what.contains("://") { what.split(['?', '#']).next().unwrap_or(what) } else { what };
+    if let Some(last) = path.rsplit('/').find(|part| !part.is_empty()) {
+        forms.push(last.to_owned());
+    }
+    let mut lower: Vec<String> = forms
+        .iter()
+        .filter(|f| f.chars().all(|c| c.is_ascii_hexdigit() || c == '-') && f.chars().any(|c| c.is_ascii_uppercase()))
+        .map(|f| f.to_ascii_lowercase())
+        .collect();
+    forms.append(&mut lower);
+    forms.dedup();
+    forms
+}
+
 /// The one job `what` names; otherwise says why on stderr and gives exit code 1.
 fn find_one(catalog: &Catalog, what: &str) -> anyhow::Result<Result<JobRecord, ExitCode>> {
     match find(catalog, what)? {
         Found::One(job) => Ok(Ok(*job)),
         Found::None => {
-            eprintln!(
-                "no job matches `{}` (give a job id or its start, a spec file name, a task id or a request id)",
-                Escaped(what)
-            );
+            // A spec refused at intake never became a job: say so rather than "no job".
+            let mut refused = Vec::new();
+            for form in pasted_forms(what) {
+                refused = catalog.rejections_named(&form)?;
+                if !refused.is_empty() {
+                    break;
+                }
+            }
+            if let Some(r) = refused.first() {
+                eprintln!(
+                    "`{}` never became a job: intake rejected it at {} ({}: {}); nothing was sent or charged. \
+                     Its report is in the inbox's failed/ folder; fix the spec and drop it into the inbox again",
+                    Escaped(&r.spec_name),
+                    rfc3339(r.at),
+                    r.error_code,
+                    Escaped(&one_line(&r.error_message))
+                );
+                if refused.len() > 1 {
+                    eprintln!("(rejected {} times; `vidkeep jobs --rejected` lists each)", refused.len());
+                }
+            } else {
+                eprintln!(
+                    "no job matches `{}` (give a job id or its start, a spec file name, a task id or a request id)",
+                    Escaped(what)
+                );
+            }
             Ok(Err(ExitCode::from(1)))
         }
         Found::Many(jobs) => {
@@ -436,4 +499,61 @@ pub(super) fn resolve(config: &Config, prefix: &str, resubmit: bool) -> anyhow::
     catalog.transition(&job.id, JobState::Uncertain, &change)?;
     println!("job {} is now {}", job.id, change.target());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Terminal columns the test's text takes: the CJK characters it uses are two wide.
+    fn cols(s: &str) -> usize {
+        s.chars()
+            .map(
+                |c| {
+                    if ('\u{3000}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ff60}').contains(&c) { 2 } else { 1 }
+                },
+            )
+            .sum()
+    }
+
+    #[test]
+    fn the_table_counts_chinese_text_by_the_columns_it_takes() {
+        let mut lantern = JobRecord::for_test("01a24db0-fc3c-71ea-8f35-6513bc374f95");
+        lantern.spec_name = "灯笼.txt".to_owned();
+        lantern.prompt = Some("河面上漂浮的灯笼在夜色中闪烁，".repeat(4));
+        let mut harbour = JobRecord::for_test("01a24db0-fc3c-71ea-8f35-6513bc374f96");
+        harbour.spec_name = "harbour-at-dawn.txt".to_owned();
+        harbour.prompt = Some("A quiet fishing harbour at dawn".to_owned());
+        for width in [80, 120] {
+            let table = table_for(&[(lantern.clone(), Vec::new()), (harbour.clone(), Vec::new())], Layout::Fit, width);
+            let lines: Vec<&str> = table.lines().collect();
+            for line in &lines {
+                assert!(cols(line) <= width, "wider than {width} columns: {line}\n{table}");
+            }
+            // Every row's NAME/PROMPT starts in the header's column.
+            let at = |line: &str, text: &str| cols(&line[..line.find(text).expect("in the line")]);
+            assert_eq!(at(lines[0], "NAME/PROMPT"), at(lines[1], "河面"), "{table}");
+            assert_eq!(at(lines[0], "NAME/PROMPT"), at(lines[2], "A quiet"), "{table}");
+            assert!(lines[1].contains('…'), "cut to fit: {table}");
+        }
+    }
+
+    #[test]
+    fn a_waiting_jobs_note_keeps_when_it_is_next_tried() {
+        let now = crate::time::now_ms();
+        let mut paused = JobRecord::for_test("01a24dbf-8895-711e-951a-a954233ae7b0");
+        paused.error = Some(JobError::new("platform-1113", "the account balance is exhausted"));
+        paused.next_attempt_at = now + 10 * 60_000;
+        let at = rfc3339(paused.next_attempt_at);
+        let (day, time) = (&at[..10], &at[11..16]);
+        for width in [80, 100] {
+            let table = table_for(&[(paused.clone(), Vec::new())], Layout::Fit, width);
+            let row = table.lines().nth(1).expect("a row");
+            assert!(row.contains(&format!("next {time} UTC")), "the time, not `next 202…`: {table}");
+            assert!(width < 100 || row.contains("platform-1113"), "and the code when there is room: {table}");
+            assert!(cols(row) <= width, "{table}");
+            let wide = table_for(&[(paused.clone(), Vec::new())], Layout::Wide, width);
+            assert!(wide.contains(&format!("{day} {time} UTC")), "--wide keeps the day: {wide}");
+        }
+    }
 }

@@ -161,16 +161,22 @@ pub(super) fn run(
                 SpendBy::Model => "MODEL",
                 SpendBy::Project => "PROJECT",
             };
-            let width = groups.keys().map(String::len).max().unwrap_or(0).max(head.len()).max(5);
+            // Terminal columns, not bytes: a project may be named in Chinese.
+            let width = groups.keys().map(|k| super::columns::width(k)).max().unwrap_or(0).max(head.len()).max(5);
             let _ = writeln!(
                 out,
-                "{head:<width$}  {:>10}  {:>16}  {:>10}  {:>8}  SUBMISSIONS",
-                "CHARGED", "POSSIBLY_CHARGED", "TOTAL", "LOST"
+                "{}  {:>10}  {:>16}  {:>10}  {:>8}  SUBMISSIONS",
+                super::columns::pad(head, width),
+                "CHARGED",
+                "POSSIBLY_CHARGED",
+                "TOTAL",
+                "LOST"
             );
             let mut line = |k: &str, t: &Totals| {
                 let _ = writeln!(
                     out,
-                    "{k:<width$}  {:>10}  {:>16}  {:>10}  {:>8}  {}",
+                    "{}  {:>10}  {:>16}  {:>10}  {:>8}  {}",
+                    super::columns::pad(k, width),
                     Fen(t.charged).to_string(),
                     Fen(t.possibly).to_string(),
                     Fen(t.charged + t.possibly).to_string(),

@@ -47,10 +47,14 @@ async fn readyz(State(ops): State<Ops>) -> Response {
         problems.push(format!("inbox: intake paused: {problem}"));
     }
     if !ops.platform_fresh() {
-        problems.push(match ops.platform_seen_ms() {
+        let mut problem = match ops.platform_seen_ms() {
             Some(t) => format!("platform: last answered {} s ago", (now_ms() - t) / 1000),
             None => "platform: has not answered yet".to_owned(),
-        });
+        };
+        if let Some(why) = ops.platform_problem() {
+            problem.push_str(&format!(" (last try: {})", crate::telemetry::Escaped(&why)));
+        }
+        problems.push(problem);
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()

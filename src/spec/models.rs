@@ -247,7 +247,7 @@ pub enum Violation {
     #[error("no `model` is set: add e.g. \"model\": \"viduq1-text\" to the spec or set `model` in [defaults]")]
     MissingModel,
     /// A model the platform does not have (or vidkeep does not know).
-    #[error("unknown model `{0}`: known models are {known}", known = known_models())]
+    #[error("unknown model `{0}`{hint}: known models are {known}", hint = did_you_mean(.0, MODELS.iter().map(|m| m.name)), known = known_models())]
     UnknownModel(String),
     /// A required field is absent.
     #[error("`{field}` is required for {model}: {why}")]
@@ -278,7 +278,7 @@ pub enum Violation {
         max: usize,
     },
     /// A field the model's schema does not have (often a typo).
-    #[error("`{field}` is not a field {model} accepts (accepted: {accepted})")]
+    #[error("`{field}` is not a field {model} accepts{hint} (accepted: {accepted})", hint = did_you_mean(.field, .accepted.split(", ")))]
     UnknownField {
         /// The unknown field.
         field: String,
@@ -302,7 +302,39 @@ impl Violation {
     }
 }
 
-fn known_models() -> String {
+/// `; did you mean `x`?` when one of `names` is within a typo of `given` (case, `-` and `_`
+/// aside: `vidu-q1-text` means `viduq1-text`), else nothing.
+pub(crate) fn did_you_mean<'a>(given: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let plain =
+        |s: &str| -> Vec<char> { s.chars().filter(|c| !"-_ ".contains(*c)).flat_map(char::to_lowercase).collect() };
+    let given = plain(given);
+    let most = if given.len() <= 4 { 1 } else { 2 };
+    names
+        .map(|name| (edit_distance(&given, &plain(name)), name))
+        .filter(|(d, _)| *d <= most)
+        .min_by_key(|(d, _)| *d)
+        .map_or_else(String::new, |(_, name)| format!("; did you mean `{name}`?"))
+}
+
+/// Edits (insert, delete, replace, swap two neighbours) from `a` to `b`.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut rows = vec![(0..=b.len()).collect::<Vec<usize>>()];
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (rows[i - 1][j] + 1).min(row[j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(rows[i - 2][j - 2] + 1);
+            }
+        }
+        rows.push(row);
+    }
+    rows[a.len()][b.len()]
+}
+
+/// The models vidkeep knows, `, `-joined.
+pub(crate) fn known_models() -> String {
     MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
 }
 
@@ -380,7 +412,9 @@ pub fn validate_request(body: &Map<String, Value>) -> Result<&'static ModelRules
     let ill = |field: &str, why: String| Violation::Illegal { field: field.to_owned(), model: model.to_owned(), why };
     for (name, value) in body {
         if !value.is_null() && !rules.accepts_field(name) {
-            let accepted: Vec<&str> = ALL_FIELDS.iter().copied().filter(|f| rules.accepts_field(f)).collect();
+            // `request_id` is accepted on the wire but vidkeep sets it: a spec may not.
+            let accepted: Vec<&str> =
+                ALL_FIELDS.iter().copied().filter(|f| *f != "request_id" && rules.accepts_field(f)).collect();
             return Err(Violation::UnknownField {
                 field: name.clone(),
                 model: model.to_owned(),
@@ -649,6 +683,20 @@ mod tests {
     fn check(v: Value) -> Result<&'static ModelRules, Violation> {
         let Value::Object(map) = v else { panic!("test body must be an object") };
         validate_request(&map)
+    }
+
+    #[test]
+    fn a_typo_gets_the_name_it_meant_and_no_field_vidkeep_reserves() {
+        let typo = check(json!({"model":"viduq1-text","prompt":"a kite","aspect_ratoi":"16:9"})).expect_err("typo");
+        let said = typo.to_string();
+        assert!(said.contains("did you mean `aspect_ratio`?"), "{said}");
+        assert!(!said.contains("request_id"), "a spec may not set request_id, so it is not offered: {said}");
+        let model = check(json!({"model":"vidu-q1-text","prompt":"a kite"})).expect_err("model");
+        assert!(model.to_string().contains("did you mean `viduq1-text`?"), "{model}");
+        let far = check(json!({"model":"viduq1-text","prompt":"a kite","colour":1})).expect_err("far");
+        assert!(!far.to_string().contains("did you mean"), "no guess when nothing is close: {far}");
+        let far = check(json!({"model":"sora","prompt":"a kite"})).expect_err("far");
+        assert!(!far.to_string().contains("did you mean"), "{far}");
     }
 
     #[test]

@@ -283,6 +283,18 @@ impl Intake {
                 Some(Ok(true)) => {
                     tracing::warn!(folder = %Escaped(name.text()), "a folder in the inbox: its files are not read; report in failed/");
                     self.ops.metrics().rejected_spec(SpecError::IN_FOLDER);
+                    // Listed with the other refusals (`jobs --rejected`, the UI), once, as its
+                    // report is written once. A folder has no bytes to hash.
+                    let rejection = Rejection {
+                        spec_name: name.text().to_owned(),
+                        spec_sha256: String::new(),
+                        error_code: SpecError::IN_FOLDER.to_owned(),
+                        error_message: report::folder_message(name.text()),
+                        at: crate::time::now_ms(),
+                    };
+                    if let Err(e) = self.db.record_rejection(rejection).await {
+                        tracing::error!(folder = %Escaped(name.text()), error = %Escaped(&e), "cannot record the folder's rejection");
+                    }
                 }
                 Some(Ok(false)) | None => {}
                 Some(Err(e)) => {

@@ -1,6 +1,6 @@
 // Screenshots of one page at 1400 and 390 px: OUT_DIR/NAME-1400.png and OUT_DIR/NAME-390.png.
-// Prints one JSON line with how far each width scrolls sideways (0 when it fits) and any script
-// errors; exits 1 on failure.
+// Prints one JSON line with how far each width scrolls sideways (0 when it fits), the narrowest
+// table cell with text, and any script errors; exits 1 on failure.
 //
 // usage: node shots.mjs URL OUT_DIR NAME
 import { chromium } from 'playwright-core';
@@ -19,6 +19,11 @@ try {
     const response = await page.goto(url);
     seen[`status${width}`] = response.status();
     seen[`overflow${width}`] = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    // The narrowest table cell that shows text, in px: a squeezed column breaks a name into
+    // two-letter lines without any sideways scroll.
+    seen[`narrowestCell${width}`] = await page.evaluate(() => Math.min(100000, ...[...document.querySelectorAll('td')]
+      .filter((td) => td.offsetParent !== null && td.textContent.trim() !== '')
+      .map((td) => Math.round(td.getBoundingClientRect().width))));
     await page.screenshot({ path: `${outDir}/${name}-${width}.png`, fullPage: width === 390 });
     await page.close();
   }

@@ -28,6 +28,7 @@ form.filters input,form.filters select{padding:.35em;border:1px solid #bbb;borde
 form.selection{display:flex;flex-wrap:wrap;gap:.6em;align-items:center;margin:0 0 .8em}
 form.selection .note{color:#b45309}
 table.rejections th{text-align:left;padding:.2em .8em .2em 0}
+table.rejections td:nth-child(2){min-width:10em}
 .card img,.card .blank{width:100%;aspect-ratio:16/9;object-fit:cover;background:#ccd;display:block}
 .card div.meta{padding:.5em .7em;font-size:13px}
 .card .takes{position:absolute;top:.4em;right:.4em;background:#1d2330;color:#fff;border-radius:3px;padding:0 .45em;font-size:12px}
@@ -49,7 +50,12 @@ video{max-width:100%;max-height:65vh;background:#000;display:block}
 .taken figure.this{outline:2px solid #3b82f6;outline-offset:4px}
 .nowrap{white-space:nowrap}
 .inputs img{max-height:120px;max-width:100%;margin-right:.5em;border:1px solid #ccc}
-@media (max-width:600px){table.kv td:first-child{white-space:normal}main{padding:.6em}}
+@media (max-width:600px){table.kv td:first-child{white-space:normal}main{padding:.6em}
+table.rejections,table.rejections tbody,table.rejections tr,table.rejections td{display:block;min-width:0}
+table.rejections tr:has(th){display:none}
+table.rejections tr{padding:.5em 0;border-top:1px solid #8884}
+table.rejections td{padding:0}
+table.rejections td:nth-child(2){font-weight:600}}
 @media (prefers-color-scheme:dark){
 body{background:#15171c;color:#ddd}
 a{color:#8ab4f8}
@@ -400,8 +406,12 @@ pub(super) fn job_page(v: &JobView<'_>) -> Markup {
                 @if job.state == JobState::WaitingBudget {
                     div.error { strong { "waiting for budget" } ": " (e.message) }
                 }
+                @if job.state == JobState::Queued {
+                    div.error { strong { "not sent yet, " (e.code) } ": " (e.message) }
+                }
             }
-            @if !matches!(job.state, JobState::Archived | JobState::Queued | JobState::Submitting | JobState::Submitted | JobState::Downloading) {
+            @if !matches!(job.state, JobState::Archived | JobState::Queued | JobState::Submitting | JobState::Submitted | JobState::Downloading)
+                || (job.state == JobState::Queued && job.error.is_some()) {
                 p.hint { strong { "What to do next: " } (next_step) }
             }
         }
