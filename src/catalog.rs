@@ -24,13 +24,13 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
-pub use export::{csv, csv_cell, id_cell, job_json};
+pub use export::{CSV_HEADER, PrettyArray, csv, csv_cell, csv_rows, id_cell, job_json};
 pub use handle::{Db, Settlement};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use lock::DaemonLock;
 pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};
-pub use query::{COUNT_CAP, Count, Cursor, FacetCounts, Facets, JobFilter, Listing, Sort};
+pub use query::{COUNT_CAP, Count, Cursor, EXPORT_PAGE, ExportRow, FacetCounts, Facets, JobFilter, Listing, Sort};
 pub use rebuild::{Restorable, Restored, SIDECAR_VERSION};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
