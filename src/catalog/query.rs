@@ -309,6 +309,16 @@ impl JobFilter {
         Some(any)
     }
 
+    /// Row `t` is one a word names, written as a subquery that reads the naming columns' indexes
+    /// (`rowid IN (...)`), so SQLite cannot prefer another index for the other terms: with a
+    /// model filter it read the model's 200,000 jobs instead (0.52 s at 1,000,000 jobs).
+    fn named_rows(&self, t: &str) -> Option<Terms> {
+        let named = self.any_reference("n", false)?;
+        let mut terms = Terms::default();
+        terms.push(format!("{t}.rowid IN (SELECT n.rowid FROM jobs AS n WHERE {})", named.conjunction()), named.params);
+        Some(terms)
+    }
+
     /// Each indexed word on row `t`, looked up in the index for that one row: for the few rows
     /// a reference or a take group brings (a lookup per row costs ~0.3 ms; never a scan).
     fn word_probes(&self, t: &str) -> Terms {

@@ -97,7 +97,7 @@ impl Catalog {
     ) -> Result<Vec<Row>, CatalogError> {
         // Rows named by a word (a job id, spec, task or request id) that meet the other words:
         // a handful, each found through its index.
-        let mut named = filter.any_reference("jobs", false).unwrap_or_default();
+        let mut named = filter.named_rows("jobs").unwrap_or_default();
         named.extend(filter.word_probes("jobs"));
         named.extend(terms.clone());
         let named: HashSet<i64> = self
@@ -169,37 +169,36 @@ impl Catalog {
         let whole = JobFilter { cursor: None, ..filter.clone() };
         let terms = listing.terms(&whole);
         let upto = Sql::Integer(i64::try_from(upto).unwrap_or(i64::MAX));
-        let (q, params) =
-            match (whole.fts_query(), whole.any_reference("jobs", true), whole.any_reference("jobs", false)) {
-                (Some(query), Some(not_named), Some(named)) => {
-                    // The index's matches as it reads them, and the rows a word names otherwise (found
-                    // through the indexes of the columns that name a job).
-                    let mut params = vec![Sql::Text(query)];
-                    params.extend(not_named.params.iter().cloned());
-                    params.extend(terms.params.iter().cloned());
-                    params.extend(named.params.iter().cloned());
-                    let probes = whole.word_probes("jobs");
-                    params.extend(probes.params.iter().cloned());
-                    params.extend(terms.params.iter().cloned());
-                    params.push(upto);
-                    let q = format!(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts CROSS JOIN jobs ON jobs.rowid = jobs_fts.rowid \
+        let (q, params) = match (whole.fts_query(), whole.any_reference("jobs", true), whole.named_rows("jobs")) {
+            (Some(query), Some(not_named), Some(named)) => {
+                // The index's matches as it reads them, and the rows a word names otherwise (found
+                // through the indexes of the columns that name a job).
+                let mut params = vec![Sql::Text(query)];
+                params.extend(not_named.params.iter().cloned());
+                params.extend(terms.params.iter().cloned());
+                params.extend(named.params.iter().cloned());
+                let probes = whole.word_probes("jobs");
+                params.extend(probes.params.iter().cloned());
+                params.extend(terms.params.iter().cloned());
+                params.push(upto);
+                let q = format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts CROSS JOIN jobs ON jobs.rowid = jobs_fts.rowid \
                      WHERE jobs_fts MATCH ? AND NOT {} AND {} \
                      UNION ALL SELECT 1 FROM jobs WHERE {} AND {} AND {} LIMIT ?)",
-                        not_named.conjunction(),
-                        terms.conjunction(),
-                        named.conjunction(),
-                        probes.conjunction(),
-                        terms.conjunction()
-                    );
-                    (q, params)
-                }
-                _ => {
-                    let mut params = terms.params.clone();
-                    params.push(upto);
-                    (format!("SELECT COUNT(*) FROM (SELECT 1 FROM jobs{} LIMIT ?)", terms.clause()), params)
-                }
-            };
+                    not_named.conjunction(),
+                    terms.conjunction(),
+                    named.conjunction(),
+                    probes.conjunction(),
+                    terms.conjunction()
+                );
+                (q, params)
+            }
+            _ => {
+                let mut params = terms.params.clone();
+                params.push(upto);
+                (format!("SELECT COUNT(*) FROM (SELECT 1 FROM jobs{} LIMIT ?)", terms.clause()), params)
+            }
+        };
         let n: i64 =
             self.conn.query_row(&q, rusqlite::params_from_iter(params), |r| r.get(0)).map_err(sql("count jobs"))?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -227,7 +226,7 @@ impl Catalog {
                 )?
             }
             Some(query) => {
-                let mut named = filter.any_reference("jobs", false).unwrap_or_default();
+                let mut named = filter.named_rows("jobs").unwrap_or_default();
                 named.extend(filter.word_probes("jobs"));
                 named.extend(terms.clone());
                 let mut rows = self.menu_rows(&format!("{SELECT} FROM jobs{}", named.clause()), named.params)?;
