@@ -164,10 +164,13 @@ impl Catalog {
         }
     }
 
-    /// How many entries the listing of `filter` has, counting no further than `upto`.
+    /// How many entries the listing of `filter` has, counting no further than `upto`. A common
+    /// tag is checked per row here too: building the list of a tag's 100,000 jobs first cost 0.12 s
+    /// of a 0.2 s page at 1,000,000 jobs (0.08 s as a check; with a project beside it, 0.09 s
+    /// against 0.04 s).
     pub(super) fn count_upto(&self, filter: &JobFilter, listing: &Listing, upto: u64) -> Result<u64, CatalogError> {
         let whole = JobFilter { cursor: None, ..filter.clone() };
-        let terms = listing.terms(&whole);
+        let terms = listing.terms_as(&whole, self.tag_term(&whole)?);
         let upto = Sql::Integer(i64::try_from(upto).unwrap_or(i64::MAX));
         let (q, params) = match (whole.fts_query(), whole.any_reference("jobs", true), whole.named_rows("jobs")) {
             (Some(query), Some(not_named), Some(named)) => {
