@@ -19,19 +19,23 @@ mkdir -p "$dir/inbox"
 write_config "$dir" "$sim_port" "$http_port"
 cp "$cat" "$dir/catalog.sqlite"
 now() { date +%s.%N; }
-for format in csv json; do
+# EXPORT=0 skips the exports (start-up only).
+for format in $([ "${EXPORT:-1}" = 0 ] || echo csv json); do
   for run in $(seq "$RUNS"); do
     /usr/bin/time -f "%e %M" -o "$dir/time" "$BIN" export --config "$dir/vk.toml" --format "$format" >"$dir/out"
     read -r wall rss <"$dir/time"
-    echo "export --format $format, run $run: ${wall} s, peak RSS $((rss / 1024)) MiB, $(wc -c <"$dir/out") bytes"
+    echo "export --format $format, run $run: ${wall} s, peak RSS $((rss / 1024)) MiB, $(wc -c <"$dir/out") bytes, sha256 $(sha256sum <"$dir/out" | cut -c1-16)"
   done
 done
 for run in $(seq "$RUNS"); do
   start=$(now)
-  VIDKEEP_BENCH_KEY=unused "$BIN" run --config "$dir/vk.toml" >"$dir/vk.log" 2>&1 &
+  # A log of its own per run: with one shared file, the first check could read the line the
+  # previous run wrote before this run's shell truncated it (a start-up of "0.00 s").
+  log="$dir/vk-$run.log"
+  VIDKEEP_BENCH_KEY=unused "$BIN" run --config "$dir/vk.toml" >"$log" 2>&1 &
   vk=$!
-  until grep -q "vidkeep running" "$dir/vk.log"; do
-    kill -0 "$vk" 2>/dev/null || { cat "$dir/vk.log" >&2; exit 1; }
+  until grep -q "vidkeep running" "$log" 2>/dev/null; do
+    kill -0 "$vk" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.01
   done
   up=$(python3 -c "print(f'{$(now) - $start:.2f}')")

@@ -107,7 +107,11 @@ fn main() {
             ("search + model + state filters".to_owned(), "/?q=lantern&model=viduq1-text&state=archived".to_owned()),
             ("project + tag filters".to_owned(), "/?project=p7&tag=t3".to_owned()),
             ("grid sorted by model".to_owned(), "/?sort=model".to_owned()),
+            ("grid sorted by project".to_owned(), "/?sort=project".to_owned()),
+            ("tag filter, a tenth of all jobs (t3)".to_owned(), "/?tag=t3".to_owned()),
+            ("project filter (p7)".to_owned(), "/?project=p7".to_owned()),
             ("JSON API, search (dragon)".to_owned(), "/api/jobs?q=dragon".to_owned()),
+            ("JSON API, two words (snow river)".to_owned(), "/api/jobs?q=snow+river".to_owned()),
             ("change stamp (/api/stamp)".to_owned(), "/api/stamp".to_owned()),
         ] {
             let url = format!("{origin}{query}");
@@ -131,11 +135,13 @@ fn main() {
 fn direct(path: &Path, runs: usize) {
     let c = Catalog::open_read_only(path).expect("reader");
     let fox = JobFilter { text: Some("fox".into()), ..JobFilter::default() };
+    let p7_t3 = JobFilter { project: Some("p7".into()), tag: Some("t3".into()), ..JobFilter::default() };
     type Call<'a> = Box<dyn Fn() -> String + 'a>;
     let calls: Vec<(&str, Call<'_>)> = vec![
         ("catalogue: change stamp", Box::new(|| format!("{:?}", c.change_stamp().expect("stamp")))),
         ("catalogue: facet counts, no filter", Box::new(|| facets(&c, &JobFilter::default()))),
         ("catalogue: facet counts, search fox", Box::new(|| facets(&c, &fox))),
+        ("catalogue: facet counts, project + tag", Box::new(|| facets(&c, &p7_t3))),
     ];
     println!("{:<46} {:>8} {:>8} {:>8}", "call", "min", "median", "max");
     for (name, call) in calls {

@@ -24,13 +24,13 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
-pub use export::{csv, csv_cell, id_cell, job_json};
+pub use export::{CSV_HEADER, PrettyArray, csv, csv_cell, csv_rows, id_cell, job_json};
 pub use handle::{Db, Settlement};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};
 pub use lock::DaemonLock;
 pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};
-pub use query::{COUNT_CAP, Count, Cursor, FacetCounts, Facets, JobFilter, Listing, Sort};
+pub use query::{COUNT_CAP, Count, Cursor, EXPORT_PAGE, ExportRow, FacetCounts, Facets, JobFilter, Listing, Sort};
 pub use rebuild::{Restorable, Restored, SIDECAR_VERSION};
 pub use records::{Asset, AssetKind, CheckResult, CheckSelection, Event, Input, Rejection};
 pub use stats::{OpsSnapshot, RESULT_URL_LIFETIME_MS};
@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_intake.sql"),
     include_str!("../migrations/0007_alarms.sql"),
     include_str!("../migrations/0008_lookup.sql"),
+    include_str!("../migrations/0009_listing_indexes.sql"),
 ];
 
 /// Errors from the catalogue.
@@ -422,10 +423,13 @@ mod tests {
         let path = dir.path().join("c.sqlite");
         {
             let c = Catalog::open(&path).expect("open");
-            // Back to version 6, with a job failed as vidkeep 0.6 wrote it and one downloading.
+            // Back to version 6 (undoing migrations 9, 8 and 7), with a job failed as vidkeep 0.6 wrote it and one downloading.
             c.conn
                 .execute_batch(
-                    "DROP INDEX jobs_by_task_id; DROP INDEX jobs_by_request_id; DROP INDEX jobs_by_spec_name; \
+                    "DROP INDEX jobs_by_model_newest; DROP INDEX jobs_by_project_sorted; DROP INDEX jobs_by_project_nocase; \
+                     CREATE INDEX jobs_by_project ON jobs (project, created_at); \
+                     CREATE INDEX jobs_by_model ON jobs (model, created_at); \
+                     DROP INDEX jobs_by_task_id; DROP INDEX jobs_by_request_id; DROP INDEX jobs_by_spec_name; \
                      DROP INDEX jobs_downloading_by_expiry; DROP TABLE outbox; ALTER TABLE jobs DROP COLUMN expires_at; \
                      PRAGMA user_version = 6; \
                      INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model, \

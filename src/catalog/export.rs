@@ -35,12 +35,21 @@ pub fn job_json(job: &JobRecord, assets: &[Asset]) -> Value {
     })
 }
 
+/// The CSV export's first line: the column names.
+pub const CSV_HEADER: &str = "job_id,spec,state,model,prompt,name,project,tags,task_id,created_at,submitted_at,archived_at,error,error_code,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes,video_duration_s,video_fps,video_width,video_height,video_codec,probe_findings\n";
+
 /// The CSV export: one row per job, assets in their own columns, the media probe's figures and
 /// findings for the video, formula-like cells defused.
 pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
-    let mut out = String::from(
-        "job_id,spec,state,model,prompt,name,project,tags,task_id,created_at,submitted_at,archived_at,error,error_code,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes,video_duration_s,video_fps,video_width,video_height,video_codec,probe_findings\n",
-    );
+    let mut out = String::from(CSV_HEADER);
+    out.push_str(&csv_rows(rows));
+    out
+}
+
+/// The rows of the CSV export for `rows`, without the header: an export streamed a page at a
+/// time writes [`CSV_HEADER`], then this for each page.
+pub fn csv_rows(rows: &[(JobRecord, Vec<Asset>)]) -> String {
+    let mut out = String::new();
     for (job, assets) in rows {
         let asset = |kind| assets.iter().find(|a: &&Asset| a.kind == kind);
         let (v, c) = (asset(AssetKind::Video), asset(AssetKind::Cover));
@@ -100,6 +109,38 @@ pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     out
 }
 
+/// A JSON array written an element at a time, byte for byte as `serde_json::to_string_pretty`
+/// writes the whole array: so an export streamed a page at a time prints what the export of a
+/// list in memory printed.
+#[derive(Debug, Default)]
+pub struct PrettyArray {
+    started: bool,
+}
+
+impl PrettyArray {
+    /// The text of the next element (with the array's opening or the comma before it).
+    pub fn element(&mut self, value: &Value) -> Result<String, serde_json::Error> {
+        let pretty = serde_json::to_string_pretty(value)?;
+        let mut out = String::with_capacity(pretty.len() + pretty.len() / 8 + 4);
+        out.push_str(if self.started { ",\n" } else { "[\n" });
+        self.started = true;
+        // Strings in JSON hold no raw line breaks: every line starts a value, a key or a bracket.
+        for (i, line) in pretty.split('\n').enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str("  ");
+            out.push_str(line);
+        }
+        Ok(out)
+    }
+
+    /// The text that closes the array.
+    pub fn end(self) -> &'static str {
+        if self.started { "\n]" } else { "[]" }
+    }
+}
+
 /// A platform id as a CSV cell that survives a spreadsheet: an id of more than 15 digits (the
 /// platform's task ids have 19) would be read as a number and lose its last digits, so it is
 /// written as the text formula `="…"`. Only all-digit ids get this; anything else is a plain
@@ -127,6 +168,24 @@ mod tests {
         assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_cell("\t=1+1"), "'\t=1+1");
         assert_eq!(csv_cell("\r=1+1"), "\"'\r=1+1\"");
+    }
+
+    #[test]
+    fn an_array_written_an_element_at_a_time_is_the_pretty_array() {
+        let values = [
+            json!({"a": 1, "b": [], "c": {}, "d": ["x", {"e": null}], "f": "two\nlines \"quoted\""}),
+            json!({"g": [1, 2], "h": {"i": {"j": "k"}}}),
+            json!([]),
+        ];
+        for n in 0..=values.len() {
+            let mut array = PrettyArray::default();
+            let mut streamed = String::new();
+            for v in &values[..n] {
+                streamed.push_str(&array.element(v).expect("element"));
+            }
+            streamed.push_str(array.end());
+            assert_eq!(streamed, serde_json::to_string_pretty(&values[..n]).expect("pretty"), "{n} elements");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Catalog, CatalogError, JobFilter, sql};
+use super::{Catalog, CatalogError, sql};
 use crate::domain::{Change, JobError, JobState, SpecPlace};
 use crate::spec::{JobSpec, SpecFormat};
 use crate::time::now_ms;
@@ -474,9 +474,12 @@ impl Catalog {
         rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
     }
 
-    /// Jobs in `state`, oldest first.
+    /// Jobs in `state`, oldest first. Read through the state index, named: once a catalogue has
+    /// statistics (`ANALYZE`) and most jobs are archived, SQLite takes a state to match every job
+    /// and walks the creation-time index instead (1.3 s a call at 1,000,000 jobs, three calls at
+    /// each start).
     pub fn jobs_in(&self, state: JobState) -> Result<Vec<JobRecord>, CatalogError> {
-        self.jobs(&JobFilter { state: Some(state), ..JobFilter::default() })
+        self.select_jobs("INDEXED BY jobs_by_state WHERE state = ?1 ORDER BY created_at, id", [state.as_str()])
     }
 
     /// Makes the queued jobs that wait out an account pause (their error is one `is_account`
@@ -519,7 +522,8 @@ impl Catalog {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs WHERE state IN ('queued', 'waiting_budget') AND next_attempt_at <= ?1 \
+                "SELECT {COLUMNS} FROM jobs INDEXED BY jobs_by_state \
+                 WHERE state IN ('queued', 'waiting_budget') AND next_attempt_at <= ?1 \
                  ORDER BY created_at, id LIMIT ?2"
             ))
             .map_err(sql("due jobs"))?;
@@ -533,7 +537,10 @@ impl Catalog {
     pub fn in_flight_by_model(&self) -> Result<BTreeMap<String, usize>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT model, COUNT(*) FROM jobs WHERE state IN ('submitting', 'submitted') GROUP BY model")
+            .prepare(
+                "SELECT model, COUNT(*) FROM jobs INDEXED BY jobs_by_state \
+                 WHERE state IN ('submitting', 'submitted') GROUP BY model",
+            )
             .map_err(sql("count in flight"))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -601,7 +608,10 @@ impl Catalog {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, spec_file FROM jobs WHERE spec_place = 'inbox' \
+                // The partial index's own condition, written out, is what lets SQLite use it: without
+                // it every start walked all jobs (10.6 s at 1,000,000 jobs, cold cache).
+                "SELECT id, spec_file FROM jobs INDEXED BY jobs_spec_unsettled \
+                 WHERE spec_place IN ('inbox', 'processing') AND spec_place = 'inbox' \
                  AND state NOT IN ('archived', 'archived_with_warnings', 'failed') ORDER BY created_at",
             )
             .map_err(sql("specs in the inbox"))?;

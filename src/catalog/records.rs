@@ -148,6 +148,16 @@ impl Catalog {
         self.query_assets("WHERE job_id = ?1", Some(job_id))
     }
 
+    /// The assets of each of `job_ids` (video first), in one read: for pages of an export.
+    pub fn assets_of(&self, job_ids: &[&str]) -> Result<std::collections::HashMap<String, Vec<Asset>>, CatalogError> {
+        let list = serde_json::to_string(job_ids).unwrap_or_default();
+        let mut by_job = std::collections::HashMap::<String, Vec<Asset>>::new();
+        for asset in self.query_assets("WHERE job_id IN (SELECT value FROM json_each(?1))", Some(&list))? {
+            by_job.entry(asset.job_id.clone()).or_default().push(asset);
+        }
+        Ok(by_job)
+    }
+
     /// The asset whose bytes hash to `sha256` (lower hex), if any.
     pub fn asset_by_sha256(&self, sha256: &str) -> Result<Option<Asset>, CatalogError> {
         Ok(self.select_assets("WHERE sha256 = ?1 ORDER BY stored_at LIMIT 1", &[&sha256])?.into_iter().next())

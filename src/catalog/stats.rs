@@ -78,7 +78,8 @@ impl Catalog {
         let budget_wait: Option<String> = self
             .conn
             .query_row(
-                "SELECT error_message FROM jobs WHERE state = 'waiting_budget' ORDER BY created_at LIMIT 1",
+                "SELECT error_message FROM jobs INDEXED BY jobs_by_state WHERE state = 'waiting_budget' \
+                 ORDER BY created_at LIMIT 1",
                 [],
                 |r| r.get(0),
             )

@@ -7,7 +7,10 @@ use super::columns::{clip, pad, width as text_width};
 
 use serde_json::Value;
 
-use crate::catalog::{Asset, AssetKind, Catalog, Cursor, JobFilter, JobRecord, csv, job_json, short_id};
+use crate::catalog::{
+    Asset, AssetKind, CSV_HEADER, Catalog, Cursor, EXPORT_PAGE, JobFilter, JobRecord, Listing, PrettyArray, csv_rows,
+    job_json, short_id,
+};
 use crate::config::Config;
 use crate::domain::{Change, JobError, JobState};
 use crate::money::Fen;
@@ -270,14 +273,33 @@ fn local_time(ms: i64) -> String {
 
 /// `vidkeep export`
 pub(super) fn export(config: &Config, format: ExportFormat, filter: &JobFilter) -> anyhow::Result<ExitCode> {
-    let rows = load(config, filter)?;
-    match format {
-        ExportFormat::Json => {
-            let list: Vec<Value> = rows.iter().map(|(j, a)| job_json(j, a)).collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
-        }
-        ExportFormat::Csv => print!("{}", csv(&rows)),
+    use std::io::Write as _;
+    let catalog = open(config)?;
+    let listing = Listing::of(filter);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A page at a time (keyset), so memory stays flat however many jobs there are; the bytes are
+    // those of the whole list printed at once.
+    let mut array = PrettyArray::default();
+    if matches!(format, ExportFormat::Csv) {
+        out.write_all(CSV_HEADER.as_bytes())?;
     }
+    let mut next = Some(filter.clone());
+    while let Some(page) = next.take() {
+        let (rows, after) = catalog.export_page(&page, &listing, EXPORT_PAGE)?;
+        match format {
+            ExportFormat::Json => {
+                for (job, assets) in &rows {
+                    out.write_all(array.element(&job_json(job, assets))?.as_bytes())?;
+                }
+            }
+            ExportFormat::Csv => out.write_all(csv_rows(&rows).as_bytes())?,
+        }
+        next = after;
+    }
+    if matches!(format, ExportFormat::Json) {
+        writeln!(out, "{}", array.end())?;
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

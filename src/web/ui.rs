@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -40,7 +41,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::catalog::{Asset, COUNT_CAP, Catalog, CatalogError, Count, Cursor, JobRecord, csv, job_json};
+use crate::catalog::{
+    Asset, COUNT_CAP, CSV_HEADER, Catalog, CatalogError, Count, Cursor, EXPORT_PAGE, JobRecord, PrettyArray, csv_rows,
+    job_json,
+};
 use crate::jobs::LiveSettings;
 use crate::money::Budget;
 use crate::store::Store;
@@ -436,18 +440,76 @@ async fn api_not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 async fn export_csv(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    let found = search(&state, &params.everything(), false).await?;
-    Ok(attachment("text/csv; charset=utf-8", "vidkeep-jobs.csv", csv(&found.rows)))
+    export(&state, &params, ExportKind::Csv).await
 }
 
 async fn export_json(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    let found = search(&state, &params.everything(), false).await?;
-    let list: Vec<Value> = found.rows.iter().map(|(j, a)| job_json(j, a)).collect();
-    let body = serde_json::to_string_pretty(&list).map_err(|e| UiError::Internal(e.to_string()))?;
-    Ok(attachment("application/json", "vidkeep-jobs.json", body))
+    export(&state, &params, ExportKind::Json).await
 }
 
-fn attachment(content_type: &'static str, name: &'static str, body: String) -> Response {
+/// The formats of `/export.csv` and `/export.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExportKind {
+    Csv,
+    Json,
+}
+
+/// Every match of the search (every take), sent a page at a time as it is read: each page is read
+/// after the previous one by keyset, with the catalogue locked for that page only, and at most
+/// two pages wait to be sent, so memory stays flat however many jobs match and other pages are
+/// served in between. The bytes are those of the whole list written at once.
+async fn export(state: &UiState, params: &Params, kind: ExportKind) -> Result<Response, UiError> {
+    let params = params.everything();
+    let filter = params.filter(false)?;
+    let listing = params.listing()?;
+    // The first page before the answer starts, so that a failure still gets its status.
+    let first = state.read(move |c| c.export_page(&filter, &listing, EXPORT_PAGE)).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let catalog = Arc::clone(&state.catalog);
+    tokio::task::spawn_blocking(move || {
+        let mut array = PrettyArray::default();
+        let mut chunk = String::from(if kind == ExportKind::Csv { CSV_HEADER } else { "" });
+        let mut page = Some(first);
+        while let Some((rows, next)) = page.take() {
+            match kind {
+                ExportKind::Csv => chunk.push_str(&csv_rows(&rows)),
+                ExportKind::Json => {
+                    for (job, assets) in &rows {
+                        match array.element(&job_json(job, assets)) {
+                            Ok(text) => chunk.push_str(&text),
+                            Err(e) => {
+                                let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            if tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk)))).is_err() {
+                return; // the client went away
+            }
+            let Some(filter) = next else { break };
+            let read = catalog.lock().unwrap_or_else(|e| e.into_inner()).export_page(&filter, &listing, EXPORT_PAGE);
+            match read {
+                Ok(p) => page = Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "an export stopped before its end");
+                    // The answer is cut off: the client sees a failed download, not a short file.
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            }
+        }
+        if kind == ExportKind::Json {
+            let _ = tx.blocking_send(Ok(Bytes::from_static(array.end().as_bytes())));
+        }
+    });
+    let body =
+        Body::from_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
+    let (content_type, name) = match kind {
+        ExportKind::Csv => ("text/csv; charset=utf-8", "vidkeep-jobs.csv"),
+        ExportKind::Json => ("application/json", "vidkeep-jobs.json"),
+    };
     let disposition = format!("attachment; filename=\"{name}\"");
-    ([(CONTENT_TYPE, content_type.to_owned()), (CONTENT_DISPOSITION, disposition)], body).into_response()
+    Ok(([(CONTENT_TYPE, content_type.to_owned()), (CONTENT_DISPOSITION, disposition)], body).into_response())
 }

@@ -17,11 +17,33 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::OptionalExtension as _;
 use rusqlite::types::Value as Sql;
 
-use super::{COUNT_CAP, Cursor, JobFilter, Listing, Sort, Terms};
+use super::{COUNT_CAP, Cursor, JobFilter, Listing, Sort, TagTerm, Terms};
 use crate::catalog::{Catalog, CatalogError, JobRecord, sql};
 
 /// A listed row: its rowid and job id.
 type Row = (i64, String);
+
+/// A job of a filter menus' sample: the fields the four menus count.
+#[derive(Debug)]
+pub(super) struct MenuRow {
+    rowid: i64,
+    pub(super) state: String,
+    pub(super) model: String,
+    pub(super) project: Option<String>,
+    /// Each tag once.
+    pub(super) tags: Vec<String>,
+}
+
+impl MenuRow {
+    /// Whether the job meets the menu choices of `filter` (state, model, project in any ASCII
+    /// case as SQLite's NOCASE compares, tag), as the SQL of [`JobFilter::row_terms`] does.
+    pub(super) fn meets(&self, filter: &JobFilter) -> bool {
+        filter.state.is_none_or(|s| s.as_str() == self.state)
+            && filter.model.as_ref().is_none_or(|m| *m == self.model)
+            && filter.project.as_ref().is_none_or(|p| self.project.as_ref().is_some_and(|q| q.eq_ignore_ascii_case(p)))
+            && filter.tag.as_ref().is_none_or(|t| self.tags.contains(t))
+    }
+}
 
 /// An SQL `LIMIT` for at most `n` rows (none: `-1`).
 fn limit(n: Option<usize>) -> Sql {
@@ -36,7 +58,7 @@ impl Catalog {
         listing: &Listing,
         take: Option<usize>,
     ) -> Result<Vec<Row>, CatalogError> {
-        let mut terms = listing.terms(filter);
+        let mut terms = listing.terms_as(filter, self.tag_term(filter)?);
         let backwards = matches!(filter.cursor, Some(Cursor::Before(_)));
         if let Some(cursor) = &filter.cursor {
             terms.extend(self.keyset(listing.sort, cursor)?);
@@ -75,7 +97,7 @@ impl Catalog {
     ) -> Result<Vec<Row>, CatalogError> {
         // Rows named by a word (a job id, spec, task or request id) that meet the other words:
         // a handful, each found through its index.
-        let mut named = filter.any_reference("jobs").unwrap_or_default();
+        let mut named = filter.named_rows("jobs").unwrap_or_default();
         named.extend(filter.word_probes("jobs"));
         named.extend(terms.clone());
         let named: HashSet<i64> = self
@@ -142,16 +164,20 @@ impl Catalog {
         }
     }
 
-    /// How many entries the listing of `filter` has, counting no further than `upto`.
+    /// How many entries the listing of `filter` has, counting no further than `upto`. A common
+    /// tag is checked per row here too: building the list of a tag's 100,000 jobs first cost 0.12 s
+    /// of a 0.2 s page at 1,000,000 jobs (0.08 s as a check; with a project beside it, 0.09 s
+    /// against 0.04 s).
     pub(super) fn count_upto(&self, filter: &JobFilter, listing: &Listing, upto: u64) -> Result<u64, CatalogError> {
         let whole = JobFilter { cursor: None, ..filter.clone() };
-        let terms = listing.terms(&whole);
+        let terms = listing.terms_as(&whole, self.tag_term(&whole)?);
         let upto = Sql::Integer(i64::try_from(upto).unwrap_or(i64::MAX));
-        let (q, params) = match (whole.fts_query(), whole.any_reference("jobs")) {
-            (Some(query), Some(named)) => {
-                // The index's matches as it reads them, and the rows a word names otherwise.
+        let (q, params) = match (whole.fts_query(), whole.any_reference("jobs", true), whole.named_rows("jobs")) {
+            (Some(query), Some(not_named), Some(named)) => {
+                // The index's matches as it reads them, and the rows a word names otherwise (found
+                // through the indexes of the columns that name a job).
                 let mut params = vec![Sql::Text(query)];
-                params.extend(named.params.iter().cloned());
+                params.extend(not_named.params.iter().cloned());
                 params.extend(terms.params.iter().cloned());
                 params.extend(named.params.iter().cloned());
                 let probes = whole.word_probes("jobs");
@@ -162,7 +188,7 @@ impl Catalog {
                     "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts CROSS JOIN jobs ON jobs.rowid = jobs_fts.rowid \
                      WHERE jobs_fts MATCH ? AND NOT {} AND {} \
                      UNION ALL SELECT 1 FROM jobs WHERE {} AND {} AND {} LIMIT ?)",
-                    named.conjunction(),
+                    not_named.conjunction(),
                     terms.conjunction(),
                     named.conjunction(),
                     probes.conjunction(),
@@ -179,6 +205,87 @@ impl Catalog {
         let n: i64 =
             self.conn.query_row(&q, rusqlite::params_from_iter(params), |r| r.get(0)).map_err(sql("count jobs"))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The sample the filter menus count: the newest matches of `filter`, at most [`COUNT_CAP`],
+    /// and whether there were more. Without words, read in the order of creation (newest first);
+    /// with words, the rows a word names, then the index's matches from the newest added, each
+    /// joined to its job for the other terms (one read of the index, stopped at the cap; measured
+    /// at 1,000,000 jobs, 25 ms for a word a third of the jobs contain).
+    pub(super) fn menu_sample(&self, filter: &JobFilter) -> Result<(Vec<MenuRow>, bool), CatalogError> {
+        let cap = usize::try_from(COUNT_CAP).unwrap_or(usize::MAX);
+        let terms = filter.row_terms_as("jobs", self.tag_term(filter)?);
+        const SELECT: &str = "SELECT jobs.rowid, jobs.state, jobs.model, jobs.project, jobs.tags";
+        let mut rows = match filter.fts_query() {
+            None => {
+                let mut params = terms.params.clone();
+                params.push(limit(Some(cap.saturating_add(1))));
+                self.menu_rows(
+                    &format!(
+                        "{SELECT} FROM jobs{} ORDER BY jobs.created_at DESC, jobs.id DESC LIMIT ?",
+                        terms.clause()
+                    ),
+                    params,
+                )?
+            }
+            Some(query) => {
+                let mut named = filter.named_rows("jobs").unwrap_or_default();
+                named.extend(filter.word_probes("jobs"));
+                named.extend(terms.clone());
+                let mut rows = self.menu_rows(&format!("{SELECT} FROM jobs{}", named.clause()), named.params)?;
+                let mut matched = Terms::default();
+                matched.push("jobs_fts MATCH ?".to_owned(), [Sql::Text(query)]);
+                matched.extend(terms);
+                let mut params = matched.params.clone();
+                params.push(limit(Some(cap.saturating_add(1))));
+                let seen: HashSet<i64> = rows.iter().map(|r| r.rowid).collect();
+                let found = self.menu_rows(
+                    &format!(
+                        "{SELECT} FROM jobs_fts CROSS JOIN jobs ON jobs.rowid = jobs_fts.rowid{} \
+                         ORDER BY jobs_fts.rowid DESC LIMIT ?",
+                        matched.clause()
+                    ),
+                    params,
+                )?;
+                rows.extend(found.into_iter().filter(|r| !seen.contains(&r.rowid)));
+                rows
+            }
+        };
+        let capped = rows.len() > cap;
+        rows.truncate(cap);
+        Ok((rows, capped))
+    }
+
+    fn menu_rows(&self, q: &str, params: Vec<Sql>) -> Result<Vec<MenuRow>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(q).map_err(sql("count facets"))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                let tags: String = r.get(4)?;
+                let mut tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+                tags.sort();
+                tags.dedup();
+                Ok(MenuRow { rowid: r.get(0)?, state: r.get(1)?, model: r.get(2)?, project: r.get(3)?, tags })
+            })
+            .map_err(sql("count facets"))?;
+        rows.collect::<Result<_, _>>().map_err(sql("count facets"))
+    }
+
+    /// How the filter's tag is best written for a walk in a listing's order: as a check on each
+    /// row when more than [`COUNT_CAP`] jobs carry it (a page is then found within a few thousand
+    /// rows of the order), else as the driver (its few jobs read from the tag's index, then
+    /// ordered). One read of at most `COUNT_CAP` + 1 index entries decides.
+    pub(super) fn tag_term(&self, filter: &JobFilter) -> Result<TagTerm, CatalogError> {
+        let Some(tag) = &filter.tag else { return Ok(TagTerm::Driver) };
+        let cap = i64::try_from(COUNT_CAP).unwrap_or(i64::MAX);
+        let carried: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM job_tags WHERE tag = ?1 LIMIT ?2)",
+                rusqlite::params![tag, cap + 1],
+                |r| r.get(0),
+            )
+            .map_err(sql("count a tag's jobs"))?;
+        Ok(if carried > cap { TagTerm::Check } else { TagTerm::Driver })
     }
 
     /// The jobs of `rows`, in that order.

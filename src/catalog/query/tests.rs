@@ -1,5 +1,5 @@
 use super::*;
-use crate::catalog::NewJob;
+use crate::catalog::{AssetKind, NewJob};
 use crate::spec::{SpecContext, SpecFormat};
 
 fn add(c: &mut Catalog, n: u32, body: serde_json::Value) -> String {
@@ -365,4 +365,233 @@ fn a_catalogue_past_the_cap_pages_a_common_word_through_windows() {
     let facets = c.facet_counts(&JobFilter::default()).expect("facets");
     assert_eq!(facets.sampled, Some(COUNT_CAP));
     assert_eq!(facets.states, vec![("queued".to_owned(), COUNT_CAP)]);
+}
+
+/// The menus' counts, found the slow way: each menu's filter listed in full, its values counted.
+fn counted_one_by_one(c: &Catalog, filter: &JobFilter) -> FacetCounts {
+    let count = |f: JobFilter, values: &dyn Fn(&JobRecord) -> Vec<String>| -> Vec<(String, u64)> {
+        let mut counts = std::collections::BTreeMap::<String, u64>::new();
+        for job in c.jobs(&f).expect("jobs") {
+            let mut vs = values(&job);
+            vs.sort();
+            vs.dedup();
+            for v in vs {
+                *counts.entry(v).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
+    };
+    FacetCounts {
+        states: count(JobFilter { state: None, ..filter.clone() }, &|j| vec![j.state.as_str().to_owned()]),
+        models: count(JobFilter { model: None, ..filter.clone() }, &|j| vec![j.model.clone()]),
+        projects: count(JobFilter { project: None, ..filter.clone() }, &|j| j.project.iter().cloned().collect()),
+        tags: count(JobFilter { tag: None, ..filter.clone() }, &|j| j.tags.clone()),
+        sampled: None,
+    }
+}
+
+/// Under the cap, the menus' counts read in one pass (one sample for a search with words) are
+/// exactly what each menu's own filter lists, for words, short words, named jobs and every mix
+/// of choices.
+#[test]
+fn menu_counts_under_the_cap_are_exact_for_words_and_choices_combined() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+    let ids = library(&mut c, 60);
+    for (i, id) in ids.iter().enumerate() {
+        let tags = match i % 4 {
+            0 => serde_json::json!(["red"]),
+            1 => serde_json::json!(["red", "blue"]),
+            2 => serde_json::json!(["blue", "blue"]),
+            _ => serde_json::json!([]),
+        };
+        c.conn.execute("UPDATE jobs SET tags = ?2 WHERE id = ?1", [id, &tags.to_string()]).expect("tags");
+        if i % 6 == 5 {
+            c.conn
+                .execute("UPDATE jobs SET state = 'failed', error_code = 'x', error_message = 'x' WHERE id = ?1", [id])
+                .expect("fail");
+        }
+    }
+    let with =
+        |text: Option<&str>, state: Option<JobState>, model: Option<&str>, project: Option<&str>, tag: Option<&str>| {
+            JobFilter {
+                text: text.map(str::to_owned),
+                state,
+                model: model.map(str::to_owned),
+                project: project.map(str::to_owned),
+                tag: tag.map(str::to_owned),
+                ..JobFilter::default()
+            }
+        };
+    let cases = [
+        with(None, None, None, None, None),
+        with(Some("fox"), None, None, None, None),
+        with(Some("fox number"), None, None, None, None),
+        with(Some("fox"), None, Some("cogvideox-3"), None, None),
+        with(Some("fox"), None, None, Some("P1"), None),
+        with(Some("owl"), None, None, None, Some("blue")),
+        with(Some("fox"), Some(JobState::Failed), Some("viduq1-text"), Some("p2"), Some("red")),
+        with(None, None, None, Some("p1"), Some("red")),
+        with(Some("nu"), None, Some("viduq1-image"), None, None),
+        with(Some(ids[4].as_str()), None, None, None, None),
+        with(Some(&format!("{} fox", ids[4])), None, None, None, None),
+    ];
+    for filter in cases {
+        let counts = c.facet_counts(&filter).expect("facets");
+        assert_eq!(counts, counted_one_by_one(&c, &filter), "{filter:?}");
+        assert_eq!(counts.sampled, None);
+    }
+    let named = c.facet_counts(&text(&ids[4])).expect("facets");
+    assert_eq!(named.states.iter().map(|(_, n)| n).sum::<u64>(), 1, "a job named by its id counts once");
+}
+
+/// Past the cap: a search's menus count one sample, the newest `COUNT_CAP` matches of its words
+/// as they were added, each menu those meeting the other menus' choices; a tag more than
+/// `COUNT_CAP` jobs carry is checked row by row along the listing, a rarer one drives the query,
+/// and both list every match once, in order, forwards and backwards.
+#[test]
+fn past_the_cap_menus_share_one_sample_and_tags_list_in_order_either_way() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+    let n = COUNT_CAP as i64 + 2_000;
+    // Job i: an owl every tenth, else a fox; tag `even` on even i, `rare` on every 1000th + 7;
+    // model `cogvideox-3` on every third. Created at i * 10 but for a stretch running backwards.
+    let at = |i: i64| if (2_000..3_000).contains(&i) { 10_000_000 - i } else { i * 10 };
+    let is_fox = |i: i64| i % 10 != 0;
+    let tags_of = |i: i64| {
+        let mut tags = Vec::new();
+        if i % 2 == 0 {
+            tags.push("even");
+        }
+        if i % 1000 == 7 {
+            tags.push("rare");
+        }
+        tags
+    };
+    let model_of = |i: i64| if i % 3 == 0 { "cogvideox-3" } else { "viduq1-text" };
+    {
+        let tx = c.conn.transaction().expect("begin");
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model, \
+                 prompt, tags, request_display, price_fen, state, created_at, updated_at) \
+                 VALUES (?1, ?1, ?1, 'done', '', 'json', '', ?4, ?2, ?5, '{}', 0, 'queued', ?3, ?3)",
+            )
+            .expect("prepare");
+        for i in 0..n {
+            let animal = if is_fox(i) { "fox" } else { "owl" };
+            let tags = serde_json::to_string(&tags_of(i)).expect("json");
+            insert
+                .execute(rusqlite::params![format!("j{i:06}"), format!("a {animal} {i}"), at(i), model_of(i), tags])
+                .expect("insert");
+        }
+        drop(insert);
+        tx.commit().expect("commit");
+    }
+    let cap = COUNT_CAP as usize;
+    // The newest fox matches as added: the last rows.
+    let sample: Vec<i64> = (0..n).rev().filter(|i| is_fox(*i)).take(cap).collect();
+    let fox = c.facet_counts(&text("fox")).expect("facets");
+    assert_eq!(fox.sampled, Some(COUNT_CAP));
+    assert_eq!(fox.states, vec![("queued".to_owned(), COUNT_CAP)]);
+    let evens = sample.iter().filter(|i| *i % 2 == 0).count() as u64;
+    let rares = sample.iter().filter(|i| *i % 1000 == 7).count() as u64;
+    assert_eq!(fox.tags, vec![("even".to_owned(), evens), ("rare".to_owned(), rares)]);
+    // A choice narrows the other menus within the same sample.
+    let chosen = JobFilter { text: Some("fox".into()), model: Some("cogvideox-3".into()), ..JobFilter::default() };
+    let counts = c.facet_counts(&chosen).expect("facets");
+    assert_eq!(counts.sampled, Some(COUNT_CAP));
+    let cog = sample.iter().filter(|i| *i % 3 == 0);
+    assert_eq!(counts.states, vec![("queued".to_owned(), cog.clone().count() as u64)]);
+    assert_eq!(counts.tags[0], ("even".to_owned(), cog.filter(|i| *i % 2 == 0).count() as u64));
+    let models = sample.iter().filter(|i| *i % 3 == 0).count() as u64;
+    assert_eq!(
+        counts.models,
+        vec![("cogvideox-3".to_owned(), models), ("viduq1-text".to_owned(), cap as u64 - models)],
+        "the model menu ignores its own choice"
+    );
+
+    let every = Listing { sort: Sort::Newest, collapse_takes: true };
+    let newest_first = |keep: &dyn Fn(i64) -> bool| -> Vec<String> {
+        let mut all: Vec<(i64, String)> = (0..n).filter(|i| keep(*i)).map(|i| (at(i), format!("j{i:06}"))).collect();
+        all.sort_by(|a, b| b.cmp(a));
+        all.into_iter().map(|(_, id)| id).collect()
+    };
+    let tagged = |tag: &str, words: Option<&str>| JobFilter {
+        tag: Some(tag.to_owned()),
+        text: words.map(str::to_owned),
+        ..JobFilter::default()
+    };
+    type Keep<'a> = &'a dyn Fn(i64) -> bool;
+    let cases: [(JobFilter, Keep<'_>); 4] = [
+        (tagged("even", None), &|i| i % 2 == 0),
+        (tagged("rare", None), &|i| i % 1000 == 7),
+        (tagged("even", Some("fox")), &|i| i % 2 == 0 && is_fox(i)),
+        (JobFilter { model: Some("cogvideox-3".into()), ..tagged("even", None) }, &|i| i % 6 == 0),
+    ];
+    for (filter, keep) in cases {
+        let expected = newest_first(keep);
+        let (forward, backward) = walk(&mut c, &filter, &every, 700, |_| {});
+        assert_eq!(forward, expected, "{filter:?}: every match once, newest first");
+        assert_eq!(backward, expected, "{filter:?}: the same, page by page backwards");
+        let total = c.count_listed(&filter, &every, COUNT_CAP).expect("count");
+        let want = expected.len() as u64;
+        assert_eq!(total, if want > COUNT_CAP { Count::MoreThan(COUNT_CAP) } else { Count::Exactly(want) });
+    }
+    let (forward, _) =
+        walk(&mut c, &tagged("even", None), &Listing { sort: Sort::Model, collapse_takes: true }, 900, |_| {});
+    let mut by_model: Vec<(&str, std::cmp::Reverse<(i64, String)>)> =
+        (0..n).filter(|i| i % 2 == 0).map(|i| (model_of(i), std::cmp::Reverse((at(i), format!("j{i:06}"))))).collect();
+    by_model.sort();
+    assert_eq!(forward, by_model.into_iter().map(|(_, std::cmp::Reverse((_, id)))| id).collect::<Vec<_>>());
+}
+
+/// An export read a page at a time by keyset lists what one read lists, in every order, with the
+/// filter's offset and limit counted over the whole export, each job with its own assets.
+#[test]
+fn an_export_read_page_by_page_lists_what_one_read_lists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+    let ids = library(&mut c, 40);
+    for (n, id) in ids.iter().enumerate().filter(|(n, _)| n % 3 == 0) {
+        for kind in [AssetKind::Video, AssetKind::Cover] {
+            c.record_asset(&Asset {
+                job_id: id.clone(),
+                kind,
+                sha256: format!("{n:064x}"),
+                bytes: n as u64,
+                key: format!("{id}/{kind:?}"),
+                content_type: "video/mp4".into(),
+                source_url: "http://x".into(),
+                probe: None,
+            })
+            .expect("asset");
+        }
+    }
+    let filters = [
+        JobFilter::default(),
+        JobFilter { newest_first: true, ..JobFilter::default() },
+        text("fox"),
+        JobFilter { limit: Some(13), offset: 5, ..JobFilter::default() },
+        JobFilter { limit: Some(14), ..JobFilter::default() },
+        JobFilter { limit: Some(0), ..JobFilter::default() },
+        JobFilter { project: Some("p1".into()), newest_first: true, ..JobFilter::default() },
+    ];
+    for filter in filters {
+        for listing in [Listing::of(&filter), Listing { sort: Sort::Model, collapse_takes: false }] {
+            let whole: Vec<String> = c.list(&filter, &listing).expect("list").into_iter().map(|j| j.id).collect();
+            let mut paged = Vec::new();
+            let mut next = Some(filter.clone());
+            while let Some(page) = next.take() {
+                let (rows, after) = c.export_page(&page, &listing, 7).expect("page");
+                assert!(rows.len() <= 7);
+                for (job, assets) in rows {
+                    assert_eq!(assets, c.assets(&job.id).expect("assets"), "{}", job.id);
+                    paged.push(job.id);
+                }
+                next = after;
+            }
+            assert_eq!(paged, whole, "{filter:?} {listing:?}");
+        }
+    }
 }

@@ -276,7 +276,11 @@ pub(super) fn grid(v: &GridView<'_>) -> Markup {
             (select("project", "project", &params.project, &v.facets.projects))
             (select("tag", "tag", &params.tag, &v.facets.tags))
             @if let Some(n) = v.facets.sampled {
-                span.hint { "menu counts are of the newest " (grouped(n)) " matches" }
+                @if searched {
+                    span.hint { "menu counts are of the newest " (grouped(n)) " matches of the words" }
+                } @else {
+                    span.hint { "menu counts are of the newest " (grouped(n)) " matches" }
+                }
             }
             input type="date" name="from" value=(params.from) aria-label="from";
             input type="date" name="to" value=(params.to) aria-label="to";
