@@ -10,11 +10,11 @@
 //! - S3 with `sha256_metadata` (the default): S3 takes metadata only when an upload is created,
 //!   and the SHA-256 is known only after the last byte. So the download is spooled into an
 //!   unnamed temporary file (`O_TMPFILE` in `storage.spool_dir`: nothing is left behind even by
-//!   a crash) through the same two buffers, and on [`Upload::finish`] the file is sent as a
-//!   multipart upload straight to the final key, created with `x-amz-meta-sha256` and the
-//!   content type. S3 completes a multipart upload atomically, so the key never holds a partial
-//!   object, and no server-side copy is needed. The spool is hashed again as it is read back;
-//!   a difference from the streamed hash aborts the upload.
+//!   a crash) through two smaller buffers ([`SPOOL_BUFFER`]), and on [`Upload::finish`] the file
+//!   is sent as a multipart upload straight to the final key, created with `x-amz-meta-sha256`
+//!   and the content type. S3 completes a multipart upload atomically, so the key never holds a
+//!   partial object, and no server-side copy is needed. The spool is hashed again as it is read
+//!   back; a difference from the streamed hash aborts the upload.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -29,6 +29,12 @@ use super::{Store, StoreError};
 
 /// The size of each of the (at most two) buffers of a local upload.
 pub const FILE_BUFFER: usize = 1024 * 1024;
+
+/// The size of each of the (at most two) buffers of a spool, and of the reads that send it.
+/// Smaller than [`FILE_BUFFER`]: a spool is an unnamed temporary file that is never synced, so
+/// big writes buy nothing, while 30 spooling downloads at once held 30 × 2 MiB outside the
+/// store's byte budget (issue 14: 30 results into S3 peaked at 221 MiB).
+pub(crate) const SPOOL_BUFFER: usize = 256 * 1024;
 
 /// An object being written; [`Upload::finish`] makes it whole, [`Upload::abort`] removes it.
 #[derive(Debug)]
@@ -131,6 +137,8 @@ pub(super) struct FileWriter {
     /// Whether each written range is handed to the disk at once (`sync_file_range`), so that
     /// the fsync before publishing finds little left to write. Not for a spool, never synced.
     writeback: bool,
+    /// The size of each buffer: [`FILE_BUFFER`], or [`SPOOL_BUFFER`] for a spool.
+    capacity: usize,
 }
 
 impl FileWriter {
@@ -144,32 +152,33 @@ impl FileWriter {
             std::fs::File::create_new(&at)
         })
         .await?;
-        Ok(FileWriter::over(Some(path), file, true))
+        Ok(FileWriter::over(Some(path), file, true, FILE_BUFFER))
     }
 
     /// An unnamed temporary file in `dir` (`O_TMPFILE` where the file system has it).
     pub(super) async fn spool(dir: PathBuf) -> std::io::Result<FileWriter> {
         let file = blocking(move || tempfile::tempfile_in(dir)).await?;
-        Ok(FileWriter::over(None, file, false))
+        Ok(FileWriter::over(None, file, false, SPOOL_BUFFER))
     }
 
-    fn over(path: Option<PathBuf>, file: std::fs::File, writeback: bool) -> FileWriter {
+    fn over(path: Option<PathBuf>, file: std::fs::File, writeback: bool, capacity: usize) -> FileWriter {
         FileWriter {
             path,
             file: Some(file),
-            buf: Vec::with_capacity(FILE_BUFFER),
+            buf: Vec::with_capacity(capacity),
             pending: None,
             written: 0,
             writeback,
+            capacity,
         }
     }
 
     async fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
-            let n = (FILE_BUFFER - self.buf.len()).min(data.len());
+            let n = (self.capacity - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
-            if self.buf.len() == FILE_BUFFER {
+            if self.buf.len() == self.capacity {
                 self.flush().await?;
             }
         }
@@ -185,7 +194,7 @@ impl FileWriter {
                 self.file = Some(file);
                 Ok(spare)
             }
-            None => Ok(Vec::with_capacity(FILE_BUFFER)),
+            None => Ok(Vec::with_capacity(self.capacity)),
         }
     }
 
@@ -248,12 +257,12 @@ async fn send_spool(file: std::fs::File, key: &Key, then: Spooled, sha256: &[u8;
     let mut writer = then.store.part_writer(key, &then.content_type, Some(sha256)).await?;
     let file = std::sync::Arc::new(file);
     let (mut offset, mut hasher) = (0u64, sha2::Sha256::new());
-    let mut buf = Vec::with_capacity(FILE_BUFFER);
+    let mut buf = Vec::with_capacity(SPOOL_BUFFER);
     loop {
         let (from, at) = (std::sync::Arc::clone(&file), offset);
         let read = blocking(move || {
             use std::os::unix::fs::FileExt as _;
-            buf.resize(FILE_BUFFER, 0);
+            buf.resize(SPOOL_BUFFER, 0);
             let n = from.read_at(&mut buf, at)?;
             buf.truncate(n);
             Ok(buf)
