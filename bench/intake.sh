@@ -22,16 +22,9 @@ one_run() {
   local sim=$!
   mkdir -p "$dir/inbox" "$dir/stage"
   write_config "$dir" "$sim_port" "$http_port"
-  python3 - "$dir/stage" "$N" <<'PY'
-import json, os, sys
-stage, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    with open(os.path.join(stage, f"spec-{i:06d}.json"), "w") as f:
-        json.dump({"model": "viduq1-text", "prompt": f"benchmark spec number {i}: a harbour at dawn"}, f)
-PY
-  VIDKEEP_BENCH_KEY=sim-key.sim-secret "$BIN" run --config "$dir/vk.toml" >"$dir/vk.log" 2>&1 &
-  local vk=$!
-  for _ in $(seq 100); do curl -sf "127.0.0.1:$http_port/readyz" >/dev/null && break; sleep 0.1; done
+  write_specs "$dir/stage" "$N" "benchmark spec: a harbour at dawn, number"
+  local vk
+  start_daemon "$dir" "$http_port"
   python3 - "$dir" "$N" "$vk" <<'PY'
 import os, sqlite3, sys, time
 d, n, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -42,7 +42,7 @@ def fetch(url, out):
 
 
 async def one(host, out, i, poll):
-    body = {"model": "viduq1-text", "prompt": f"scheduler benchmark {i}: a lantern on a quay"}
+    body = {"model": "viduq1-text", "prompt": f"scheduler benchmark: a lantern on a quay, number {i}"}
     status, data = await asyncio.to_thread(call, host, "POST", "/api/paas/v4/videos/generations", body)
     if status != 200:
         raise SystemExit(f"submit {i}: HTTP {status} {data[:200]!r}")

@@ -63,16 +63,9 @@ text = open(path).read().replace(
 text += '[archive]\nallowed_networks = ["127.0.0.0/8"]\n'
 open(path, "w").write(text)
 PY
-  python3 - "$dir/stage" "$N" <<'PY'
-import json, os, sys
-stage, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    with open(os.path.join(stage, f"spec-{i:04d}.json"), "w") as f:
-        json.dump({"model": "viduq1-text", "prompt": f"scheduler benchmark {i}: a lantern on a quay"}, f)
-PY
-  VIDKEEP_BENCH_KEY=sim-key.sim-secret "$BIN" run --config "$dir/vk.toml" >"$dir/vk.log" 2>&1 &
-  local vk=$!
-  for _ in $(seq 100); do curl -sf "127.0.0.1:$http_port/readyz" >/dev/null && break; sleep 0.1; done
+  write_specs "$dir/stage" "$N" "scheduler benchmark: a lantern on a quay, number"
+  local vk
+  start_daemon "$dir" "$http_port"
   local wall
   wall=$(python3 - "$dir" "$N" <<'PY'
 import os, sqlite3, sys, time

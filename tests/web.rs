@@ -212,6 +212,26 @@ pub(crate) fn browser() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     }
 }
 
+/// Runs the browser script `tests/browser/<script>` (from [`browser`]'s folder, in its Chromium)
+/// with `args`, fails the test if it fails, and returns the one JSON line it prints.
+pub(crate) async fn run_script(
+    dir: &std::path::Path,
+    chromium: &std::path::Path,
+    script: &str,
+    args: &[&str],
+) -> Value {
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .env("CHROMIUM", chromium)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_finds_a_clip_and_plays_it_in_chromium() {
     let Some((dir, chromium)) = browser() else { return };
@@ -221,16 +241,7 @@ async fn a_person_finds_a_clip_and_plays_it_in_chromium() {
     for shot in ["grid.png", "job.png"] {
         let _ = std::fs::remove_file(out.join(shot));
     }
-    let run = tokio::process::Command::new("node")
-        .arg(dir.join("e2e.mjs"))
-        .args([ui.as_str(), out.to_str().expect("utf8"), "fox"])
-        .env("CHROMIUM", &chromium)
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let seen = run_script(&dir, &chromium, "e2e.mjs", &[ui.as_str(), out.to_str().expect("utf8"), "fox"]).await;
     let fox = env.job_by_spec("fox.json");
     assert_eq!((seen["all"].as_u64(), seen["found"].as_u64()), (Some(3), Some(1)), "{seen}");
     let path = seen["url"].as_str().and_then(|u| u.split('?').next()).unwrap_or_default();

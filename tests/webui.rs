@@ -312,16 +312,9 @@ async fn a_failed_jobs_page_says_what_to_do_next() {
     let Some((dir, chromium)) = crate::web::browser() else { return };
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-failed");
     std::fs::create_dir_all(&out).expect("output folder");
-    let run = tokio::process::Command::new("node")
-        .arg(dir.join("shots.mjs"))
-        .args([format!("{ui}/jobs/{}", jobs[0].id).as_str(), out.to_str().expect("utf8"), "failed"])
-        .env("CHROMIUM", &chromium)
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let page = format!("{ui}/jobs/{}", jobs[0].id);
+    let seen =
+        crate::web::run_script(&dir, &chromium, "shots.mjs", &[&page, out.to_str().expect("utf8"), "failed"]).await;
     assert_eq!((seen["status1400"].as_u64(), seen["status390"].as_u64()), (Some(200), Some(200)), "{seen}");
     assert_eq!((seen["overflow1400"].as_i64(), seen["overflow390"].as_i64()), (Some(0), Some(0)), "{seen}");
     assert_eq!(seen["errors"], json!([]), "{seen}");

@@ -226,16 +226,9 @@ async fn rejected_specs_are_a_filter_of_the_grid_with_their_reason() {
     let Some((dir, chromium)) = crate::web::browser() else { return };
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-rejected");
     std::fs::create_dir_all(&out).expect("output folder");
-    let run = tokio::process::Command::new("node")
-        .arg(dir.join("shots.mjs"))
-        .args([format!("{ui}/?state=rejected").as_str(), out.to_str().expect("utf8"), "rejected"])
-        .env("CHROMIUM", &chromium)
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let page = format!("{ui}/?state=rejected");
+    let seen =
+        crate::web::run_script(&dir, &chromium, "shots.mjs", &[&page, out.to_str().expect("utf8"), "rejected"]).await;
     assert_eq!((seen["overflow1400"].as_i64(), seen["overflow390"].as_i64()), (Some(0), Some(0)), "{seen}");
     for width in [1400, 390] {
         let narrowest = seen[format!("narrowestCell{width}")].as_i64().unwrap_or(0);
