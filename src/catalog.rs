@@ -24,7 +24,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
-pub use export::{CSV_HEADER, PrettyArray, csv, csv_cell, csv_rows, id_cell, job_json};
+pub use export::{ExportFormat, ExportWriter, csv, csv_cell, id_cell, job_json};
 pub use handle::{Db, Settlement};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, short_id};
 pub use ledger::{BudgetCheck, LedgerRow, Money};

@@ -36,7 +36,7 @@ pub fn job_json(job: &JobRecord, assets: &[Asset]) -> Value {
 }
 
 /// The CSV export's first line: the column names.
-pub const CSV_HEADER: &str = "job_id,spec,state,model,prompt,name,project,tags,task_id,created_at,submitted_at,archived_at,error,error_code,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes,video_duration_s,video_fps,video_width,video_height,video_codec,probe_findings\n";
+const CSV_HEADER: &str = "job_id,spec,state,model,prompt,name,project,tags,task_id,created_at,submitted_at,archived_at,error,error_code,attempts,charged_rmb,possibly_charged_rmb,video_key,video_sha256,video_bytes,cover_key,cover_sha256,cover_bytes,video_duration_s,video_fps,video_width,video_height,video_codec,probe_findings\n";
 
 /// The CSV export: one row per job, assets in their own columns, the media probe's figures and
 /// findings for the video, formula-like cells defused.
@@ -48,7 +48,7 @@ pub fn csv(rows: &[(JobRecord, Vec<Asset>)]) -> String {
 
 /// The rows of the CSV export for `rows`, without the header: an export streamed a page at a
 /// time writes [`CSV_HEADER`], then this for each page.
-pub fn csv_rows(rows: &[(JobRecord, Vec<Asset>)]) -> String {
+fn csv_rows(rows: &[(JobRecord, Vec<Asset>)]) -> String {
     let mut out = String::new();
     for (job, assets) in rows {
         let asset = |kind| assets.iter().find(|a: &&Asset| a.kind == kind);
@@ -113,13 +113,13 @@ pub fn csv_rows(rows: &[(JobRecord, Vec<Asset>)]) -> String {
 /// writes the whole array: so an export streamed a page at a time prints what the export of a
 /// list in memory printed.
 #[derive(Debug, Default)]
-pub struct PrettyArray {
+struct PrettyArray {
     started: bool,
 }
 
 impl PrettyArray {
     /// The text of the next element (with the array's opening or the comma before it).
-    pub fn element(&mut self, value: &Value) -> Result<String, serde_json::Error> {
+    fn element(&mut self, value: &Value) -> Result<String, serde_json::Error> {
         let pretty = serde_json::to_string_pretty(value)?;
         let mut out = String::with_capacity(pretty.len() + pretty.len() / 8 + 4);
         out.push_str(if self.started { ",\n" } else { "[\n" });
@@ -136,8 +136,67 @@ impl PrettyArray {
     }
 
     /// The text that closes the array.
-    pub fn end(self) -> &'static str {
+    fn end(self) -> &'static str {
         if self.started { "\n]" } else { "[]" }
+    }
+}
+
+/// The formats of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// A JSON array of [`job_json`] objects, pretty-printed.
+    Json,
+    /// [`CSV_HEADER`], then one row per job.
+    Csv,
+}
+
+/// An export written a page at a time (the CLI's `export`, the UI's `/export.*`): [`start`], then
+/// [`page`] for each page of jobs, then [`end`]. The bytes are those of the whole list written at
+/// once, so memory stays flat however many jobs are exported.
+///
+/// [`start`]: ExportWriter::start
+/// [`page`]: ExportWriter::page
+/// [`end`]: ExportWriter::end
+#[derive(Debug)]
+pub struct ExportWriter {
+    format: ExportFormat,
+    array: PrettyArray,
+}
+
+impl ExportWriter {
+    /// A writer of `format`.
+    pub fn new(format: ExportFormat) -> ExportWriter {
+        ExportWriter { format, array: PrettyArray::default() }
+    }
+
+    /// What comes before the first page.
+    pub fn start(&self) -> &'static str {
+        match self.format {
+            ExportFormat::Csv => CSV_HEADER,
+            ExportFormat::Json => "",
+        }
+    }
+
+    /// The text of one page of jobs.
+    pub fn page(&mut self, rows: &[(JobRecord, Vec<Asset>)]) -> Result<String, serde_json::Error> {
+        match self.format {
+            ExportFormat::Csv => Ok(csv_rows(rows)),
+            ExportFormat::Json => {
+                let mut out = String::new();
+                for (job, assets) in rows {
+                    out.push_str(&self.array.element(&job_json(job, assets))?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// What comes after the last page.
+    pub fn end(self) -> &'static str {
+        match self.format {
+            ExportFormat::Csv => "",
+            ExportFormat::Json => self.array.end(),
+        }
     }
 }
 

@@ -8,8 +8,7 @@ use super::columns::{clip, pad, width as text_width};
 use serde_json::Value;
 
 use crate::catalog::{
-    Asset, AssetKind, CSV_HEADER, Catalog, Cursor, EXPORT_PAGE, JobFilter, JobRecord, Listing, PrettyArray, csv_rows,
-    job_json, short_id,
+    Asset, AssetKind, Catalog, Cursor, EXPORT_PAGE, ExportWriter, JobFilter, JobRecord, Listing, job_json, short_id,
 };
 use crate::config::Config;
 use crate::domain::{Change, JobError, JobState};
@@ -23,6 +22,15 @@ pub enum ExportFormat {
     Json,
     /// CSV, one row per job.
     Csv,
+}
+
+impl From<ExportFormat> for crate::catalog::ExportFormat {
+    fn from(format: ExportFormat) -> Self {
+        match format {
+            ExportFormat::Json => crate::catalog::ExportFormat::Json,
+            ExportFormat::Csv => crate::catalog::ExportFormat::Csv,
+        }
+    }
 }
 
 fn open(config: &Config) -> anyhow::Result<Catalog> {
@@ -277,27 +285,19 @@ pub(super) fn export(config: &Config, format: ExportFormat, filter: &JobFilter) 
     let catalog = open(config)?;
     let listing = Listing::of(filter);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    // A page at a time (keyset), so memory stays flat however many jobs there are; the bytes are
-    // those of the whole list printed at once.
-    let mut array = PrettyArray::default();
-    if matches!(format, ExportFormat::Csv) {
-        out.write_all(CSV_HEADER.as_bytes())?;
-    }
+    // A page at a time (keyset), so memory stays flat however many jobs there are.
+    let mut writer = ExportWriter::new(format.into());
+    out.write_all(writer.start().as_bytes())?;
     let mut next = Some(filter.clone());
     while let Some(page) = next.take() {
         let (rows, after) = catalog.export_page(&page, &listing, EXPORT_PAGE)?;
-        match format {
-            ExportFormat::Json => {
-                for (job, assets) in &rows {
-                    out.write_all(array.element(&job_json(job, assets))?.as_bytes())?;
-                }
-            }
-            ExportFormat::Csv => out.write_all(csv_rows(&rows).as_bytes())?,
-        }
+        out.write_all(writer.page(&rows)?.as_bytes())?;
         next = after;
     }
-    if matches!(format, ExportFormat::Json) {
-        writeln!(out, "{}", array.end())?;
+    out.write_all(writer.end().as_bytes())?;
+    if format == ExportFormat::Json {
+        // As `println!` ended the array before.
+        out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

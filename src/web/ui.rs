@@ -42,7 +42,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::catalog::{
-    Asset, COUNT_CAP, CSV_HEADER, Catalog, CatalogError, Count, Cursor, EXPORT_PAGE, JobRecord, PrettyArray, csv_rows,
+    Asset, COUNT_CAP, Catalog, CatalogError, Count, Cursor, EXPORT_PAGE, ExportFormat, ExportWriter, JobRecord,
     job_json,
 };
 use crate::jobs::LiveSettings;
@@ -440,25 +440,18 @@ async fn api_not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 async fn export_csv(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    export(&state, &params, ExportKind::Csv).await
+    export(&state, &params, ExportFormat::Csv).await
 }
 
 async fn export_json(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    export(&state, &params, ExportKind::Json).await
-}
-
-/// The formats of `/export.csv` and `/export.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExportKind {
-    Csv,
-    Json,
+    export(&state, &params, ExportFormat::Json).await
 }
 
 /// Every match of the search (every take), sent a page at a time as it is read: each page is read
 /// after the previous one by keyset, with the catalogue locked for that page only, and at most
 /// two pages wait to be sent, so memory stays flat however many jobs match and other pages are
 /// served in between. The bytes are those of the whole list written at once.
-async fn export(state: &UiState, params: &Params, kind: ExportKind) -> Result<Response, UiError> {
+async fn export(state: &UiState, params: &Params, format: ExportFormat) -> Result<Response, UiError> {
     let params = params.everything();
     let filter = params.filter(false)?;
     let listing = params.listing()?;
@@ -467,22 +460,15 @@ async fn export(state: &UiState, params: &Params, kind: ExportKind) -> Result<Re
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     let catalog = Arc::clone(&state.catalog);
     tokio::task::spawn_blocking(move || {
-        let mut array = PrettyArray::default();
-        let mut chunk = String::from(if kind == ExportKind::Csv { CSV_HEADER } else { "" });
+        let mut writer = ExportWriter::new(format);
+        let mut chunk = writer.start().to_owned();
         let mut page = Some(first);
         while let Some((rows, next)) = page.take() {
-            match kind {
-                ExportKind::Csv => chunk.push_str(&csv_rows(&rows)),
-                ExportKind::Json => {
-                    for (job, assets) in &rows {
-                        match array.element(&job_json(job, assets)) {
-                            Ok(text) => chunk.push_str(&text),
-                            Err(e) => {
-                                let _ = tx.blocking_send(Err(std::io::Error::other(e)));
-                                return;
-                            }
-                        }
-                    }
+            match writer.page(&rows) {
+                Ok(text) => chunk.push_str(&text),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+                    return;
                 }
             }
             if tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk)))).is_err() {
@@ -500,15 +486,13 @@ async fn export(state: &UiState, params: &Params, kind: ExportKind) -> Result<Re
                 }
             }
         }
-        if kind == ExportKind::Json {
-            let _ = tx.blocking_send(Ok(Bytes::from_static(array.end().as_bytes())));
-        }
+        let _ = tx.blocking_send(Ok(Bytes::from_static(writer.end().as_bytes())));
     });
     let body =
         Body::from_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
-    let (content_type, name) = match kind {
-        ExportKind::Csv => ("text/csv; charset=utf-8", "vidkeep-jobs.csv"),
-        ExportKind::Json => ("application/json", "vidkeep-jobs.json"),
+    let (content_type, name) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "vidkeep-jobs.csv"),
+        ExportFormat::Json => ("application/json", "vidkeep-jobs.json"),
     };
     let disposition = format!("attachment; filename=\"{name}\"");
     Ok(([(CONTENT_TYPE, content_type.to_owned()), (CONTENT_DISPOSITION, disposition)], body).into_response())
