@@ -2,32 +2,10 @@
 //! tables of `jobs`, `search` and `spend` pad and cut by these columns, so Chinese spec names,
 //! prompts and projects line up and fit the terminal.
 
-/// Columns `c` takes in a terminal (East Asian Wide and Fullwidth characters take two).
+/// Columns `c` takes in a terminal (East Asian Wide and Fullwidth characters two, combining marks
+/// and controls none), by the Unicode tables of `unicode-width`.
 fn char_width(c: char) -> usize {
-    let u = u32::from(c);
-    let zero = matches!(u, 0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F | 0x20D0..=0x20FF);
-    if zero || c.is_control() {
-        return 0;
-    }
-    let wide = matches!(
-        u,
-        0x1100..=0x115F
-            | 0x2E80..=0x303E
-            | 0x3041..=0x33FF
-            | 0x3400..=0x4DBF
-            | 0x4E00..=0x9FFF
-            | 0xA000..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6
-            | 0x1F300..=0x1F64F
-            | 0x1F900..=0x1F9FF
-            | 0x20000..=0x2FFFD
-            | 0x30000..=0x3FFFD
-    );
-    if wide { 2 } else { 1 }
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
 }
 
 /// Columns `text` takes in a terminal.

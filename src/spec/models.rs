@@ -306,31 +306,15 @@ impl Violation {
 /// aside: `vidu-q1-text` means `viduq1-text`), else nothing.
 pub(crate) fn did_you_mean<'a>(given: &str, names: impl Iterator<Item = &'a str>) -> String {
     let plain =
-        |s: &str| -> Vec<char> { s.chars().filter(|c| !"-_ ".contains(*c)).flat_map(char::to_lowercase).collect() };
+        |s: &str| -> String { s.chars().filter(|c| !"-_ ".contains(*c)).flat_map(char::to_lowercase).collect() };
     let given = plain(given);
-    let most = if given.len() <= 4 { 1 } else { 2 };
+    let most = if given.chars().count() <= 4 { 1 } else { 2 };
+    // Edits: insert, delete, replace, or swap two neighbours (optimal string alignment).
     names
-        .map(|name| (edit_distance(&given, &plain(name)), name))
+        .map(|name| (strsim::osa_distance(&given, &plain(name)), name))
         .filter(|(d, _)| *d <= most)
         .min_by_key(|(d, _)| *d)
         .map_or_else(String::new, |(_, name)| format!("; did you mean `{name}`?"))
-}
-
-/// Edits (insert, delete, replace, swap two neighbours) from `a` to `b`.
-fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let mut rows = vec![(0..=b.len()).collect::<Vec<usize>>()];
-    for i in 1..=a.len() {
-        let mut row = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            row[j] = (rows[i - 1][j] + 1).min(row[j - 1] + 1).min(rows[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                row[j] = row[j].min(rows[i - 2][j - 2] + 1);
-            }
-        }
-        rows.push(row);
-    }
-    rows[a.len()][b.len()]
 }
 
 /// The models vidkeep knows, `, `-joined.
