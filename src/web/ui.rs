@@ -226,9 +226,10 @@ struct Found {
     next: Option<Cursor>,
 }
 
-/// The page `params` asks for; every match when not `paged` (exports: no count, no cursors).
-async fn search(state: &UiState, params: &Params, paged: bool) -> Result<Found, UiError> {
-    let mut filter = params.filter(paged)?;
+/// The page `params` asks for, with its capped count and its neighbours' cursors. (Exports read
+/// every match a page at a time instead: [`export`].)
+async fn search(state: &UiState, params: &Params) -> Result<Found, UiError> {
+    let mut filter = params.filter(true)?;
     let listing = params.listing()?;
     let first_page = params.cursor()?.is_none() && params.page() == 1;
     state
@@ -238,7 +239,7 @@ async fn search(state: &UiState, params: &Params, paged: bool) -> Result<Found, 
             let mut jobs = c.list(&filter, &listing)?;
             let backwards = matches!(filter.cursor, Some(Cursor::Before(_)));
             let mut more = false;
-            if paged && jobs.len() > PAGE_SIZE {
+            if jobs.len() > PAGE_SIZE {
                 more = true;
                 if backwards {
                     jobs.remove(0);
@@ -247,10 +248,9 @@ async fn search(state: &UiState, params: &Params, paged: bool) -> Result<Found, 
                 }
             }
             let (before_more, after_more) = if backwards { (more, true) } else { (!first_page, more) };
-            let previous = jobs.first().filter(|_| paged && before_more).map(|j| Cursor::Before(j.id.clone()));
-            let next = jobs.last().filter(|_| paged && after_more).map(|j| Cursor::After(j.id.clone()));
-            let total =
-                if paged { c.count_listed(&filter, &listing, COUNT_CAP)? } else { Count::Exactly(jobs.len() as u64) };
+            let previous = jobs.first().filter(|_| before_more).map(|j| Cursor::Before(j.id.clone()));
+            let next = jobs.last().filter(|_| after_more).map(|j| Cursor::After(j.id.clone()));
+            let total = c.count_listed(&filter, &listing, COUNT_CAP)?;
             let rows = jobs.into_iter().map(|j| c.assets(&j.id).map(|a| (j, a))).collect::<Result<Rows, _>>()?;
             let takes = rows
                 .iter()
@@ -269,7 +269,7 @@ async fn grid(State(state): State<UiState>, Query(params): Query<Params>) -> Res
     if params.state.trim() == rejected::STATE {
         return rejected::page(&state, &params).await;
     }
-    let found = search(&state, &params, true).await?;
+    let found = search(&state, &params).await?;
     let filter = params.filter(false)?;
     let (facets, (_, rejected)) =
         state.read(move |c| Ok((c.facet_counts(&filter)?, c.rejections_page(None, 0, 0)?))).await?;
@@ -403,7 +403,7 @@ async fn api_jobs(
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = api_query(params)?;
-    let found = search(&state, &params, true).await?;
+    let found = search(&state, &params).await?;
     let jobs: Vec<Value> = found.rows.iter().map(|(j, a)| job_json(j, a)).collect();
     let link = |c: &Option<Cursor>| c.as_ref().map(|c| format!("/api/jobs?{}", params.at(c)));
     Ok(Json(json!({
