@@ -5,21 +5,27 @@
 //! embedded in the binary and applied by `PRAGMA user_version`. rusqlite is blocking, so the
 //! daemon reaches the catalogue through [`Db`], which runs each call on the blocking pool.
 
+mod conn;
 mod export;
 mod handle;
 mod jobs;
 mod ledger;
 mod lock;
 mod outbox;
+mod pg;
 mod query;
 mod rebuild;
 mod records;
 mod stats;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use conn::Conn;
 
 use crate::domain::JobState;
 
@@ -109,6 +115,20 @@ pub enum CatalogError {
         /// The process holding it, as its lock file says.
         holder: Option<u32>,
     },
+    /// PostgreSQL failed (connection lost, constraint, serialization, ...).
+    #[error("catalogue {about}: {source}")]
+    Postgres {
+        /// What was being done.
+        about: &'static str,
+        /// The PostgreSQL error.
+        source: postgres::Error,
+    },
+    /// A statement that must find a row found none.
+    #[error("catalogue {0}: no such row")]
+    NoRow(&'static str),
+    /// What was asked exists only on the other backend.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// A stored value could not be read back.
     #[error("catalogue holds a value this vidkeep cannot read: {0}")]
     Corrupt(String),
@@ -146,7 +166,7 @@ pub(crate) fn sql(about: &'static str) -> impl FnOnce(rusqlite::Error) -> Catalo
 /// An open catalogue: one connection, used from one thread at a time.
 #[derive(Debug)]
 pub struct Catalog {
-    conn: Connection,
+    conn: Conn,
     path: PathBuf,
     /// Where the events of transitions go (none unless the daemon sets sinks).
     notify: NotifySetup,
@@ -186,7 +206,7 @@ impl Catalog {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sql("open read-only"))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("set busy timeout"))?;
-        let catalog = Catalog { conn, path: path.to_owned(), notify: NotifySetup::default() };
+        let catalog = Catalog { conn: Conn::Lite(conn), path: path.to_owned(), notify: NotifySetup::default() };
         let (found, known) = (catalog.schema_version()?, MIGRATIONS.len() as i64);
         if found > known {
             return Err(CatalogError::TooNew { found, known });
@@ -203,13 +223,18 @@ impl Catalog {
     /// the daemon may go on writing. The copy is made beside `dest` and renamed into place, so
     /// `dest` is either the old file or a whole new one; it is checked before the rename.
     pub fn backup_to(&self, dest: &Path) -> Result<(), CatalogError> {
+        let Some(lite) = self.conn.as_lite() else {
+            return Err(CatalogError::Unsupported(
+                "a PostgreSQL catalogue is backed up with PostgreSQL's own tools (pg_dump, base backups), not `vidkeep backup`",
+            ));
+        };
         let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "catalog".into());
         let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
         let result = (|| {
             let mut copy = Connection::open(&partial).map_err(sql("create backup file"))?;
             {
-                let backup = rusqlite::backup::Backup::new(&self.conn, &mut copy).map_err(sql("start backup"))?;
+                let backup = rusqlite::backup::Backup::new(lite, &mut copy).map_err(sql("start backup"))?;
                 backup.run_to_completion(256, Duration::from_millis(5), None).map_err(sql("copy pages"))?;
             }
             let check: String =
@@ -231,7 +256,7 @@ impl Catalog {
     /// not always wait for, so two processes creating the catalogue at once may see `BUSY` here;
     /// [`Catalog::open`] tries again.
     fn open_once(path: &Path) -> Result<Catalog, CatalogError> {
-        let conn = Connection::open(path).map_err(sql("open"))?;
+        let mut conn = Connection::open(path).map_err(sql("open"))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("set busy timeout"))?;
         // The pragma does not fail when it cannot switch (another connection holds the file): it
         // answers the mode still in force. Running on in rollback mode would let readers block
@@ -248,73 +273,93 @@ impl Catalog {
             });
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(sql("set pragmas"))?;
-        let mut catalog = Catalog { conn, path: path.to_owned(), notify: NotifySetup::default() };
-        catalog.migrate()?;
-        Ok(catalog)
+        conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
+        migrate(&mut conn)?;
+        Ok(Catalog { conn: Conn::Lite(conn), path: path.to_owned(), notify: NotifySetup::default() })
     }
 
-    /// The file this catalogue lives in.
+    /// Where this catalogue lives: its file, or (PostgreSQL) its `postgres://user@host/db`.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The schema version of the open file.
+    /// The schema version of the open catalogue (each backend numbers its own migrations).
     pub fn schema_version(&self) -> Result<i64, CatalogError> {
-        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("read schema version"))
+        match &self.conn {
+            Conn::Lite(c) => lite_version(c),
+            Conn::Pg(_) => pg::schema_version(&self.conn),
+        }
     }
 
-    /// Applies the migrations this file lacks. Each step reads the version inside an `IMMEDIATE`
-    /// transaction, so two processes opening a new catalogue at once (the daemon and a CLI
-    /// reader) serialise on SQLite's write lock and the second sees the first's work.
-    fn migrate(&mut self) -> Result<(), CatalogError> {
-        let known = MIGRATIONS.len() as i64;
-        // Most opens (every CLI command, every reader) find the schema current: they take no
-        // write lock at all.
-        let current = self.schema_version()?;
-        if current > known {
-            return Err(CatalogError::TooNew { found: current, known });
-        }
-        if current == known {
-            return Ok(());
-        }
-        // A migration that rebuilds a table (0004) needs foreign keys off; it cannot be switched
-        // inside a transaction, so it is off for all steps and each is checked before it commits.
-        self.conn.execute_batch("PRAGMA foreign_keys = OFF;").map_err(sql("pause foreign keys"))?;
-        let result = self.migrate_steps(known);
-        self.conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(sql("restore foreign keys"))?;
-        result
+    /// The SQLite connection, in tests that reach below the catalogue's operations.
+    #[cfg(test)]
+    pub(crate) fn lite(&self) -> &Connection {
+        self.conn.as_lite().expect("a SQLite catalogue")
     }
 
-    fn migrate_steps(&mut self, known: i64) -> Result<(), CatalogError> {
-        loop {
-            let tx =
-                self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin migration"))?;
-            let found: i64 =
-                tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("read schema version"))?;
-            if found > known {
-                return Err(CatalogError::TooNew { found, known });
-            }
-            let Some(script) = MIGRATIONS.get(usize::try_from(found).unwrap_or(0)) else { return Ok(()) };
-            tx.execute_batch(script).map_err(sql("apply migration"))?;
-            let broken: Option<String> = tx
-                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
-                .optional()
-                .map_err(sql("check foreign keys"))?;
-            if let Some(table) = broken {
-                return Err(CatalogError::Corrupt(format!(
-                    "migration {} left broken references in {table}",
-                    found + 1
-                )));
-            }
-            tx.pragma_update(None, "user_version", found + 1).map_err(sql("record schema version"))?;
-            tx.commit().map_err(sql("commit migration"))?;
-            tracing::info!(version = found + 1, "catalogue migrated");
+    /// As [`Catalog::lite`], for a transaction.
+    #[cfg(test)]
+    pub(crate) fn lite_mut(&mut self) -> &mut Connection {
+        match &mut self.conn {
+            Conn::Lite(c) => c,
+            Conn::Pg(_) => panic!("a SQLite catalogue"),
         }
+    }
+}
+
+/// Statements a SQLite connection keeps prepared: the catalogue's fixed statements all fit, so
+/// the hot ones (intake's inserts, the engine's reads) are parsed once.
+const PREPARED_STATEMENTS: usize = 128;
+
+fn lite_version(c: &Connection) -> Result<i64, CatalogError> {
+    c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("read schema version"))
+}
+
+/// Applies the migrations the file lacks. Each step reads the version inside an `IMMEDIATE`
+/// transaction, so two processes opening a new catalogue at once (the daemon and a CLI
+/// reader) serialise on SQLite's write lock and the second sees the first's work.
+fn migrate(conn: &mut Connection) -> Result<(), CatalogError> {
+    let known = MIGRATIONS.len() as i64;
+    // Most opens (every CLI command, every reader) find the schema current: they take no
+    // write lock at all.
+    let current = lite_version(conn)?;
+    if current > known {
+        return Err(CatalogError::TooNew { found: current, known });
+    }
+    if current == known {
+        return Ok(());
+    }
+    // A migration that rebuilds a table (0004) needs foreign keys off; it cannot be switched
+    // inside a transaction, so it is off for all steps and each is checked before it commits.
+    conn.execute_batch("PRAGMA foreign_keys = OFF;").map_err(sql("pause foreign keys"))?;
+    let result = migrate_steps(conn, known);
+    conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(sql("restore foreign keys"))?;
+    result
+}
+
+fn migrate_steps(conn: &mut Connection, known: i64) -> Result<(), CatalogError> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin migration"))?;
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("read schema version"))?;
+        if found > known {
+            return Err(CatalogError::TooNew { found, known });
+        }
+        let Some(script) = MIGRATIONS.get(usize::try_from(found).unwrap_or(0)) else { return Ok(()) };
+        tx.execute_batch(script).map_err(sql("apply migration"))?;
+        let broken: Option<String> =
+            tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional().map_err(sql("check foreign keys"))?;
+        if let Some(table) = broken {
+            return Err(CatalogError::Corrupt(format!("migration {} left broken references in {table}", found + 1)));
+        }
+        tx.pragma_update(None, "user_version", found + 1).map_err(sql("record schema version"))?;
+        tx.commit().map_err(sql("commit migration"))?;
+        tracing::info!(version = found + 1, "catalogue migrated");
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::conn::Sql as _;
     use super::*;
 
     #[test]
@@ -323,9 +368,9 @@ mod tests {
         let path = dir.path().join("c.sqlite");
         let c = Catalog::open(&path).expect("open");
         assert_eq!(c.schema_version().expect("version"), MIGRATIONS.len() as i64);
-        let mode: String = c.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+        let mode: String = c.lite().query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
         assert_eq!(mode, "wal");
-        let sync: i64 = c.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("sync");
+        let sync: i64 = c.lite().query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("sync");
         assert_eq!(sync, 2, "synchronous=FULL");
         drop(c);
         Catalog::open(&path).expect("reopen is a no-op migration");
@@ -337,7 +382,7 @@ mod tests {
         let path = dir.path().join("c.sqlite");
         {
             let mut c = Catalog::open(&path).expect("open");
-            let tx = c.conn.transaction().expect("tx");
+            let tx = c.lite_mut().transaction().expect("tx");
             // Back to version 3, then a job and a submission as vidkeep 0.3 wrote them.
             tx.execute_batch(
                 "DROP VIEW ledger; DROP TABLE outbox; DROP TABLE job_inputs; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
@@ -368,7 +413,7 @@ mod tests {
         assert_eq!(tagged.len(), 1);
         let found = c.jobs(&JobFilter { text: Some("lighthouse".into()), ..JobFilter::default() }).expect("search");
         assert_eq!(found.len(), 1, "the search index still points at the rebuilt rows");
-        let fk: i64 = c.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
+        let fk: i64 = c.lite().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
         assert_eq!(fk, 1, "foreign keys are back on after the migration");
     }
 
@@ -392,29 +437,30 @@ mod tests {
     #[test]
     fn transitions_are_compare_and_set_and_keep_the_ledger() {
         use crate::domain::{Change, JobError};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        let id = new_job(&mut c);
-        let submitting = Change::Submitting { request_id: "r1".into() };
-        c.transition(&id, JobState::Queued, &submitting).expect("queued -> submitting");
-        assert!(matches!(
-            c.transition(&id, JobState::Queued, &submitting),
-            Err(CatalogError::Conflict { found: JobState::Submitting, .. })
-        ));
-        assert!(matches!(
-            c.transition(&id, JobState::Submitting, &Change::Archived),
-            Err(CatalogError::Forbidden { .. })
-        ));
-        c.transition(&id, JobState::Submitting, &Change::Submitted { task_id: "t1".into() }).expect("accepted");
-        assert_eq!(c.accepted_submissions(&id).expect("ledger"), 1);
-        assert_eq!(c.in_flight_by_model().expect("count").get("viduq1-text"), Some(&1));
-        let job = c.job(&id).expect("job");
-        assert_eq!((job.state, job.attempts, job.task_id.as_deref()), (JobState::Submitted, 1, Some("t1")));
-        c.transition(&id, JobState::Submitted, &Change::Failed(JobError::new("task-failed", "FAIL"))).expect("fail");
-        let events = c.events(&id).expect("events");
-        let path: Vec<&str> = events.iter().map(|e| e.to.as_str()).collect();
-        assert_eq!(path, ["queued", "submitting", "submitted", "failed"]);
-        assert!(c.job(&id).expect("job").finished_at.is_some());
+        testing::each_backend(|c, _| {
+            let id = new_job(c);
+            let submitting = Change::Submitting { request_id: "r1".into() };
+            c.transition(&id, JobState::Queued, &submitting).expect("queued -> submitting");
+            assert!(matches!(
+                c.transition(&id, JobState::Queued, &submitting),
+                Err(CatalogError::Conflict { found: JobState::Submitting, .. })
+            ));
+            assert!(matches!(
+                c.transition(&id, JobState::Submitting, &Change::Archived),
+                Err(CatalogError::Forbidden { .. })
+            ));
+            c.transition(&id, JobState::Submitting, &Change::Submitted { task_id: "t1".into() }).expect("accepted");
+            assert_eq!(c.accepted_submissions(&id).expect("ledger"), 1);
+            assert_eq!(c.in_flight_by_model().expect("count").get("viduq1-text"), Some(&1));
+            let job = c.job(&id).expect("job");
+            assert_eq!((job.state, job.attempts, job.task_id.as_deref()), (JobState::Submitted, 1, Some("t1")));
+            c.transition(&id, JobState::Submitted, &Change::Failed(JobError::new("task-failed", "FAIL")))
+                .expect("fail");
+            let events = c.events(&id).expect("events");
+            let path: Vec<&str> = events.iter().map(|e| e.to.as_str()).collect();
+            assert_eq!(path, ["queued", "submitting", "submitted", "failed"]);
+            assert!(c.job(&id).expect("job").finished_at.is_some());
+        });
     }
 
     #[test]
@@ -424,7 +470,7 @@ mod tests {
         {
             let c = Catalog::open(&path).expect("open");
             // Back to version 6 (undoing migrations 9, 8 and 7), with a job failed as vidkeep 0.6 wrote it and one downloading.
-            c.conn
+            c.lite()
                 .execute_batch(
                     "DROP INDEX jobs_by_model_newest; DROP INDEX jobs_by_project_sorted; DROP INDEX jobs_by_project_nocase; \
                      CREATE INDEX jobs_by_project ON jobs (project, created_at); \
@@ -456,53 +502,56 @@ mod tests {
     #[test]
     fn events_are_written_with_their_transition_or_not_at_all() {
         use crate::domain::{Change, JobError};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        let quiet = new_job(&mut c);
-        c.transition(&quiet, JobState::Queued, &Change::Failed(JobError::new("x", "y"))).expect("fail");
-        assert!(c.outbox_of(&quiet).expect("outbox").is_empty(), "no sink, no event");
+        testing::each_backend(|c, _| {
+            let quiet = new_job(c);
+            c.transition(&quiet, JobState::Queued, &Change::Failed(JobError::new("x", "y"))).expect("fail");
+            assert!(c.outbox_of(&quiet).expect("outbox").is_empty(), "no sink, no event");
 
-        c.set_notify(NotifySetup { sinks: vec!["webhook", "command"], ui_base: Some("https://vk.example/".into()) });
-        let id = new_job(&mut c);
-        c.transition(&id, JobState::Queued, &Change::Submitting { request_id: "r".into() }).expect("submitting");
-        assert!(c.outbox_of(&id).expect("outbox").is_empty(), "submitting is no event");
-        let refused = c.transition(&id, JobState::Queued, &Change::Failed(JobError::new("x", "y")));
-        assert!(matches!(refused, Err(CatalogError::Conflict { .. })));
-        assert!(c.outbox_of(&id).expect("outbox").is_empty(), "a refused change writes no event");
-        c.transition(&id, JobState::Submitting, &Change::Uncertain(JobError::new("submit-answer-lost", "lost")))
-            .expect("uncertain");
-        c.transition(&id, JobState::Uncertain, &Change::Failed(JobError::new("abandoned", "given up")))
-            .expect("failed");
-        let rows = c.outbox_of(&id).expect("outbox");
-        let kinds: Vec<(&str, &str)> = rows.iter().map(|(r, _)| (r.sink.as_str(), r.event.as_str())).collect();
-        assert_eq!(
-            kinds,
-            [("webhook", "uncertain"), ("command", "uncertain"), ("webhook", "failed"), ("command", "failed")]
-        );
-        let body: serde_json::Value = serde_json::from_str(&rows[2].0.body).expect("json");
-        assert_eq!(body["error_code"], "abandoned");
-        assert_eq!(body["possibly_charged_fen"], 250);
-        assert_eq!(body["url"], format!("https://vk.example/jobs/{id}"));
-        // Only the oldest pending event of a job and sink is due: order per job.
-        let due: Vec<i64> = c.outbox_due(i64::MAX, 10).expect("due").iter().map(|r| r.id).collect();
-        assert_eq!(due, [rows[0].0.id, rows[1].0.id]);
-        c.outbox_failed(rows[0].0.id, "HTTP 500", Some(i64::MAX)).expect("retry later");
-        let due: Vec<i64> = c.outbox_due(1, 10).expect("due").iter().map(|r| r.id).collect();
-        assert_eq!(due, [rows[1].0.id], "a failed event holds back the next of its job");
-        c.outbox_delivered(rows[1].0.id, 1).expect("delivered");
-        c.outbox_failed(rows[0].0.id, "HTTP 500", None).expect("dead");
-        let due: Vec<i64> = c.outbox_due(1, 10).expect("due").iter().map(|r| r.id).collect();
-        assert_eq!(due, [rows[2].0.id, rows[3].0.id], "a dead event no longer holds the queue");
-        assert_eq!(c.outbox_counts().expect("counts"), OutboxCounts { pending: 2, dead: 1 });
+            c.set_notify(NotifySetup {
+                sinks: vec!["webhook", "command"],
+                ui_base: Some("https://vk.example/".into()),
+            });
+            let id = new_job(c);
+            c.transition(&id, JobState::Queued, &Change::Submitting { request_id: "r".into() }).expect("submitting");
+            assert!(c.outbox_of(&id).expect("outbox").is_empty(), "submitting is no event");
+            let refused = c.transition(&id, JobState::Queued, &Change::Failed(JobError::new("x", "y")));
+            assert!(matches!(refused, Err(CatalogError::Conflict { .. })));
+            assert!(c.outbox_of(&id).expect("outbox").is_empty(), "a refused change writes no event");
+            c.transition(&id, JobState::Submitting, &Change::Uncertain(JobError::new("submit-answer-lost", "lost")))
+                .expect("uncertain");
+            c.transition(&id, JobState::Uncertain, &Change::Failed(JobError::new("abandoned", "given up")))
+                .expect("failed");
+            let rows = c.outbox_of(&id).expect("outbox");
+            let kinds: Vec<(&str, &str)> = rows.iter().map(|(r, _)| (r.sink.as_str(), r.event.as_str())).collect();
+            assert_eq!(
+                kinds,
+                [("webhook", "uncertain"), ("command", "uncertain"), ("webhook", "failed"), ("command", "failed")]
+            );
+            let body: serde_json::Value = serde_json::from_str(&rows[2].0.body).expect("json");
+            assert_eq!(body["error_code"], "abandoned");
+            assert_eq!(body["possibly_charged_fen"], 250);
+            assert_eq!(body["url"], format!("https://vk.example/jobs/{id}"));
+            // Only the oldest pending event of a job and sink is due: order per job.
+            let due: Vec<i64> = c.outbox_due(i64::MAX, 10).expect("due").iter().map(|r| r.id).collect();
+            assert_eq!(due, [rows[0].0.id, rows[1].0.id]);
+            c.outbox_failed(rows[0].0.id, "HTTP 500", Some(i64::MAX)).expect("retry later");
+            let due: Vec<i64> = c.outbox_due(1, 10).expect("due").iter().map(|r| r.id).collect();
+            assert_eq!(due, [rows[1].0.id], "a failed event holds back the next of its job");
+            c.outbox_delivered(rows[1].0.id, 1).expect("delivered");
+            c.outbox_failed(rows[0].0.id, "HTTP 500", None).expect("dead");
+            let due: Vec<i64> = c.outbox_due(1, 10).expect("due").iter().map(|r| r.id).collect();
+            assert_eq!(due, [rows[2].0.id, rows[3].0.id], "a dead event no longer holds the queue");
+            assert_eq!(c.outbox_counts().expect("counts"), OutboxCounts { pending: 2, dead: 1 });
+        });
     }
 
     #[test]
     fn the_schema_refuses_impossible_rows() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        let id = new_job(&mut c);
-        let err = c.conn.execute("UPDATE jobs SET state = 'archived' WHERE id = ?1", [&id]);
-        assert!(err.is_err(), "an archived job needs a task id, a video URL and a time");
+        testing::each_backend(|c, _| {
+            let id = new_job(c);
+            let err = c.conn.execute("test", "UPDATE jobs SET state = 'archived' WHERE id = ?1", conn::args![id]);
+            assert!(err.is_err(), "an archived job needs a task id, a video URL and a time");
+        });
     }
 
     #[test]
@@ -528,9 +577,9 @@ mod tests {
         assert!(Catalog::open_read_only(&path).is_err(), "no file, nothing to read");
         drop(Catalog::open(&path).expect("create"));
         let reader = Catalog::open_read_only(&path).expect("read-only");
-        assert!(reader.conn.execute("DELETE FROM jobs", []).is_err(), "a reader cannot write");
+        assert!(reader.lite().execute("DELETE FROM jobs", []).is_err(), "a reader cannot write");
         let writer = Catalog::open(&path).expect("writer");
-        writer.conn.pragma_update(None, "user_version", 0).expect("pretend an old schema");
+        writer.lite().pragma_update(None, "user_version", 0).expect("pretend an old schema");
         assert!(Catalog::open_read_only(&path).is_err(), "an old schema needs the daemon to migrate it");
     }
 
@@ -539,7 +588,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.sqlite");
         let c = Catalog::open(&path).expect("open");
-        c.conn.pragma_update(None, "user_version", 99).expect("bump");
+        c.lite().pragma_update(None, "user_version", 99).expect("bump");
         drop(c);
         assert!(matches!(Catalog::open(&path), Err(CatalogError::TooNew { found: 99, .. })));
     }

@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
-
-use super::{Catalog, CatalogError, sql};
+use super::conn::{Begin, Row, Sql, args, for_update};
+use super::{Catalog, CatalogError};
 use crate::domain::{Change, JobError, JobState, SpecPlace};
 use crate::spec::{JobSpec, SpecFormat};
 use crate::time::now_ms;
@@ -210,27 +209,31 @@ pub(super) const COLUMNS: &str = "id, spec_name, spec_file, spec_place, model, p
     request_display, fingerprint, price_fen, state, attempts, next_attempt_at, request_id, task_id, \
     video_url, cover_url, result_json, error_code, error_message, created_at, submitted_at, \
     result_at, archived_at, finished_at, take_group, take_no, \
-    (SELECT COALESCE(SUM(s.price_fen), 0) FROM submissions s WHERE s.job_id = jobs.id AND s.outcome = 'accepted'), \
-    (SELECT COALESCE(SUM(s.price_fen), 0) FROM submissions s WHERE s.job_id = jobs.id \
-        AND s.outcome IN ('pending', 'uncertain')), expires_at";
+    CAST((SELECT COALESCE(SUM(s.price_fen), 0) FROM submissions s WHERE s.job_id = jobs.id AND s.outcome = 'accepted') AS BIGINT), \
+    CAST((SELECT COALESCE(SUM(s.price_fen), 0) FROM submissions s WHERE s.job_id = jobs.id \
+        AND s.outcome IN ('pending', 'uncertain')) AS BIGINT), expires_at";
 
-pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, String, String)> {
+/// A job from a row selected as [`COLUMNS`].
+pub(super) fn read_job(r: &Row<'_>) -> Result<JobRecord, CatalogError> {
     let code: Option<String> = r.get(20)?;
     let message: Option<String> = r.get(21)?;
-    let record = JobRecord {
+    let place: String = r.get(3)?;
+    let tags: String = r.get(8)?;
+    let state: String = r.get(12)?;
+    Ok(JobRecord {
         id: r.get(0)?,
         spec_name: r.get(1)?,
         spec_file: r.get(2)?,
-        spec_place: SpecPlace::Inbox,
+        spec_place: SpecPlace::parse(&place).map_err(|e| CatalogError::Corrupt(e.to_string()))?,
         model: r.get(4)?,
         prompt: r.get(5)?,
         name: r.get(6)?,
         project: r.get(7)?,
-        tags: Vec::new(),
+        tags: serde_json::from_str(&tags).map_err(|e| CatalogError::Corrupt(format!("tags: {e}")))?,
         request_display: r.get(9)?,
         fingerprint: r.get(10)?,
         price_fen: r.get(11)?,
-        state: JobState::Queued,
+        state: state.parse().map_err(|e: crate::domain::UnknownState| CatalogError::Corrupt(e.to_string()))?,
         attempts: r.get(13)?,
         next_attempt_at: r.get(14)?,
         request_id: r.get(15)?,
@@ -249,20 +252,11 @@ pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(JobRecord, String, Stri
         charged_fen: r.get(29)?,
         possibly_charged_fen: r.get(30)?,
         expires_at: r.get(31)?,
-    };
-    Ok((record, r.get(3)?, r.get(8)?, r.get(12)?))
-}
-
-pub(super) fn finish_row(raw: (JobRecord, String, String, String)) -> Result<JobRecord, CatalogError> {
-    let (mut record, place, tags, state) = raw;
-    record.spec_place = SpecPlace::parse(&place).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-    record.tags = serde_json::from_str(&tags).map_err(|e| CatalogError::Corrupt(format!("tags: {e}")))?;
-    record.state = state.parse().map_err(|e: crate::domain::UnknownState| CatalogError::Corrupt(e.to_string()))?;
-    Ok(record)
+    })
 }
 
 fn insert_row(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &impl Sql,
     job: &NewJob,
     sent: &Sent,
     place: SpecPlace,
@@ -271,47 +265,44 @@ fn insert_row(
 ) -> Result<(), CatalogError> {
     let price = job.spec.rules().map_or(0, |r| r.price_fen);
     let (group, take_no) = job.take.clone().map_or((None, 1), |(g, n)| (Some(g), n));
-    // Cached: intake inserts hundreds of rows per transaction, and parsing each statement anew
-    // was a visible share of its CPU.
-    tx.prepare_cached(
+    // Statements are prepared once per connection ([`super::conn`]): intake inserts hundreds of
+    // rows per transaction, and parsing each statement anew was a visible share of its CPU.
+    tx.execute(
+        "insert job",
         "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
          model, prompt, name, project, tags, request_display, price_fen, state, created_at, updated_at, \
          take_group, take_no) \
          VALUES (?1, ?2, ?14, ?15, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13, ?13, ?16, ?17)",
-    )
-    .map_err(sql("insert job"))?
-    .execute(params![
-        job.id,
-        job.spec_name,
-        job.spec_sha256,
-        format_name(job.spec_format),
-        sent.fingerprint,
-        job.spec.model,
-        job.spec.prompt,
-        job.spec.meta.name,
-        job.spec.meta.project,
-        serde_json::to_string(&job.spec.meta.tags).unwrap_or_else(|_| "[]".to_owned()),
-        serde_json::Value::Object(job.spec.display.clone()).to_string(),
-        price,
-        now,
-        file,
-        place.as_str(),
-        group,
-        take_no,
-    ])
-    .map_err(sql("insert job"))?;
-    tx.prepare_cached("INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)")
-        .and_then(|mut st| st.execute(params![job.id, sent.body]))
-        .map_err(sql("insert request"))?;
+        args![
+            job.id,
+            job.spec_name,
+            job.spec_sha256,
+            format_name(job.spec_format),
+            sent.fingerprint,
+            job.spec.model,
+            job.spec.prompt,
+            job.spec.meta.name,
+            job.spec.meta.project,
+            serde_json::to_string(&job.spec.meta.tags).unwrap_or_else(|_| "[]".to_owned()),
+            serde_json::Value::Object(job.spec.display.clone()).to_string(),
+            price,
+            now,
+            file,
+            place.as_str(),
+            group,
+            take_no,
+        ],
+    )?;
+    tx.execute("insert request", "INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)", args![job.id, sent.body])?;
     let note = match &job.take {
         Some((_, n)) => format!("accepted spec {} (take {n})", job.spec_name),
         None => format!("accepted spec {}", job.spec_name),
     };
-    tx.prepare_cached(
+    tx.execute(
+        "insert event",
         "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, NULL, 'queued', ?3)",
-    )
-    .and_then(|mut st| st.execute(params![job.id, now, note]))
-    .map_err(sql("insert event"))?;
+        args![job.id, now, note],
+    )?;
     Ok(())
 }
 
@@ -320,9 +311,9 @@ impl Catalog {
     /// its spec file still in the inbox.
     pub fn insert_job(&mut self, job: &NewJob) -> Result<(), CatalogError> {
         let sent = Sent::of(job);
-        let tx = self.conn.transaction().map_err(sql("begin insert"))?;
+        let tx = self.conn.begin("begin insert", Begin::Deferred)?;
         insert_row(&tx, job, &sent, SpecPlace::Inbox, &job.spec_name, now_ms())?;
-        tx.commit().map_err(sql("commit insert"))
+        tx.commit("commit insert")
     }
 
     /// Records the jobs of several specs (one per take), each file already moved to its place,
@@ -333,7 +324,7 @@ impl Catalog {
     /// sees the specs recorded before it in the same batch, so two identical specs in one batch
     /// are still paid once. One answer per spec, in order; on an error nothing is recorded.
     pub fn record_specs(&mut self, specs: &[SpecJobs]) -> Result<Vec<Recorded>, CatalogError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin record"))?;
+        let tx = self.conn.begin("begin record", Begin::Immediate)?;
         let now = now_ms();
         let paid_query = format!(
             "SELECT {COLUMNS} FROM jobs WHERE fingerprint = ?1 AND state <> 'failed' ORDER BY created_at LIMIT 1"
@@ -341,22 +332,18 @@ impl Catalog {
         let mut answers = Vec::with_capacity(specs.len());
         for spec in specs {
             if let (false, Some(first)) = (spec.force, spec.jobs.first()) {
-                let found = tx
-                    .prepare_cached(&paid_query)
-                    .and_then(|mut st| st.query_row([&spec.sent.fingerprint], read_row).optional())
-                    .map_err(sql("find paid request"))?;
-                if let Some(raw) = found {
-                    let existing = finish_row(raw)?;
+                let found = tx.first("find paid request", &paid_query, args![spec.sent.fingerprint], read_job)?;
+                if let Some(existing) = found {
                     tx.execute(
+                        "insert event",
                         "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, ?3, ?3, ?4)",
-                        params![
+                        args![
                             existing.id,
                             now,
                             existing.state.as_str(),
                             format!("the same request was dropped again as {}; not submitted", first.spec_name)
                         ],
-                    )
-                    .map_err(sql("insert event"))?;
+                    )?;
                     answers.push(Recorded::AlreadyPaid(Box::new(existing)));
                     continue;
                 }
@@ -366,46 +353,44 @@ impl Catalog {
             }
             answers.push(Recorded::New);
         }
-        tx.commit().map_err(sql("commit record"))?;
+        tx.commit("commit record")?;
         Ok(answers)
     }
 
     /// The other takes of the same spec as `job`, by take number.
     pub fn siblings(&self, job: &JobRecord) -> Result<Vec<JobRecord>, CatalogError> {
         let Some(group) = &job.take_group else { return Ok(Vec::new()) };
-        self.select_jobs("WHERE take_group = ?1 AND id <> ?2 ORDER BY take_no", params![group, job.id])
+        self.select_jobs("WHERE take_group = ?1 AND id <> ?2 ORDER BY take_no", args![group, job.id])
     }
 
     /// `SELECT` of whole job rows with `tail` (the `WHERE`, `ORDER BY` and `LIMIT` parts).
     pub(super) fn select_jobs(
         &self,
         tail: &str,
-        params: impl rusqlite::Params,
+        args: &[&dyn super::conn::Arg],
     ) -> Result<Vec<JobRecord>, CatalogError> {
-        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM jobs {tail}")).map_err(sql("read jobs"))?;
-        let rows = stmt.query_map(params, read_row).map_err(sql("read jobs"))?;
-        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+        self.conn.rows("read jobs", &format!("SELECT {COLUMNS} FROM jobs {tail}"), args, read_job)
     }
 
     /// The names of the spec files the catalogue places in `processing/` (to find files no job
     /// names); read through a partial index, so its cost does not grow with the archive.
     pub fn spec_files_in_processing(&self) -> Result<std::collections::HashSet<String>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT spec_file FROM jobs WHERE spec_place = 'processing'")
-            .map_err(sql("list spec files"))?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(sql("list spec files"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("list spec files"))
+        let files = self.conn.rows(
+            "list spec files",
+            "SELECT spec_file FROM jobs WHERE spec_place = 'processing'",
+            args![],
+            |r| r.get(0),
+        )?;
+        Ok(files.into_iter().collect())
     }
 
     /// Records where the job's spec file now is.
     pub fn set_spec_place(&mut self, job_id: &str, place: SpecPlace, file: &str) -> Result<(), CatalogError> {
-        self.conn
-            .execute(
-                "UPDATE jobs SET spec_place = ?2, spec_file = ?3, updated_at = ?4 WHERE id = ?1",
-                params![job_id, place.as_str(), file, now_ms()],
-            )
-            .map_err(sql("set spec place"))?;
+        self.conn.execute(
+            "set spec place",
+            "UPDATE jobs SET spec_place = ?2, spec_file = ?3, updated_at = ?4 WHERE id = ?1",
+            args![job_id, place.as_str(), file, now_ms()],
+        )?;
         Ok(())
     }
 
@@ -418,11 +403,9 @@ impl Catalog {
             return Err(CatalogError::Forbidden { job_id: job_id.to_owned(), from, to });
         }
         let now = now_ms();
-        let tx = self.conn.transaction().map_err(sql("begin transition"))?;
-        let found: Option<String> = tx
-            .query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
-            .optional()
-            .map_err(sql("read state"))?;
+        let tx = self.conn.begin("begin transition", Begin::Deferred)?;
+        let read_state = format!("SELECT state FROM jobs WHERE id = ?1{}", for_update(tx.dialect()));
+        let found: Option<String> = tx.first("read state", &read_state, args![job_id], |r| r.get(0))?;
         let found: JobState = found
             .ok_or_else(|| CatalogError::NoJob(job_id.to_owned()))?
             .parse()
@@ -432,46 +415,34 @@ impl Catalog {
         }
         let note = apply_change(&tx, job_id, change, now)?;
         tx.execute(
+            "set state",
             "UPDATE jobs SET state = ?2, updated_at = ?3, \
              finished_at = CASE WHEN ?2 IN ('archived', 'archived_with_warnings', 'failed') THEN ?3 ELSE finished_at END \
              WHERE id = ?1 AND state = ?4",
-            params![job_id, to.as_str(), now, from.as_str()],
-        )
-        .map_err(sql("set state"))?;
+            args![job_id, to.as_str(), now, from.as_str()],
+        )?;
         tx.execute(
+            "insert event",
             "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![job_id, now, from.as_str(), to.as_str(), note],
-        )
-        .map_err(sql("insert event"))?;
+            args![job_id, now, from.as_str(), to.as_str(), note],
+        )?;
         if let Some(event) = super::outbox::event_for(to) {
             super::outbox::enqueue_job_event(&tx, &self.notify, event, job_id, None, serde_json::json!({}), now)?;
         }
-        tx.commit().map_err(sql("commit transition"))
+        tx.commit("commit transition")
     }
 
     /// The job `id`.
     pub fn job(&self, id: &str) -> Result<JobRecord, CatalogError> {
-        let raw = self
-            .conn
-            .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), [id], read_row)
-            .optional()
-            .map_err(sql("read job"))?
-            .ok_or_else(|| CatalogError::NoJob(id.to_owned()))?;
-        finish_row(raw)
+        self.conn
+            .first("read job", &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), args![id], read_job)?
+            .ok_or_else(|| CatalogError::NoJob(id.to_owned()))
     }
 
     /// Jobs whose results wait to be archived, the one whose links expire first first (then the
     /// oldest): the order the engine fills its download slots in.
     pub fn downloads_by_expiry(&self) -> Result<Vec<JobRecord>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs WHERE state = 'downloading' \
-                 ORDER BY expires_at IS NULL, expires_at, created_at, id"
-            ))
-            .map_err(sql("downloads by expiry"))?;
-        let rows = stmt.query_map([], read_row).map_err(sql("downloads by expiry"))?;
-        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+        self.select_jobs("WHERE state = 'downloading' ORDER BY expires_at IS NULL, expires_at, created_at, id", args![])
     }
 
     /// Jobs in `state`, oldest first. Read through the state index, named: once a catalogue has
@@ -479,7 +450,7 @@ impl Catalog {
     /// and walks the creation-time index instead (1.3 s a call at 1,000,000 jobs, three calls at
     /// each start).
     pub fn jobs_in(&self, state: JobState) -> Result<Vec<JobRecord>, CatalogError> {
-        self.select_jobs("INDEXED BY jobs_by_state WHERE state = ?1 ORDER BY created_at, id", [state.as_str()])
+        self.select_jobs("INDEXED BY jobs_by_state WHERE state = ?1 ORDER BY created_at, id", args![state.as_str()])
     }
 
     /// Makes the queued jobs that wait out an account pause (their error is one `is_account`
@@ -490,83 +461,69 @@ impl Catalog {
         now: i64,
         is_account: impl Fn(&str) -> bool,
     ) -> Result<usize, CatalogError> {
-        let tx = self.conn.transaction().map_err(sql("begin release"))?;
-        let waiting: Vec<(String, String)> = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT id, error_code FROM jobs WHERE state = 'queued' AND next_attempt_at > ?1 \
-                     AND error_code LIKE 'platform-%'",
-                )
-                .map_err(sql("account waits"))?;
-            let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("account waits"))?;
-            rows.collect::<Result<_, _>>().map_err(sql("account waits"))?
-        };
+        let tx = self.conn.begin("begin release", Begin::Deferred)?;
+        let waiting: Vec<(String, String)> = tx.rows(
+            "account waits",
+            "SELECT id, error_code FROM jobs WHERE state = 'queued' AND next_attempt_at > ?1 \
+             AND error_code LIKE 'platform-%'",
+            args![now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let mut released = 0;
         for (id, code) in waiting.iter().filter(|(_, code)| is_account(code)) {
-            released += tx
-                .execute("UPDATE jobs SET next_attempt_at = ?2 WHERE id = ?1 AND state = 'queued'", params![id, now])
-                .map_err(sql("release account wait"))?;
+            released += tx.execute(
+                "release account wait",
+                "UPDATE jobs SET next_attempt_at = ?2 WHERE id = ?1 AND state = 'queued'",
+                args![id, now],
+            )?;
             let note = format!("the account pause ({code}) was lifted by a start or reload; trying again now");
             tx.execute(
+                "insert event",
                 "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, 'queued', 'queued', ?3)",
-                params![id, now, note],
-            )
-            .map_err(sql("insert event"))?;
+                args![id, now, note],
+            )?;
         }
-        tx.commit().map_err(sql("commit release"))?;
+        tx.commit("commit release")?;
         Ok(released)
     }
 
     /// Queued jobs whose retry time has come, and jobs waiting for budget, oldest first.
     pub fn due_queued(&self, now: i64, limit: usize) -> Result<Vec<JobRecord>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs INDEXED BY jobs_by_state \
-                 WHERE state IN ('queued', 'waiting_budget') AND next_attempt_at <= ?1 \
-                 ORDER BY created_at, id LIMIT ?2"
-            ))
-            .map_err(sql("due jobs"))?;
-        let rows = stmt
-            .query_map(params![now, i64::try_from(limit).unwrap_or(i64::MAX)], read_row)
-            .map_err(sql("due jobs"))?;
-        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+        self.select_jobs(
+            "INDEXED BY jobs_by_state WHERE state IN ('queued', 'waiting_budget') AND next_attempt_at <= ?1 \
+             ORDER BY created_at, id LIMIT ?2",
+            args![now, limit],
+        )
     }
 
     /// Jobs counting against the platform's limit, per model.
     pub fn in_flight_by_model(&self) -> Result<BTreeMap<String, usize>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT model, COUNT(*) FROM jobs INDEXED BY jobs_by_state \
-                 WHERE state IN ('submitting', 'submitted') GROUP BY model",
-            )
-            .map_err(sql("count in flight"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(sql("count in flight"))?;
-        rows.map(|r| r.map(|(m, n)| (m, usize::try_from(n).unwrap_or(0))).map_err(sql("count in flight"))).collect()
+        let rows = self.conn.rows(
+            "count in flight",
+            "SELECT model, COUNT(*) FROM jobs INDEXED BY jobs_by_state \
+             WHERE state IN ('submitting', 'submitted') GROUP BY model",
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(rows.into_iter().collect())
     }
 
     /// The exact request body recorded for `job_id`.
     pub fn request_body(&self, job_id: &str) -> Result<serde_json::Map<String, serde_json::Value>, CatalogError> {
         let text: String = self
             .conn
-            .query_row("SELECT body FROM job_requests WHERE job_id = ?1", [job_id], |r| r.get(0))
-            .optional()
-            .map_err(sql("read request"))?
+            .first("read request", "SELECT body FROM job_requests WHERE job_id = ?1", args![job_id], |r| r.get(0))?
             .ok_or_else(|| CatalogError::NoJob(job_id.to_owned()))?;
         serde_json::from_str(&text).map_err(|e| CatalogError::Corrupt(format!("request body: {e}")))
     }
 
     /// Records the latest retryable error on a job without changing its state.
     pub fn note_error(&mut self, job_id: &str, error: &JobError) -> Result<(), CatalogError> {
-        self.conn
-            .execute(
-                "UPDATE jobs SET error_code = ?2, error_message = ?3, updated_at = ?4 WHERE id = ?1",
-                params![job_id, error.code, error.message, now_ms()],
-            )
-            .map_err(sql("note error"))?;
+        self.conn.execute(
+            "note error",
+            "UPDATE jobs SET error_code = ?2, error_message = ?3, updated_at = ?4 WHERE id = ?1",
+            args![job_id, error.code, error.message, now_ms()],
+        )?;
         Ok(())
     }
 
@@ -581,55 +538,48 @@ impl Catalog {
         result_json: &str,
         expires_at: Option<i64>,
     ) -> Result<bool, CatalogError> {
-        let tx = self.conn.transaction().map_err(sql("begin refresh"))?;
+        let tx = self.conn.begin("begin refresh", Begin::Deferred)?;
         let now = now_ms();
-        let changed = tx
-            .execute(
-                "UPDATE jobs SET video_url = ?2, cover_url = ?3, result_json = ?4, updated_at = ?5, \
-                 expires_at = COALESCE(?6, expires_at) WHERE id = ?1 AND state = 'downloading'",
-                params![job_id, video_url, cover_url, result_json, now, expires_at],
-            )
-            .map_err(sql("refresh result URLs"))?;
+        let changed = tx.execute(
+            "refresh result URLs",
+            "UPDATE jobs SET video_url = ?2, cover_url = ?3, result_json = ?4, updated_at = ?5, \
+             expires_at = COALESCE(?6, expires_at) WHERE id = ?1 AND state = 'downloading'",
+            args![job_id, video_url, cover_url, result_json, now, expires_at],
+        )?;
         if changed == 1 {
             tx.execute(
+                "record refresh",
                 "INSERT INTO job_events (job_id, at, from_state, to_state, note) \
                  VALUES (?1, ?2, 'downloading', 'downloading', 'the result links had expired; the platform gave fresh ones')",
-                params![job_id, now],
-            )
-            .map_err(sql("record refresh"))?;
+                args![job_id, now],
+            )?;
         }
-        tx.commit().map_err(sql("commit refresh"))?;
+        tx.commit("commit refresh")?;
         Ok(changed == 1)
     }
 
     /// `(id, spec file)` of the jobs not final whose spec file the catalogue still places in the
     /// inbox (recorded before its move); read through the partial index of unsettled specs.
     pub fn running_specs_in_inbox(&self) -> Result<Vec<(String, String)>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                // The partial index's own condition, written out, is what lets SQLite use it: without
-                // it every start walked all jobs (10.6 s at 1,000,000 jobs, cold cache).
-                "SELECT id, spec_file FROM jobs INDEXED BY jobs_spec_unsettled \
-                 WHERE spec_place IN ('inbox', 'processing') AND spec_place = 'inbox' \
-                 AND state NOT IN ('archived', 'archived_with_warnings', 'failed') ORDER BY created_at",
-            )
-            .map_err(sql("specs in the inbox"))?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("specs in the inbox"))?;
-        rows.map(|r| r.map_err(sql("specs in the inbox"))).collect()
+        self.conn.rows(
+            "specs in the inbox",
+            // The partial index's own condition, written out, is what lets SQLite use it: without
+            // it every start walked all jobs (10.6 s at 1,000,000 jobs, cold cache).
+            "SELECT id, spec_file FROM jobs INDEXED BY jobs_spec_unsettled \
+             WHERE spec_place IN ('inbox', 'processing') AND spec_place = 'inbox' \
+             AND state NOT IN ('archived', 'archived_with_warnings', 'failed') ORDER BY created_at",
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Jobs in a terminal state (or uncertain) whose spec file is still in `processing/` or the inbox.
     pub fn specs_to_settle(&self) -> Result<Vec<JobRecord>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs WHERE state IN ('archived', 'archived_with_warnings', 'failed') \
-                 AND spec_place IN ('inbox', 'processing') ORDER BY created_at"
-            ))
-            .map_err(sql("specs to settle"))?;
-        let rows = stmt.query_map([], read_row).map_err(sql("specs to settle"))?;
-        rows.map(|r| r.map_err(sql("read job")).and_then(finish_row)).collect()
+        self.select_jobs(
+            "WHERE state IN ('archived', 'archived_with_warnings', 'failed') \
+             AND spec_place IN ('inbox', 'processing') ORDER BY created_at",
+            args![],
+        )
     }
 }
 
@@ -642,14 +592,8 @@ fn format_name(f: SpecFormat) -> &'static str {
 }
 
 /// Writes the data a change carries; returns the event note.
-pub(super) fn apply_change(
-    tx: &rusqlite::Transaction<'_>,
-    id: &str,
-    change: &Change,
-    now: i64,
-) -> Result<String, CatalogError> {
-    let exec =
-        |about: &'static str, q: &str, p: &[&dyn rusqlite::ToSql]| tx.execute(q, p).map(|_| ()).map_err(sql(about));
+pub(super) fn apply_change(tx: &impl Sql, id: &str, change: &Change, now: i64) -> Result<String, CatalogError> {
+    let exec = |about: &'static str, q: &str, p: &[&dyn super::conn::Arg]| tx.execute(about, q, p).map(|_| ());
     match change {
         Change::Submitting { request_id } => {
             exec(
@@ -741,7 +685,7 @@ pub(super) fn apply_change(
 
 /// Closes the job's pending ledger row, if there is one.
 fn settle_submission(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &impl Sql,
     job_id: &str,
     outcome: &str,
     task_id: Option<&String>,
@@ -749,11 +693,11 @@ fn settle_submission(
     now: i64,
 ) -> Result<(), CatalogError> {
     tx.execute(
+        "settle submission",
         "UPDATE submissions SET outcome = ?2, task_id = ?3, error_code = ?4, finished_at = ?5 \
          WHERE job_id = ?1 AND outcome = 'pending'",
-        params![job_id, outcome, task_id, code, now],
-    )
-    .map_err(sql("settle submission"))?;
+        args![job_id, outcome, task_id, code, now],
+    )?;
     Ok(())
 }
 
@@ -798,24 +742,24 @@ mod tests {
 
     #[test]
     fn a_batch_of_specs_is_one_transaction_and_sees_its_own_requests() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        let fox = r#"{"model":"viduq1-text","prompt":"a fox"}"#;
-        let hare = r#"{"model":"viduq1-text","prompt":"a hare"}"#;
-        let answers = c
-            .record_specs(&[spec("1", "fox.json", fox), spec("2", "hare.json", hare), spec("3", "fox-2.json", fox)])
-            .expect("record");
-        assert!(matches!(answers[..], [Recorded::New, Recorded::New, Recorded::AlreadyPaid(_)]), "{answers:?}");
-        let Recorded::AlreadyPaid(existing) = &answers[2] else { unreachable!() };
-        assert_eq!(existing.id, "1", "the twin recorded earlier in the same batch");
+        crate::catalog::testing::each_backend(|c, _| {
+            let fox = r#"{"model":"viduq1-text","prompt":"a fox"}"#;
+            let hare = r#"{"model":"viduq1-text","prompt":"a hare"}"#;
+            let answers = c
+                .record_specs(&[spec("1", "fox.json", fox), spec("2", "hare.json", hare), spec("3", "fox-2.json", fox)])
+                .expect("record");
+            assert!(matches!(answers[..], [Recorded::New, Recorded::New, Recorded::AlreadyPaid(_)]), "{answers:?}");
+            let Recorded::AlreadyPaid(existing) = &answers[2] else { unreachable!() };
+            assert_eq!(existing.id, "1", "the twin recorded earlier in the same batch");
 
-        // One spec of a batch cannot be recorded (its id is taken): none of the batch is.
-        let owl = r#"{"model":"viduq1-text","prompt":"an owl"}"#;
-        let cat = r#"{"model":"viduq1-text","prompt":"a cat"}"#;
-        assert!(c.record_specs(&[spec("4", "owl.json", owl), spec("2", "cat.json", cat)]).is_err());
-        let ids: Vec<String> =
-            c.jobs_in(crate::domain::JobState::Queued).expect("jobs").into_iter().map(|j| j.id).collect();
-        assert_eq!(ids, ["1", "2"], "the failed batch left nothing behind");
+            // One spec of a batch cannot be recorded (its id is taken): none of the batch is.
+            let owl = r#"{"model":"viduq1-text","prompt":"an owl"}"#;
+            let cat = r#"{"model":"viduq1-text","prompt":"a cat"}"#;
+            assert!(c.record_specs(&[spec("4", "owl.json", owl), spec("2", "cat.json", cat)]).is_err());
+            let ids: Vec<String> =
+                c.jobs_in(crate::domain::JobState::Queued).expect("jobs").into_iter().map(|j| j.id).collect();
+            assert_eq!(ids, ["1", "2"], "the failed batch left nothing behind");
+        });
     }
 
     #[test]

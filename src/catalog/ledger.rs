@@ -2,11 +2,11 @@
 //! `ledger` view as `charged` / `possibly-charged` / `not-charged`; and the budget check that
 //! runs in the same transaction as the `submitting` transition it guards.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use super::conn::{Begin, Sql, args};
 use super::jobs::apply_change;
-use super::{Catalog, CatalogError, sql};
+use super::{Catalog, CatalogError};
 use crate::domain::{Change, JobState};
 use crate::money::{Budget, Prices, Spent};
 
@@ -58,7 +58,7 @@ pub enum BudgetCheck {
     Wait(String),
 }
 
-const SPENT: &str = "SELECT COALESCE(SUM(price_fen), 0) FROM ledger \
+const SPENT: &str = "SELECT CAST(COALESCE(SUM(price_fen), 0) AS BIGINT) FROM ledger \
     WHERE money <> 'not-charged' AND started_at >= ?1 AND started_at < ?2";
 
 impl Catalog {
@@ -80,13 +80,13 @@ impl Catalog {
         budget: &Budget,
         now: i64,
     ) -> Result<BudgetCheck, CatalogError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin submit"))?;
-        let row: Option<(String, String, Option<String>, Option<String>)> = tx
-            .query_row("SELECT state, model, project, error_message FROM jobs WHERE id = ?1", [job_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()
-            .map_err(sql("read job"))?;
+        let tx = self.conn.begin("begin submit", Begin::Immediate)?;
+        let row: Option<(String, String, Option<String>, Option<String>)> = tx.first(
+            "read job",
+            "SELECT state, model, project, error_message FROM jobs WHERE id = ?1",
+            args![job_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         let (state, model, project, message) = row.ok_or_else(|| CatalogError::NoJob(job_id.to_owned()))?;
         let from: JobState =
             state.parse().map_err(|e: crate::domain::UnknownState| CatalogError::Corrupt(e.to_string()))?;
@@ -100,12 +100,12 @@ impl Catalog {
             Err(blocked) if from == JobState::WaitingBudget => {
                 if message.as_deref() != Some(blocked.reason.as_str()) {
                     tx.execute(
+                        "refresh budget reason",
                         "UPDATE jobs SET error_message = ?2, updated_at = ?3 WHERE id = ?1",
-                        params![job_id, blocked.reason, now],
-                    )
-                    .map_err(sql("refresh budget reason"))?;
+                        args![job_id, blocked.reason, now],
+                    )?;
                 }
-                tx.commit().map_err(sql("commit budget wait"))?;
+                tx.commit("commit budget wait")?;
                 return Ok(BudgetCheck::Wait(blocked.reason));
             }
             Err(blocked) => {
@@ -113,23 +113,23 @@ impl Catalog {
                 (Change::WaitBudget { reason: blocked.reason.clone() }, BudgetCheck::Wait(blocked.reason))
             }
             Ok(()) => {
-                let body: String = tx
-                    .query_row("SELECT body FROM job_requests WHERE job_id = ?1", [job_id], |r| r.get(0))
-                    .map_err(sql("read request"))?;
+                let body: String =
+                    tx.one("read request", "SELECT body FROM job_requests WHERE job_id = ?1", args![job_id], |r| {
+                        r.get(0)
+                    })?;
                 let body =
                     serde_json::from_str(&body).map_err(|e| CatalogError::Corrupt(format!("request body: {e}")))?;
-                tx.execute("UPDATE jobs SET price_fen = ?2 WHERE id = ?1", params![job_id, price])
-                    .map_err(sql("set price"))?;
+                tx.execute("set price", "UPDATE jobs SET price_fen = ?2 WHERE id = ?1", args![job_id, price])?;
                 (Change::Submitting { request_id: request_id.to_owned() }, BudgetCheck::Submit(body))
             }
         };
         let to = change.target();
         let set_state = || {
             tx.execute(
+                "set state",
                 "UPDATE jobs SET state = ?2, updated_at = ?3 WHERE id = ?1 AND state = ?4",
-                params![job_id, to.as_str(), now, from.as_str()],
+                args![job_id, to.as_str(), now, from.as_str()],
             )
-            .map_err(sql("set state"))
         };
         // The schema wants a reason on every waiting_budget row: leave that state before the
         // submission clears it, and give the reason before entering it.
@@ -142,10 +142,10 @@ impl Catalog {
             note
         };
         tx.execute(
+            "insert event",
             "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![job_id, now, from.as_str(), to.as_str(), note],
-        )
-        .map_err(sql("insert event"))?;
+            args![job_id, now, from.as_str(), to.as_str(), note],
+        )?;
         if let Some((limit, reason)) = reached {
             // Once per budget and period: the first job it stops says the budget is reached.
             let p = budget.periods(now);
@@ -164,33 +164,32 @@ impl Catalog {
                 now,
             )?;
         }
-        tx.commit().map_err(sql("commit submit"))?;
+        tx.commit("commit submit")?;
         Ok(answer)
     }
 
     /// The job's attempts, charged and possibly-charged amounts.
     pub fn job_money(&self, job_id: &str) -> Result<Money, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*), \
-                 COALESCE(SUM(CASE money WHEN 'charged' THEN price_fen END), 0), \
-                 COALESCE(SUM(CASE money WHEN 'possibly-charged' THEN price_fen END), 0), \
-                 COALESCE(SUM(CASE money WHEN 'not-charged' THEN 1 END), 0), \
-                 COALESCE(SUM(CASE WHEN money = 'charged' AND lost THEN price_fen END), 0) \
-                 FROM (SELECT l.*, (j.state = 'failed' AND j.error_code = 'result-expired') AS lost \
-                       FROM ledger l JOIN jobs j ON j.id = l.job_id WHERE l.job_id = ?1)",
-                [job_id],
-                |r| {
-                    Ok(Money {
-                        attempts: r.get(0)?,
-                        charged_fen: r.get(1)?,
-                        possibly_charged_fen: r.get(2)?,
-                        not_charged: r.get(3)?,
-                        lost_fen: r.get(4)?,
-                    })
-                },
-            )
-            .map_err(sql("read job money"))
+        self.conn.one(
+            "read job money",
+            "SELECT COUNT(*), \
+             CAST(COALESCE(SUM(CASE money WHEN 'charged' THEN price_fen END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE money WHEN 'possibly-charged' THEN price_fen END), 0) AS BIGINT), \
+             COUNT(*) FILTER (WHERE money = 'not-charged'), \
+             CAST(COALESCE(SUM(CASE WHEN money = 'charged' AND lost THEN price_fen END), 0) AS BIGINT) \
+             FROM (SELECT l.*, (j.state = 'failed' AND j.error_code = 'result-expired') AS lost \
+                   FROM ledger l JOIN jobs j ON j.id = l.job_id WHERE l.job_id = ?1) AS m",
+            args![job_id],
+            |r| {
+                Ok(Money {
+                    attempts: r.get(0)?,
+                    charged_fen: r.get(1)?,
+                    possibly_charged_fen: r.get(2)?,
+                    not_charged: r.get(3)?,
+                    lost_fen: r.get(4)?,
+                })
+            },
+        )
     }
 
     /// Charged and possibly-charged fen started in `[since, until)`, by model.
@@ -199,32 +198,26 @@ impl Catalog {
         since: i64,
         until: i64,
     ) -> Result<std::collections::BTreeMap<String, i64>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT model, SUM(price_fen) FROM ledger WHERE money <> 'not-charged' \
-                 AND started_at >= ?1 AND started_at < ?2 GROUP BY model",
-            )
-            .map_err(sql("spend by model"))?;
-        let rows = stmt
-            .query_map(params![since, until], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(sql("spend by model"))?;
-        rows.map(|r| r.map_err(sql("spend by model"))).collect()
+        let rows = self.conn.rows(
+            "spend by model",
+            "SELECT model, CAST(SUM(price_fen) AS BIGINT) FROM ledger WHERE money <> 'not-charged' \
+             AND started_at >= ?1 AND started_at < ?2 GROUP BY model",
+            args![since, until],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Charged and possibly-charged submissions started in `[since, until)`, oldest first.
     pub fn ledger(&self, since: i64, until: i64) -> Result<Vec<LedgerRow>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT started_at, job_id, spec_name, model, project, task_id, price_fen, money, \
-                 money = 'charged' AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = ledger.job_id \
-                   AND j.state = 'failed' AND j.error_code = 'result-expired') FROM ledger \
-                 WHERE money <> 'not-charged' AND started_at >= ?1 AND started_at < ?2 ORDER BY started_at, id",
-            )
-            .map_err(sql("read ledger"))?;
-        let rows = stmt
-            .query_map(params![since, until], |r| {
+        self.conn.rows(
+            "read ledger",
+            "SELECT started_at, job_id, spec_name, model, project, task_id, price_fen, money, \
+             money = 'charged' AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = ledger.job_id \
+               AND j.state = 'failed' AND j.error_code = 'result-expired') FROM ledger \
+             WHERE money <> 'not-charged' AND started_at >= ?1 AND started_at < ?2 ORDER BY started_at, id",
+            args![since, until],
+            |r| {
                 Ok(LedgerRow {
                     started_at: r.get(0)?,
                     job_id: r.get(1)?,
@@ -236,28 +229,23 @@ impl Catalog {
                     outcome: r.get(7)?,
                     lost: r.get(8)?,
                 })
-            })
-            .map_err(sql("read ledger"))?;
-        rows.map(|r| r.map_err(sql("read ledger row"))).collect()
+            },
+        )
     }
 }
 
-fn spent_in(
-    conn: &rusqlite::Connection,
-    budget: &Budget,
-    project: Option<&str>,
-    now: i64,
-) -> Result<Spent, CatalogError> {
+fn spent_in(conn: &impl Sql, budget: &Budget, project: Option<&str>, now: i64) -> Result<Spent, CatalogError> {
     let p = budget.periods(now);
-    let sum = |a: i64, b: i64| conn.query_row(SPENT, params![a, b], |r| r.get::<_, i64>(0)).map_err(sql("sum spend"));
+    let sum = |a: i64, b: i64| conn.one("sum spend", SPENT, args![a, b], |r| r.get::<i64>(0));
     let day = sum(p.day_start, p.next_day)?;
     let month = sum(p.month_start, p.next_month)?;
     let project_month = match project {
-        Some(name) => conn
-            .query_row(&format!("{SPENT} AND project = ?3"), params![p.month_start, p.next_month, name], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(sql("sum project spend"))?,
+        Some(name) => conn.one(
+            "sum project spend",
+            &format!("{SPENT} AND project = ?3"),
+            args![p.month_start, p.next_month, name],
+            |r| r.get::<i64>(0),
+        )?,
         None => 0,
     };
     Ok(Spent { day, month, project_month })
@@ -298,62 +286,62 @@ mod tests {
 
     #[test]
     fn the_budget_check_counts_pending_rows_and_resets_at_midnight_in_its_zone() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut c = Catalog::open(&dir.path().join("c.db")).expect("open");
-        let ids: Vec<String> = (0..3).map(|n| job(&mut c, n)).collect();
-        let prices = Prices::default();
-        let b = budget(500);
-        // 2026-12-01 23:00 Shanghai (15:00Z); the next Shanghai day starts an hour later.
-        let late = 1_796_137_200_000;
-        let mut submitted = 0;
-        for (n, id) in ids.iter().enumerate() {
-            match c.submit_within_budget(id, &format!("r{n}"), &prices, &b, late).expect("check") {
-                BudgetCheck::Submit(_) => submitted += 1,
-                BudgetCheck::Wait(reason) => {
-                    assert_eq!(reason, "daily budget 5.00 RMB: 5.00 spent, next day starts 00:00 Asia/Shanghai");
+        crate::catalog::testing::each_backend(|c, _| {
+            let ids: Vec<String> = (0..3).map(|n| job(c, n)).collect();
+            let prices = Prices::default();
+            let b = budget(500);
+            // 2026-12-01 23:00 Shanghai (15:00Z); the next Shanghai day starts an hour later.
+            let late = 1_796_137_200_000;
+            let mut submitted = 0;
+            for (n, id) in ids.iter().enumerate() {
+                match c.submit_within_budget(id, &format!("r{n}"), &prices, &b, late).expect("check") {
+                    BudgetCheck::Submit(_) => submitted += 1,
+                    BudgetCheck::Wait(reason) => {
+                        assert_eq!(reason, "daily budget 5.00 RMB: 5.00 spent, next day starts 00:00 Asia/Shanghai");
+                    }
                 }
             }
-        }
-        assert_eq!(submitted, 2, "two pending 2.50 submissions fill a 5.00 budget before either is answered");
-        assert_eq!(c.job(&ids[2]).expect("job").state, JobState::WaitingBudget);
-        assert_eq!(c.spent(&b, None, late).expect("spent").day, 500);
-        // Still the same Shanghai day one minute before midnight: it keeps waiting.
-        let again = c.submit_within_budget(&ids[2], "r2", &prices, &b, late + 59 * 60_000).expect("check");
-        assert!(matches!(again, BudgetCheck::Wait(_)));
-        // 00:00:01 Shanghai (16:00:01Z, still 2026-12-01 in UTC): a new budget day.
-        let next = c.submit_within_budget(&ids[2], "r2", &prices, &b, late + 3_601_000).expect("check");
-        assert!(matches!(next, BudgetCheck::Submit(_)), "{next:?}");
-        assert_eq!(c.job(&ids[2]).expect("job").state, JobState::Submitting);
-        let money = c.job_money(&ids[2]).expect("money");
-        assert_eq!(
-            money,
-            Money { attempts: 1, charged_fen: 0, possibly_charged_fen: 250, not_charged: 0, lost_fen: 0 }
-        );
+            assert_eq!(submitted, 2, "two pending 2.50 submissions fill a 5.00 budget before either is answered");
+            assert_eq!(c.job(&ids[2]).expect("job").state, JobState::WaitingBudget);
+            assert_eq!(c.spent(&b, None, late).expect("spent").day, 500);
+            // Still the same Shanghai day one minute before midnight: it keeps waiting.
+            let again = c.submit_within_budget(&ids[2], "r2", &prices, &b, late + 59 * 60_000).expect("check");
+            assert!(matches!(again, BudgetCheck::Wait(_)));
+            // 00:00:01 Shanghai (16:00:01Z, still 2026-12-01 in UTC): a new budget day.
+            let next = c.submit_within_budget(&ids[2], "r2", &prices, &b, late + 3_601_000).expect("check");
+            assert!(matches!(next, BudgetCheck::Submit(_)), "{next:?}");
+            assert_eq!(c.job(&ids[2]).expect("job").state, JobState::Submitting);
+            let money = c.job_money(&ids[2]).expect("money");
+            assert_eq!(
+                money,
+                Money { attempts: 1, charged_fen: 0, possibly_charged_fen: 250, not_charged: 0, lost_fen: 0 }
+            );
+        });
     }
 
     #[test]
     fn the_ledger_tells_charges_from_attempts() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut c = Catalog::open(&dir.path().join("c.db")).expect("open");
-        let id = job(&mut c, 0);
-        let prices = Prices::new(BTreeMap::from([("viduq1-text".to_owned(), 199)]));
-        let b = Budget::default();
-        let refused = crate::domain::JobError::new("api-network", "never sent");
-        c.submit_within_budget(&id, "r1", &prices, &b, 1000).expect("submit");
-        c.transition(&id, JobState::Submitting, &Change::Requeue { next_attempt_at: 0, error: refused })
-            .expect("requeue");
-        c.submit_within_budget(&id, "r2", &prices, &b, 2000).expect("submit");
-        c.transition(&id, JobState::Submitting, &Change::Submitted { task_id: "t1".to_owned() }).expect("accept");
-        let money = c.job_money(&id).expect("money");
-        assert_eq!(
-            money,
-            Money { attempts: 2, charged_fen: 199, possibly_charged_fen: 0, not_charged: 1, lost_fen: 0 }
-        );
-        let rows = c.ledger(0, i64::MAX).expect("ledger");
-        assert_eq!(rows.len(), 1, "only the charged submission is on the bill");
-        assert_eq!(
-            (rows[0].task_id.as_deref(), rows[0].price_fen, rows[0].outcome.as_str()),
-            (Some("t1"), 199, "charged")
-        );
+        crate::catalog::testing::each_backend(|c, _| {
+            let id = job(c, 0);
+            let prices = Prices::new(BTreeMap::from([("viduq1-text".to_owned(), 199)]));
+            let b = Budget::default();
+            let refused = crate::domain::JobError::new("api-network", "never sent");
+            c.submit_within_budget(&id, "r1", &prices, &b, 1000).expect("submit");
+            c.transition(&id, JobState::Submitting, &Change::Requeue { next_attempt_at: 0, error: refused })
+                .expect("requeue");
+            c.submit_within_budget(&id, "r2", &prices, &b, 2000).expect("submit");
+            c.transition(&id, JobState::Submitting, &Change::Submitted { task_id: "t1".to_owned() }).expect("accept");
+            let money = c.job_money(&id).expect("money");
+            assert_eq!(
+                money,
+                Money { attempts: 2, charged_fen: 199, possibly_charged_fen: 0, not_charged: 1, lost_fen: 0 }
+            );
+            let rows = c.ledger(0, i64::MAX).expect("ledger");
+            assert_eq!(rows.len(), 1, "only the charged submission is on the bill");
+            assert_eq!(
+                (rows[0].task_id.as_deref(), rows[0].price_fen, rows[0].outcome.as_str()),
+                (Some("t1"), 199, "charged")
+            );
+        });
     }
 }

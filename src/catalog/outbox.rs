@@ -6,11 +6,11 @@
 //! between a sink's acceptance and [`Catalog::outbox_delivered`] sends that event again, with the
 //! same `event_id`, which a receiver may use to drop the repeat.
 
-use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use super::jobs::{COLUMNS, finish_row, read_row};
-use super::{Catalog, CatalogError, JobRecord, sql};
+use super::conn::{Begin, Row, Sql, args};
+use super::jobs::{COLUMNS, read_job};
+use super::{Catalog, CatalogError, JobRecord};
 use crate::domain::JobState;
 use crate::money::Fen;
 use crate::time::rfc3339;
@@ -94,7 +94,7 @@ fn body(setup: &NotifySetup, event: &str, job: &JobRecord, now: i64, extra: Valu
 /// Writes `event` about `job_id` for every sink, inside `tx`. With `dedupe`, a sink that already
 /// has an event with that key gets no second one. Returns whether anything was written.
 pub(super) fn enqueue_job_event(
-    tx: &rusqlite::Connection,
+    tx: &impl Sql,
     setup: &NotifySetup,
     event: &str,
     job_id: &str,
@@ -105,20 +105,17 @@ pub(super) fn enqueue_job_event(
     if setup.sinks.is_empty() {
         return Ok(false);
     }
-    let raw = tx
-        .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), [job_id], read_row)
-        .map_err(sql("read job for event"))?;
-    let job = finish_row(raw)?;
+    let job =
+        tx.one("read job for event", &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), args![job_id], read_job)?;
     let text = body(setup, event, &job, now, extra).to_string();
     let mut wrote = false;
     for sink in &setup.sinks {
-        let n = tx
-            .execute(
-                "INSERT OR IGNORE INTO outbox (sink, event, job_id, body, dedupe, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![sink, event, job_id, text, dedupe, now],
-            )
-            .map_err(sql("write outbox"))?;
+        let n = tx.execute(
+            "write outbox",
+            "INSERT INTO outbox (sink, event, job_id, body, dedupe, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            args![sink, event, job_id, text, dedupe, now],
+        )?;
         wrote |= n > 0;
     }
     Ok(wrote)
@@ -143,96 +140,66 @@ impl Catalog {
 
     /// Paid results not yet archived whose links expire at or before `until`, soonest first.
     pub fn expiring_results(&self, until: i64) -> Result<Vec<Expiring>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, spec_name, expires_at FROM jobs WHERE state = 'downloading' AND expires_at <= ?1 \
-                 ORDER BY expires_at, created_at",
-            )
-            .map_err(sql("expiring results"))?;
-        let rows = stmt
-            .query_map([until], |r| Ok(Expiring { job_id: r.get(0)?, spec_name: r.get(1)?, expires_at: r.get(2)? }))
-            .map_err(sql("expiring results"))?;
-        rows.map(|r| r.map_err(sql("expiring results"))).collect()
+        self.conn.rows(
+            "expiring results",
+            "SELECT id, spec_name, expires_at FROM jobs WHERE state = 'downloading' AND expires_at <= ?1 \
+             ORDER BY expires_at, created_at",
+            args![until],
+            |r| Ok(Expiring { job_id: r.get(0)?, spec_name: r.get(1)?, expires_at: r.get(2)? }),
+        )
     }
 
     /// Queues the expiry warning for `job_id` (once per job and sink); whether one was queued.
     pub fn warn_expiry(&mut self, job_id: &str, now: i64) -> Result<bool, CatalogError> {
-        let tx = self.conn.transaction().map_err(sql("begin expiry warning"))?;
-        let still: Option<String> = tx
-            .query_row("SELECT state FROM jobs WHERE id = ?1 AND state = 'downloading'", [job_id], |r| r.get(0))
-            .optional()
-            .map_err(sql("read state"))?;
+        let tx = self.conn.begin("begin expiry warning", Begin::Deferred)?;
+        let still: Option<String> = tx.first(
+            "read state",
+            "SELECT state FROM jobs WHERE id = ?1 AND state = 'downloading'",
+            args![job_id],
+            |r| r.get(0),
+        )?;
         if still.is_none() {
             return Ok(false);
         }
         let key = format!("expiry-warning:{job_id}");
         let wrote = enqueue_job_event(&tx, &self.notify, "expiry_warning", job_id, Some(&key), json!({}), now)?;
-        tx.commit().map_err(sql("commit expiry warning"))?;
+        tx.commit("commit expiry warning")?;
         Ok(wrote)
     }
 
     /// Up to `limit` events due for delivery at `now`, oldest first; an event waits while an
     /// older one of the same job and sink is still pending, so each job's events arrive in order.
     pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT o.id, o.sink, o.event, o.job_id, o.body, o.attempts FROM outbox o \
-                 WHERE o.status = 'pending' AND o.next_attempt_at <= ?1 AND NOT EXISTS ( \
-                   SELECT 1 FROM outbox p WHERE p.status = 'pending' AND p.sink = o.sink \
-                   AND p.job_id IS o.job_id AND p.id < o.id) \
-                 ORDER BY o.id LIMIT ?2",
-            )
-            .map_err(sql("read outbox"))?;
-        let rows = stmt
-            .query_map(params![now, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok(OutboxRow {
-                    id: r.get(0)?,
-                    sink: r.get(1)?,
-                    event: r.get(2)?,
-                    job_id: r.get(3)?,
-                    body: r.get(4)?,
-                    attempts: r.get(5)?,
-                })
-            })
-            .map_err(sql("read outbox"))?;
-        rows.map(|r| r.map_err(sql("read outbox"))).collect()
+        self.conn.rows(
+            "read outbox",
+            "SELECT o.id, o.sink, o.event, o.job_id, o.body, o.attempts FROM outbox o \
+             WHERE o.status = 'pending' AND o.next_attempt_at <= ?1 AND NOT EXISTS ( \
+               SELECT 1 FROM outbox p WHERE p.status = 'pending' AND p.sink = o.sink \
+               AND p.job_id IS NOT DISTINCT FROM o.job_id AND p.id < o.id) \
+             ORDER BY o.id LIMIT ?2",
+            args![now, limit],
+            read_outbox,
+        )
     }
 
     /// Every outbox row for `job_id`, in order (for `show` and tests).
     pub fn outbox_of(&self, job_id: &str) -> Result<Vec<(OutboxRow, String)>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, sink, event, job_id, body, attempts, status FROM outbox WHERE job_id = ?1 ORDER BY id")
-            .map_err(sql("read outbox"))?;
-        let rows = stmt
-            .query_map([job_id], |r| {
-                Ok((
-                    OutboxRow {
-                        id: r.get(0)?,
-                        sink: r.get(1)?,
-                        event: r.get(2)?,
-                        job_id: r.get(3)?,
-                        body: r.get(4)?,
-                        attempts: r.get(5)?,
-                    },
-                    r.get(6)?,
-                ))
-            })
-            .map_err(sql("read outbox"))?;
-        rows.map(|r| r.map_err(sql("read outbox"))).collect()
+        self.conn.rows(
+            "read outbox",
+            "SELECT id, sink, event, job_id, body, attempts, status FROM outbox WHERE job_id = ?1 ORDER BY id",
+            args![job_id],
+            |r| Ok((read_outbox(r)?, r.get(6)?)),
+        )
     }
 
     /// The sink accepted event `id`.
     pub fn outbox_delivered(&mut self, id: i64, now: i64) -> Result<(), CatalogError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL \
-                 WHERE id = ?1",
-                params![id, now],
-            )
-            .map_err(sql("mark delivered"))?;
+        self.conn.execute(
+            "mark delivered",
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL \
+             WHERE id = ?1",
+            args![id, now],
+        )?;
         Ok(())
     }
 
@@ -243,29 +210,34 @@ impl Catalog {
             Some(at) => ("pending", at),
             None => ("dead", 0),
         };
-        self.conn
-            .execute(
-                "UPDATE outbox SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4 \
-                 WHERE id = ?1",
-                params![id, status, next, error],
-            )
-            .map_err(sql("mark delivery failed"))?;
+        self.conn.execute(
+            "mark delivery failed",
+            "UPDATE outbox SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4 \
+             WHERE id = ?1",
+            args![id, status, next, error],
+        )?;
         Ok(())
     }
 
     /// Pending and dead events.
     pub fn outbox_counts(&self) -> Result<OutboxCounts, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'dead'), 0) FROM outbox",
-                [],
-                |r| {
-                    Ok(OutboxCounts {
-                        pending: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                        dead: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    })
-                },
-            )
-            .map_err(sql("count outbox"))
+        self.conn.one(
+            "count outbox",
+            "SELECT COUNT(*) FILTER (WHERE status = 'pending'), COUNT(*) FILTER (WHERE status = 'dead') FROM outbox",
+            args![],
+            |r| Ok(OutboxCounts { pending: r.get(0)?, dead: r.get(1)? }),
+        )
     }
+}
+
+/// An outbox row as selected by `id, sink, event, job_id, body, attempts`.
+fn read_outbox(r: &Row<'_>) -> Result<OutboxRow, CatalogError> {
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        sink: r.get(1)?,
+        event: r.get(2)?,
+        job_id: r.get(3)?,
+        body: r.get(4)?,
+        attempts: r.get(5)?,
+    })
 }

@@ -9,10 +9,8 @@
 
 mod plan;
 
-use rusqlite::OptionalExtension as _;
-use rusqlite::types::Value as Sql;
-
-use super::{Asset, Catalog, CatalogError, JobRecord, sql};
+use super::conn::{Arg, Dialect, Param, Sql as _, args};
+use super::{Asset, Catalog, CatalogError, JobRecord};
 use crate::domain::JobState;
 
 /// Totals and the filter menus' counts stop at this many matches; pages say "more than".
@@ -190,11 +188,11 @@ pub struct Facets {
 #[derive(Debug, Clone, Default)]
 struct Terms {
     sql: Vec<String>,
-    params: Vec<Sql>,
+    params: Vec<Param>,
 }
 
 impl Terms {
-    fn push(&mut self, term: String, params: impl IntoIterator<Item = Sql>) {
+    fn push(&mut self, term: String, params: impl IntoIterator<Item = Param>) {
         self.sql.push(term);
         self.params.extend(params);
     }
@@ -209,9 +207,14 @@ impl Terms {
         if self.sql.is_empty() { String::new() } else { format!(" WHERE {}", self.sql.join(" AND ")) }
     }
 
-    /// `a AND b`, or `1`.
+    /// `a AND b`, or `1 = 1`.
     fn conjunction(&self) -> String {
-        if self.sql.is_empty() { "1".to_owned() } else { self.sql.join(" AND ") }
+        if self.sql.is_empty() { "1 = 1".to_owned() } else { self.sql.join(" AND ") }
+    }
+
+    /// The parameters, to bind.
+    fn args(&self) -> Vec<&dyn Arg> {
+        self.params.iter().map(|p| p as &dyn Arg).collect()
     }
 }
 
@@ -226,46 +229,66 @@ impl JobFilter {
         self.text.as_deref().unwrap_or_default().split_whitespace().filter(|w| w.chars().count() >= 3).collect()
     }
 
-    /// Every indexed word at once, as one FTS5 query (the row must have them all).
-    fn fts_query(&self) -> Option<String> {
+    /// Every indexed word at once, as one FTS5 query (the row must have them all); on
+    /// PostgreSQL none, as its words are terms of the row ([`JobFilter::row_terms`]).
+    fn fts_query(&self, d: Dialect) -> Option<String> {
+        if d == Dialect::Postgres {
+            return None;
+        }
         let words = self.indexed_words();
         (!words.is_empty()).then(|| words.iter().map(|w| fts_string(w)).collect::<Vec<_>>().join(" "))
     }
 
     /// The terms on row `t` other than the indexed words: state, model, project, tag, dates and
     /// the words too short for the index.
-    fn row_terms(&self, t: &str) -> Terms {
-        self.row_terms_as(t, TagTerm::Driver)
+    fn row_terms(&self, t: &str, d: Dialect) -> Terms {
+        self.row_terms_as(t, d, TagTerm::Driver)
     }
 
     /// [`JobFilter::row_terms`], the tag written as `tag` says.
-    fn row_terms_as(&self, t: &str, tag_term: TagTerm) -> Terms {
+    fn row_terms_as(&self, t: &str, d: Dialect, tag_term: TagTerm) -> Terms {
         let mut terms = Terms::default();
         if let Some(state) = self.state {
-            terms.push(format!("{t}.state = ?"), [Sql::Text(state.as_str().to_owned())]);
+            terms.push(format!("{t}.state = ?"), [Param::Text(state.as_str().to_owned())]);
         }
         if let Some(model) = &self.model {
-            terms.push(format!("{t}.model = ?"), [Sql::Text(model.clone())]);
+            terms.push(format!("{t}.model = ?"), [Param::Text(model.clone())]);
         }
         if let Some(project) = &self.project {
             // Any case, as search is (SQLite folds ASCII letters).
-            terms.push(format!("{t}.project = ? COLLATE NOCASE"), [Sql::Text(project.clone())]);
+            let term = match d {
+                Dialect::Sqlite => format!("{t}.project = ? COLLATE NOCASE"),
+                Dialect::Postgres => format!("lower({t}.project) = lower(?)"),
+            };
+            terms.push(term, [Param::Text(project.clone())]);
         }
         if let Some(tag) = &self.tag {
             let term = match tag_term {
                 TagTerm::Driver => format!("{t}.id IN (SELECT job_id FROM job_tags WHERE tag = ?)"),
                 TagTerm::Check => format!("EXISTS (SELECT 1 FROM job_tags WHERE tag = ? AND job_id = {t}.id)"),
             };
-            terms.push(term, [Sql::Text(tag.clone())]);
+            terms.push(term, [Param::Text(tag.clone())]);
         }
         if let Some(from) = self.created_from {
-            terms.push(format!("{t}.created_at >= ?"), [Sql::Integer(from)]);
+            terms.push(format!("{t}.created_at >= ?"), [Param::Int(from)]);
         }
         if let Some(before) = self.created_before {
-            terms.push(format!("{t}.created_at < ?"), [Sql::Integer(before)]);
+            terms.push(format!("{t}.created_at < ?"), [Param::Int(before)]);
         }
         for word in self.text.as_deref().unwrap_or_default().split_whitespace() {
-            if word.chars().count() < 3 {
+            if d == Dialect::Postgres {
+                // One pg_trgm index serves `ILIKE` in any case and script; words of one or two
+                // characters are found too (by a scan, as on SQLite).
+                let escaped = word.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                let (reference, params) = JobFilter::reference(t, word);
+                terms.push(
+                    format!(
+                        "(vidkeep_search_text({t}.prompt, {t}.name, {t}.project, {t}.tags) ILIKE ? ESCAPE '\\' \
+                         OR {reference})"
+                    ),
+                    std::iter::once(Param::Text(format!("%{escaped}%"))).chain(params),
+                );
+            } else if word.chars().count() < 3 {
                 // Too short for trigrams (a two-character Chinese word, say): scan instead.
                 let escaped = word.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
                 terms.push(
@@ -273,7 +296,7 @@ impl JobFilter {
                         "(COALESCE({t}.prompt, '') || ' ' || COALESCE({t}.name, '') || ' ' || COALESCE({t}.project, '') \
                          || ' ' || {t}.tags) LIKE ? ESCAPE '\\'"
                     ),
-                    [Sql::Text(format!("%{escaped}%"))],
+                    [Param::Text(format!("%{escaped}%"))],
                 );
             }
         }
@@ -282,10 +305,10 @@ impl JobFilter {
 
     /// Whether row `t` is what a person has in hand for `word`: a job id, spec file name, task or
     /// request id (each indexed).
-    fn reference(t: &str, word: &str) -> (String, Vec<Sql>) {
+    fn reference(t: &str, word: &str) -> (String, Vec<Param>) {
         (
             format!("({t}.id = ? OR {t}.spec_name = ? OR {t}.task_id = ? OR {t}.request_id = ?)"),
-            std::iter::repeat_n(Sql::Text(word.to_owned()), 4).collect(),
+            std::iter::repeat_n(Param::Text(word.to_owned()), 4).collect(),
         )
     }
 
@@ -321,24 +344,27 @@ impl JobFilter {
 
     /// Each indexed word on row `t`, looked up in the index for that one row: for the few rows
     /// a reference or a take group brings (a lookup per row costs ~0.3 ms; never a scan).
-    fn word_probes(&self, t: &str) -> Terms {
+    fn word_probes(&self, t: &str, d: Dialect) -> Terms {
         let mut terms = Terms::default();
+        if d == Dialect::Postgres {
+            return terms;
+        }
         for word in self.indexed_words() {
             let (reference, params) = JobFilter::reference(t, word);
             terms.push(
                 format!(
                     "(EXISTS (SELECT 1 FROM jobs_fts WHERE jobs_fts MATCH ? AND jobs_fts.rowid = {t}.rowid) OR {reference})"
                 ),
-                std::iter::once(Sql::Text(fts_string(word))).chain(params),
+                std::iter::once(Param::Text(fts_string(word))).chain(params),
             );
         }
         terms
     }
 
     /// The whole filter on row `t` for a row already chosen (by id or within a take group).
-    fn row_probe(&self, t: &str) -> Terms {
-        let mut terms = self.row_terms(t);
-        terms.extend(self.word_probes(t));
+    fn row_probe(&self, t: &str, d: Dialect) -> Terms {
+        let mut terms = self.row_terms(t, d);
+        terms.extend(self.word_probes(t, d));
         terms
     }
 }
@@ -356,15 +382,15 @@ enum TagTerm {
 impl Listing {
     /// The terms of `filter` under this listing, but for the indexed words: with takes
     /// collapsed, a job is listed unless an earlier take of its group matches too.
-    fn terms(&self, filter: &JobFilter) -> Terms {
-        self.terms_as(filter, TagTerm::Driver)
+    fn terms(&self, filter: &JobFilter, d: Dialect) -> Terms {
+        self.terms_as(filter, d, TagTerm::Driver)
     }
 
     /// [`Listing::terms`], the tag written as `tag_term` says.
-    fn terms_as(&self, filter: &JobFilter, tag_term: TagTerm) -> Terms {
-        let mut terms = filter.row_terms_as("jobs", tag_term);
+    fn terms_as(&self, filter: &JobFilter, d: Dialect, tag_term: TagTerm) -> Terms {
+        let mut terms = filter.row_terms_as("jobs", d, tag_term);
         if self.collapse_takes {
-            let earlier = filter.row_probe("o");
+            let earlier = filter.row_probe("o", d);
             terms.push(
                 format!(
                     "(jobs.take_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.take_group = jobs.take_group \
@@ -387,7 +413,8 @@ impl Catalog {
         if what.is_empty() {
             return Ok(Vec::new());
         }
-        let run = |clause: &str| self.select_jobs(&format!("WHERE {clause} ORDER BY created_at, id LIMIT 50"), [what]);
+        let run =
+            |clause: &str| self.select_jobs(&format!("WHERE {clause} ORDER BY created_at, id LIMIT 50"), args![what]);
         let exact = run("id = ?1 OR spec_name = ?1 OR task_id = ?1 OR request_id = ?1")?;
         if !exact.is_empty() {
             return Ok(exact);
@@ -401,7 +428,10 @@ impl Catalog {
         if !prefix.is_empty() {
             return Ok(prefix);
         }
-        run("substr(id, -length(?1)) = ?1")
+        match self.conn.dialect() {
+            Dialect::Sqlite => run("substr(id, -length(?1)) = ?1"),
+            Dialect::Postgres => run("right(id, length(?1)) = ?1"),
+        }
     }
 
     /// Jobs matching `filter` in the order and grouping of `listing`, in the filter's page
@@ -427,16 +457,13 @@ impl Catalog {
         id: &str,
     ) -> Result<(Option<String>, Option<String>), CatalogError> {
         let whole = JobFilter { limit: None, offset: 0, cursor: None, ..filter.clone() };
-        let mut here = listing.terms(&whole);
-        here.extend(whole.word_probes("jobs"));
-        here.push("jobs.id = ?".to_owned(), [Sql::Text(id.to_owned())]);
+        let d = self.conn.dialect();
+        let mut here = listing.terms(&whole, d);
+        here.extend(whole.word_probes("jobs", d));
+        here.push("jobs.id = ?".to_owned(), [Param::Text(id.to_owned())]);
         let listed = self
             .conn
-            .query_row(&format!("SELECT 1 FROM jobs{}", here.clause()), rusqlite::params_from_iter(here.params), |_| {
-                Ok(())
-            })
-            .optional()
-            .map_err(sql("find neighbours"))?
+            .first("find neighbours", &format!("SELECT 1 FROM jobs{}", here.clause()), &here.args(), |_| Ok(()))?
             .is_some();
         if !listed {
             return Ok((None, None));
@@ -465,7 +492,7 @@ impl Catalog {
             JobFilter { project: None, ..base.clone() },
             JobFilter { tag: None, ..base.clone() },
         ];
-        let shared = base.fts_query().is_some();
+        let shared = !base.indexed_words().is_empty();
         let mut samples: Vec<(JobFilter, Vec<plan::MenuRow>)> = Vec::new();
         let mut sampled = None;
         let mut of_menu = Vec::with_capacity(menus.len());
@@ -559,22 +586,17 @@ impl Catalog {
     /// the newest row and the latest change, each read from the end of an index (jobs are
     /// never deleted, so counting them adds nothing).
     pub fn change_stamp(&self) -> Result<String, CatalogError> {
-        self.conn
-            .query_row(
-                "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM jobs), (SELECT COALESCE(MAX(updated_at), 0) FROM jobs)",
-                [],
-                |r| Ok(format!("{}-{}", r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .map_err(sql("read change stamp"))
+        self.conn.one(
+            "read change stamp",
+            "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM jobs), (SELECT COALESCE(MAX(updated_at), 0) FROM jobs)",
+            args![],
+            |r| Ok(format!("{}-{}", r.get::<i64>(0)?, r.get::<i64>(1)?)),
+        )
     }
 
     /// The models, projects and tags in use, for filter menus.
     pub fn facets(&self) -> Result<Facets, CatalogError> {
-        let list = |q: &str| -> Result<Vec<String>, CatalogError> {
-            let mut stmt = self.conn.prepare(q).map_err(sql("list facets"))?;
-            let rows = stmt.query_map([], |r| r.get(0)).map_err(sql("list facets"))?;
-            rows.collect::<Result<_, _>>().map_err(sql("list facets"))
-        };
+        let list = |q: &str| self.conn.rows("list facets", q, args![], |r| r.get(0));
         Ok(Facets {
             models: list("SELECT DISTINCT model FROM jobs ORDER BY model")?,
             projects: list("SELECT DISTINCT project FROM jobs WHERE project IS NOT NULL ORDER BY project")?,

@@ -19,12 +19,12 @@
 //! Rebuilt jobs are final (archived), so nothing is ever submitted or downloaded because of
 //! them.
 
-use rusqlite::{OptionalExtension as _, TransactionBehavior, params};
+use super::conn::{Begin, Sql as _, Tx, args};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::records::{insert_asset, insert_inputs};
-use super::{Asset, AssetKind, Catalog, CatalogError, Input, sql};
+use super::{Asset, AssetKind, Catalog, CatalogError, Input};
 use crate::domain::RESULT_URL_LIFETIME_MS;
 
 /// The sidecar format this vidkeep reads.
@@ -157,13 +157,11 @@ impl Catalog {
     /// Restores the archived jobs of `sidecars` (with their submission, assets and inputs) in
     /// one transaction; one answer per sidecar, in order.
     pub fn restore(&mut self, sidecars: &[Restorable]) -> Result<Vec<Restored>, CatalogError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("begin restore"))?;
+        let tx = self.conn.begin("begin restore", Begin::Immediate)?;
         let mut answers = Vec::with_capacity(sidecars.len());
         for r in sidecars {
-            let known: Option<i64> = tx
-                .query_row("SELECT 1 FROM jobs WHERE id = ?1", [r.job_id()], |row| row.get(0))
-                .optional()
-                .map_err(sql("find job"))?;
+            let known: Option<i64> =
+                tx.first("find job", "SELECT 1 FROM jobs WHERE id = ?1", args![r.job_id()], |row| row.get(0))?;
             if known.is_some() {
                 answers.push(Restored::Known);
                 continue;
@@ -171,12 +169,12 @@ impl Catalog {
             restore_one(&tx, r)?;
             answers.push(Restored::New);
         }
-        tx.commit().map_err(sql("commit restore"))?;
+        tx.commit("commit restore")?;
         Ok(answers)
     }
 }
 
-fn restore_one(tx: &rusqlite::Transaction<'_>, r: &Restorable) -> Result<(), CatalogError> {
+fn restore_one(tx: &Tx<'_>, r: &Restorable) -> Result<(), CatalogError> {
     let s = &r.side;
     let findings: Vec<&str> =
         s.assets.iter().filter_map(|a| a.probe.as_ref()).flat_map(|p| p.findings.iter().map(String::as_str)).collect();
@@ -195,13 +193,14 @@ fn restore_one(tx: &rusqlite::Transaction<'_>, r: &Restorable) -> Result<(), Cat
     let request = s.request.to_string();
     let result = (!s.platform_result.is_null()).then(|| s.platform_result.to_string());
     tx.execute(
+        "restore job",
         "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model, \
          prompt, name, project, tags, request_display, price_fen, state, attempts, request_id, task_id, \
          video_url, cover_url, result_json, error_code, error_message, created_at, submitted_at, result_at, \
          archived_at, finished_at, updated_at, take_group, take_no, expires_at) \
          VALUES (?1, ?2, ?2, 'done', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
          ?20, ?21, ?22, ?23, ?24, ?25, ?25, ?25, ?26, ?27, ?28)",
-        params![
+        args![
             s.job_id,
             s.spec,
             s.provenance.spec_sha256.as_deref().unwrap_or_default(),
@@ -231,18 +230,16 @@ fn restore_one(tx: &rusqlite::Transaction<'_>, r: &Restorable) -> Result<(), Cat
             take_no,
             r.expires_at,
         ],
-    )
-    .map_err(sql("restore job"))?;
-    tx.execute("INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)", params![s.job_id, request])
-        .map_err(sql("restore request"))?;
+    )?;
+    tx.execute("restore request", "INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)", args![s.job_id, request])?;
     if let Some(request_id) = &s.request_id {
         let at = r.submitted_at.unwrap_or(r.created_at);
         tx.execute(
+            "restore submission",
             "INSERT INTO submissions (job_id, request_id, started_at, outcome, task_id, finished_at, price_fen) \
              VALUES (?1, ?2, ?3, 'accepted', ?4, ?3, ?5)",
-            params![s.job_id, request_id, at, s.task_id, s.price_fen],
-        )
-        .map_err(sql("restore submission"))?;
+            args![s.job_id, request_id, at, s.task_id, s.price_fen],
+        )?;
     }
     for asset in &s.assets {
         let source = match asset.kind {
@@ -254,15 +251,10 @@ fn restore_one(tx: &rusqlite::Transaction<'_>, r: &Restorable) -> Result<(), Cat
     }
     insert_inputs(tx, &s.job_id, &s.provenance.inputs)?;
     tx.execute(
+        "restore event",
         "INSERT INTO job_events (job_id, at, from_state, to_state, note) VALUES (?1, ?2, NULL, ?3, ?4)",
-        params![
-            s.job_id,
-            r.archived_at,
-            state,
-            "rebuilt from its sidecar in storage; earlier history is not kept there"
-        ],
-    )
-    .map_err(sql("restore event"))?;
+        args![s.job_id, r.archived_at, state, "rebuilt from its sidecar in storage; earlier history is not kept there"],
+    )?;
     Ok(())
 }
 

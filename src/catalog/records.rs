@@ -1,9 +1,9 @@
 //! Asset records, the event trail and rejected specs.
 
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::{Catalog, CatalogError, sql};
+use super::conn::{Arg, Begin, Dialect, Row, Sql, args};
+use super::{Catalog, CatalogError};
 use crate::probe::{Figures, Probe};
 use crate::time::now_ms;
 
@@ -145,14 +145,20 @@ impl Catalog {
 
     /// The assets of one job, video first.
     pub fn assets(&self, job_id: &str) -> Result<Vec<Asset>, CatalogError> {
-        self.query_assets("WHERE job_id = ?1", Some(job_id))
+        self.select_assets("WHERE job_id = ?1 ORDER BY job_id, kind DESC", args![job_id])
     }
 
     /// The assets of each of `job_ids` (video first), in one read: for pages of an export.
     pub fn assets_of(&self, job_ids: &[&str]) -> Result<std::collections::HashMap<String, Vec<Asset>>, CatalogError> {
         let list = serde_json::to_string(job_ids).unwrap_or_default();
+        let tail = match self.conn.dialect() {
+            Dialect::Sqlite => "WHERE job_id IN (SELECT value FROM json_each(?1)) ORDER BY job_id, kind DESC",
+            Dialect::Postgres => {
+                "WHERE job_id IN (SELECT jsonb_array_elements_text(CAST(?1 AS TEXT)::jsonb)) ORDER BY job_id, kind DESC"
+            }
+        };
         let mut by_job = std::collections::HashMap::<String, Vec<Asset>>::new();
-        for asset in self.query_assets("WHERE job_id IN (SELECT value FROM json_each(?1))", Some(&list))? {
+        for asset in self.select_assets(tail, args![list])? {
             by_job.entry(asset.job_id.clone()).or_default().push(asset);
         }
         Ok(by_job)
@@ -160,12 +166,12 @@ impl Catalog {
 
     /// The asset whose bytes hash to `sha256` (lower hex), if any.
     pub fn asset_by_sha256(&self, sha256: &str) -> Result<Option<Asset>, CatalogError> {
-        Ok(self.select_assets("WHERE sha256 = ?1 ORDER BY stored_at LIMIT 1", &[&sha256])?.into_iter().next())
+        Ok(self.select_assets("WHERE sha256 = ?1 ORDER BY stored_at LIMIT 1", args![sha256])?.into_iter().next())
     }
 
     /// Every asset in the catalogue.
     pub fn all_assets(&self) -> Result<Vec<Asset>, CatalogError> {
-        self.query_assets("", None)
+        self.select_assets("ORDER BY job_id, kind DESC", args![])
     }
 
     /// The assets a verification run should read: those stored since the selection's time,
@@ -175,7 +181,7 @@ impl Catalog {
         let since = selection.stored_since.unwrap_or(i64::MIN);
         let mut assets = self.select_assets(
             "WHERE stored_at >= ?1 ORDER BY checked_at IS NOT NULL, checked_at, stored_at, key",
-            &[&since],
+            args![since],
         )?;
         if let Some(p) = selection.sample_percent {
             let want = ((assets.len() as f64) * p / 100.0).ceil() as usize;
@@ -191,49 +197,38 @@ impl Catalog {
         result: CheckResult,
         detail: Option<&str>,
     ) -> Result<(), CatalogError> {
-        let tx = self.conn.transaction().map_err(sql("begin check record"))?;
+        let tx = self.conn.begin("begin check record", Begin::Deferred)?;
         let at = now_ms();
         tx.execute(
+            "record check",
             "INSERT INTO asset_checks (job_id, key, at, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![asset.job_id, asset.key, at, result.as_str(), detail],
-        )
-        .map_err(sql("record check"))?;
+            args![asset.job_id, asset.key, at, result.as_str(), detail],
+        )?;
         tx.execute(
+            "record check",
             "UPDATE assets SET checked_at = ?2, check_result = ?3 WHERE key = ?1",
-            params![asset.key, at, result.as_str()],
-        )
-        .map_err(sql("record check"))?;
-        tx.commit().map_err(sql("commit check record"))
+            args![asset.key, at, result.as_str()],
+        )?;
+        tx.commit("commit check record")
     }
 
     /// The recorded checks of the asset under `key`, oldest first: `(at, result)`.
     pub fn checks(&self, key: &str) -> Result<Vec<(i64, String)>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, result FROM asset_checks WHERE key = ?1 ORDER BY id")
-            .map_err(sql("list checks"))?;
-        let rows = stmt.query_map([key], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("list checks"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("list checks"))
-    }
-
-    fn query_assets(&self, filter: &str, job_id: Option<&str>) -> Result<Vec<Asset>, CatalogError> {
-        let tail = format!("{filter} ORDER BY job_id, kind DESC");
-        match job_id {
-            Some(id) => self.select_assets(&tail, &[&id]),
-            None => self.select_assets(&tail, &[]),
-        }
+        self.conn.rows(
+            "list checks",
+            "SELECT at, result FROM asset_checks WHERE key = ?1 ORDER BY id",
+            args![key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Assets by a `WHERE … ORDER BY …` tail and its parameters.
-    fn select_assets(&self, tail: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<Asset>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT job_id, kind, key, sha256, bytes, content_type, source_url, \
-                 probe_duration_s, probe_fps, probe_width, probe_height, probe_codec, probe_findings FROM assets {tail}"
-            ))
-            .map_err(sql("list assets"))?;
-        let read = |r: &rusqlite::Row<'_>| {
+    fn select_assets(&self, tail: &str, args: &[&dyn Arg]) -> Result<Vec<Asset>, CatalogError> {
+        let q = format!(
+            "SELECT job_id, kind, key, sha256, bytes, content_type, source_url, \
+             probe_duration_s, probe_fps, probe_width, probe_height, probe_codec, probe_findings FROM assets {tail}"
+        );
+        self.conn.rows("list assets", &q, args, |r| {
             let kind: String = r.get(1)?;
             let bytes: i64 = r.get(4)?;
             Ok(Asset {
@@ -246,90 +241,79 @@ impl Catalog {
                 source_url: r.get(6)?,
                 probe: read_probe(r)?,
             })
-        };
-        let rows = stmt.query_map(params, read).map_err(sql("list assets"))?;
-        rows.map(|r| r.map_err(sql("read asset"))).collect()
+        })
     }
 
     /// Records the input images of `job_id` (replacing any earlier record).
     pub fn record_inputs(&mut self, job_id: &str, inputs: &[Input]) -> Result<(), CatalogError> {
-        let tx = self.conn.transaction().map_err(sql("record inputs"))?;
+        let tx = self.conn.begin("record inputs", Begin::Deferred)?;
         insert_inputs(&tx, job_id, inputs)?;
-        tx.commit().map_err(sql("record inputs"))
+        tx.commit("record inputs")
     }
 
     /// The input images recorded for `job_id`, in request order.
     pub fn inputs(&self, job_id: &str) -> Result<Vec<Input>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT idx, sha256, key, bytes, content_type, url FROM job_inputs WHERE job_id = ?1 ORDER BY idx")
-            .map_err(sql("list inputs"))?;
-        let rows = stmt
-            .query_map([job_id], |r| {
+        self.conn.rows(
+            "list inputs",
+            "SELECT idx, sha256, key, bytes, content_type, url FROM job_inputs WHERE job_id = ?1 ORDER BY idx",
+            args![job_id],
+            |r| {
                 Ok(Input {
                     index: r.get(0)?,
                     sha256: r.get(1)?,
                     key: r.get(2)?,
-                    bytes: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    bytes: u64::try_from(r.get::<i64>(3)?).unwrap_or(0),
                     content_type: r.get(4)?,
                     url: r.get(5)?,
                 })
-            })
-            .map_err(sql("list inputs"))?;
-        rows.map(|r| r.map_err(sql("read input"))).collect()
+            },
+        )
     }
 
     /// The SHA-256 of the spec file `job_id` was made from: the first link of its provenance.
     pub fn spec_sha256(&self, job_id: &str) -> Result<String, CatalogError> {
-        self.conn
-            .query_row("SELECT spec_sha256 FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
-            .map_err(sql("read spec hash"))
+        self.conn.one("read spec hash", "SELECT spec_sha256 FROM jobs WHERE id = ?1", args![job_id], |r| r.get(0))
     }
 
     /// The state history of a job, oldest first.
     pub fn events(&self, job_id: &str) -> Result<Vec<Event>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, from_state, to_state, note FROM job_events WHERE job_id = ?1 ORDER BY id")
-            .map_err(sql("list events"))?;
-        let rows = stmt
-            .query_map([job_id], |r| Ok(Event { at: r.get(0)?, from: r.get(1)?, to: r.get(2)?, note: r.get(3)? }))
-            .map_err(sql("list events"))?;
-        rows.map(|r| r.map_err(sql("read event"))).collect()
+        self.conn.rows(
+            "list events",
+            "SELECT at, from_state, to_state, note FROM job_events WHERE job_id = ?1 ORDER BY id",
+            args![job_id],
+            |r| Ok(Event { at: r.get(0)?, from: r.get(1)?, to: r.get(2)?, note: r.get(3)? }),
+        )
     }
 
     /// Records a refused spec.
     pub fn record_rejection(&mut self, r: &Rejection) -> Result<(), CatalogError> {
-        self.conn
-            .execute(
-                "INSERT INTO rejections (spec_name, spec_sha256, error_code, error_message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![r.spec_name, r.spec_sha256, r.error_code, r.error_message, r.at],
-            )
-            .map_err(sql("record rejection"))?;
+        self.conn.execute(
+            "record rejection",
+            "INSERT INTO rejections (spec_name, spec_sha256, error_code, error_message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![r.spec_name, r.spec_sha256, r.error_code, r.error_message, r.at],
+        )?;
         Ok(())
     }
 
     /// Every refused spec, oldest first.
     pub fn rejections(&self) -> Result<Vec<Rejection>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections ORDER BY id")
-            .map_err(sql("list rejections"))?;
-        let rows = stmt.query_map([], read_rejection).map_err(sql("list rejections"))?;
-        rows.map(|r| r.map_err(sql("read rejection"))).collect()
+        self.conn.rows(
+            "list rejections",
+            "SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections ORDER BY id",
+            args![],
+            read_rejection,
+        )
     }
 
     /// The refusals of specs named `name` (as received), newest first.
     pub fn rejections_named(&self, name: &str) -> Result<Vec<Rejection>, CatalogError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections WHERE spec_name = ?1 \
-                 ORDER BY id DESC LIMIT 10",
-            )
-            .map_err(sql("list rejections"))?;
-        let rows = stmt.query_map([name], read_rejection).map_err(sql("list rejections"))?;
-        rows.map(|r| r.map_err(sql("read rejection"))).collect()
+        self.conn.rows(
+            "list rejections",
+            "SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections WHERE spec_name = ?1 \
+             ORDER BY id DESC LIMIT 10",
+            args![name],
+            read_rejection,
+        )
     }
 
     /// Refused specs, newest first, whose name, code or reason contains `text` (any case), `limit`
@@ -340,40 +324,47 @@ impl Catalog {
         limit: usize,
         offset: usize,
     ) -> Result<(Vec<Rejection>, u64), CatalogError> {
-        const WHERE: &str =
-            "WHERE ?1 IS NULL OR instr(lower(spec_name || ' ' || error_code || ' ' || error_message), lower(?1)) > 0";
-        let total: i64 = self
-            .conn
-            .query_row(&format!("SELECT COUNT(*) FROM rejections {WHERE}"), params![text], |r| r.get(0))
-            .map_err(sql("count rejections"))?;
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections {WHERE} \
+        let filter = match self.conn.dialect() {
+            Dialect::Sqlite => {
+                "WHERE ?1 IS NULL OR instr(lower(spec_name || ' ' || error_code || ' ' || error_message), lower(?1)) > 0"
+            }
+            Dialect::Postgres => {
+                "WHERE CAST(?1 AS TEXT) IS NULL \
+                 OR strpos(lower(spec_name || ' ' || error_code || ' ' || error_message), lower(?1)) > 0"
+            }
+        };
+        let total: i64 = self.conn.one(
+            "count rejections",
+            &format!("SELECT COUNT(*) FROM rejections {filter}"),
+            args![text],
+            |r| r.get(0),
+        )?;
+        let list = self.conn.rows(
+            "list rejections",
+            &format!(
+                "SELECT spec_name, spec_sha256, error_code, error_message, at FROM rejections {filter} \
                  ORDER BY id DESC LIMIT ?2 OFFSET ?3"
-            ))
-            .map_err(sql("list rejections"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![text, limit, offset], read_rejection).map_err(sql("list rejections"))?;
-        let list = rows.map(|r| r.map_err(sql("read rejection"))).collect::<Result<Vec<_>, _>>()?;
+            ),
+            args![text, limit, offset],
+            read_rejection,
+        )?;
         Ok((list, u64::try_from(total).unwrap_or(0)))
     }
 
     /// Submissions accepted per job (the ledger's view of what was paid for).
     pub fn accepted_submissions(&self, job_id: &str) -> Result<u64, CatalogError> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM submissions WHERE job_id = ?1 AND outcome = 'accepted'", [job_id], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(sql("count submissions"))
+        self.conn.one(
+            "count submissions",
+            "SELECT COUNT(*) FROM submissions WHERE job_id = ?1 AND outcome = 'accepted'",
+            args![job_id],
+            |r| r.get(0),
+        )
     }
 }
 
 /// The probe columns of an asset row (7..=12): `None` when it was never probed.
-fn read_probe(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Probe>> {
-    let Some(findings) = r.get::<_, Option<String>>(12)? else { return Ok(None) };
+fn read_probe(r: &Row<'_>) -> Result<Option<Probe>, CatalogError> {
+    let Some(findings) = r.get::<Option<String>>(12)? else { return Ok(None) };
     let findings = serde_json::from_str(&findings).unwrap_or_else(|_| vec![findings]);
     let (duration_s, fps): (Option<f64>, Option<f64>) = (r.get(7)?, r.get(8)?);
     let (width, height): (Option<u32>, Option<u32>) = (r.get(9)?, r.get(10)?);
@@ -388,7 +379,7 @@ fn read_probe(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Probe>> {
 }
 
 /// A `rejections` row as selected by `spec_name, spec_sha256, error_code, error_message, at`.
-fn read_rejection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rejection> {
+fn read_rejection(r: &Row<'_>) -> Result<Rejection, CatalogError> {
     Ok(Rejection {
         spec_name: r.get(0)?,
         spec_sha256: r.get(1)?,
@@ -399,23 +390,25 @@ fn read_rejection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rejection> {
 }
 
 /// Records `asset` (stored at `stored_at`), replacing an earlier record of its job and kind.
-pub(super) fn insert_asset(conn: &rusqlite::Connection, asset: &Asset, stored_at: i64) -> Result<(), CatalogError> {
+pub(super) fn insert_asset(conn: &impl Sql, asset: &Asset, stored_at: i64) -> Result<(), CatalogError> {
     let figures = asset.probe.as_ref().and_then(|p| p.figures.as_ref());
     conn.execute(
+        "record asset",
         "INSERT INTO assets (job_id, kind, key, sha256, bytes, content_type, source_url, stored_at, \
              probe_duration_s, probe_fps, probe_width, probe_height, probe_codec, probe_findings) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              ON CONFLICT (job_id, kind) DO UPDATE SET key = excluded.key, sha256 = excluded.sha256, \
              bytes = excluded.bytes, content_type = excluded.content_type, \
              source_url = excluded.source_url, stored_at = excluded.stored_at, \
-             probe_duration_s = ?9, probe_fps = ?10, probe_width = ?11, probe_height = ?12, \
-             probe_codec = ?13, probe_findings = ?14",
-        params![
+             probe_duration_s = excluded.probe_duration_s, probe_fps = excluded.probe_fps, \
+             probe_width = excluded.probe_width, probe_height = excluded.probe_height, \
+             probe_codec = excluded.probe_codec, probe_findings = excluded.probe_findings",
+        args![
             asset.job_id,
             asset.kind.as_str(),
             asset.key,
             asset.sha256,
-            i64::try_from(asset.bytes).unwrap_or(i64::MAX),
+            asset.bytes,
             asset.content_type,
             asset.source_url,
             stored_at,
@@ -426,29 +419,20 @@ pub(super) fn insert_asset(conn: &rusqlite::Connection, asset: &Asset, stored_at
             figures.map(|f| f.codec.as_str()),
             asset.probe.as_ref().map(|p| serde_json::to_string(&p.findings).unwrap_or_default()),
         ],
-    )
-    .map_err(sql("record asset"))?;
+    )?;
     Ok(())
 }
 
 /// Records the input images of `job_id`, replacing any recorded before.
-pub(super) fn insert_inputs(conn: &rusqlite::Connection, job_id: &str, inputs: &[Input]) -> Result<(), CatalogError> {
-    conn.execute("DELETE FROM job_inputs WHERE job_id = ?1", [job_id]).map_err(sql("record inputs"))?;
+pub(super) fn insert_inputs(conn: &impl Sql, job_id: &str, inputs: &[Input]) -> Result<(), CatalogError> {
+    conn.execute("record inputs", "DELETE FROM job_inputs WHERE job_id = ?1", args![job_id])?;
     for i in inputs {
         conn.execute(
+            "record inputs",
             "INSERT INTO job_inputs (job_id, idx, sha256, key, bytes, content_type, url) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                job_id,
-                i.index,
-                i.sha256,
-                i.key,
-                i64::try_from(i.bytes).unwrap_or(i64::MAX),
-                i.content_type,
-                i.url
-            ],
-        )
-        .map_err(sql("record inputs"))?;
+            args![job_id, i.index, i.sha256, i.key, i.bytes, i.content_type, i.url],
+        )?;
     }
     Ok(())
 }

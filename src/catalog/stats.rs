@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::OptionalExtension;
-
-use super::{Catalog, CatalogError, sql};
+use super::conn::{Sql as _, args};
+use super::{Catalog, CatalogError};
 
 pub use crate::domain::RESULT_URL_LIFETIME_MS;
 
@@ -43,48 +42,39 @@ impl OpsSnapshot {
 impl Catalog {
     /// Counts for operators at `now_ms`; spend counts submissions accepted since `since_ms`.
     pub fn ops_snapshot(&self, now_ms: i64, since_ms: i64) -> Result<OpsSnapshot, CatalogError> {
-        let mut stmt =
-            self.conn.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state").map_err(sql("count jobs"))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(sql("count jobs"))?;
-        let mut by_state = BTreeMap::new();
-        for row in rows {
-            let (state, n) = row.map_err(sql("count jobs"))?;
-            by_state.insert(state, u64::try_from(n).unwrap_or(0));
-        }
-        let queued_due: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?1", [now_ms], |r| {
-                r.get(0)
-            })
-            .map_err(sql("count due jobs"))?;
-        let earliest_expiry: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT MIN(COALESCE(expires_at, result_at + ?1)) FROM jobs WHERE state = 'downloading'",
-                [RESULT_URL_LIFETIME_MS],
-                |r| r.get(0),
-            )
-            .map_err(sql("earliest result"))?;
-        let spend_fen: i64 = self
-            .conn
-            .query_row(
-                "SELECT COALESCE(SUM(j.price_fen), 0) FROM submissions s JOIN jobs j ON j.id = s.job_id \
-                 WHERE s.outcome = 'accepted' AND s.started_at >= ?1",
-                [since_ms],
-                |r| r.get(0),
-            )
-            .map_err(sql("spend"))?;
+        let counts: Vec<(String, u64)> =
+            self.conn.rows("count jobs", "SELECT state, COUNT(*) FROM jobs GROUP BY state", args![], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let by_state: BTreeMap<String, u64> = counts.into_iter().collect();
+        let queued_due: i64 = self.conn.one(
+            "count due jobs",
+            "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?1",
+            args![now_ms],
+            |r| r.get(0),
+        )?;
+        let earliest_expiry: Option<i64> = self.conn.one(
+            "earliest result",
+            "SELECT MIN(COALESCE(expires_at, result_at + ?1)) FROM jobs WHERE state = 'downloading'",
+            args![RESULT_URL_LIFETIME_MS],
+            |r| r.get(0),
+        )?;
+        let spend_fen: i64 = self.conn.one(
+            "spend",
+            "SELECT CAST(COALESCE(SUM(j.price_fen), 0) AS BIGINT) FROM submissions s JOIN jobs j ON j.id = s.job_id \
+             WHERE s.outcome = 'accepted' AND s.started_at >= ?1",
+            args![since_ms],
+            |r| r.get(0),
+        )?;
         let budget_wait: Option<String> = self
             .conn
-            .query_row(
+            .first(
+                "budget wait",
                 "SELECT error_message FROM jobs INDEXED BY jobs_by_state WHERE state = 'waiting_budget' \
                  ORDER BY created_at LIMIT 1",
-                [],
+                args![],
                 |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql("budget wait"))?
+            )?
             .flatten();
         Ok(OpsSnapshot {
             spend_month_by_model: BTreeMap::new(),
@@ -106,36 +96,39 @@ mod tests {
 
     #[test]
     fn snapshot_of_a_seeded_catalogue() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let c = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        assert_eq!(c.ops_snapshot(1_000, 0).expect("empty"), OpsSnapshot::default());
-        let insert = |id: &str, state: &str, next: i64, result_at: Option<i64>, price: i64| {
-            c.conn
-                .execute(
-                    "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
-                     model, request_display, price_fen, state, next_attempt_at, task_id, video_url, result_at, \
-                     created_at, updated_at) VALUES (?1, 's', 's', 'processing', 'h', 'json', 'f', 'viduq1-text', \
-                     '{}', ?5, ?2, ?3, 't', 'u', ?4, 0, 0)",
-                    rusqlite::params![id, state, next, result_at, price],
-                )
-                .expect("insert job");
-        };
-        insert("a", "queued", 0, None, 25);
-        insert("b", "queued", 5_000, None, 25);
-        insert("c", "downloading", 0, Some(3_000), 40);
-        insert("d", "downloading", 0, Some(2_000), 40);
-        for (job, started, outcome) in [("c", 100, "accepted"), ("d", 2_000, "accepted"), ("a", 2_000, "refused")] {
-            c.conn
-                .execute(
-                    "INSERT INTO submissions (job_id, request_id, started_at, outcome) VALUES (?1, ?1 || ?2, ?2, ?3)",
-                    rusqlite::params![job, started, outcome],
-                )
-                .expect("insert submission");
-        }
-        let s = c.ops_snapshot(1_000, 1_000).expect("snapshot");
-        assert_eq!((s.count("queued"), s.count("downloading"), s.count("archived")), (2, 2, 0));
-        assert_eq!(s.queued_due, 1, "b waits for its retry time");
-        assert_eq!(s.earliest_expiry_ms, Some(2_000 + RESULT_URL_LIFETIME_MS));
-        assert_eq!(s.spend_fen, 40, "only d was accepted since 1000");
+        crate::catalog::testing::each_backend(|c, _| {
+            use crate::catalog::conn::{Sql as _, args};
+            assert_eq!(c.ops_snapshot(1_000, 0).expect("empty"), OpsSnapshot::default());
+            let insert = |id: &str, state: &str, next: i64, result_at: Option<i64>, price: i64| {
+                c.conn
+                    .execute(
+                        "test",
+                        "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
+                         model, request_display, price_fen, state, next_attempt_at, task_id, video_url, result_at, \
+                         created_at, updated_at) VALUES (?1, 's', 's', 'processing', 'h', 'json', 'f', 'viduq1-text', \
+                         '{}', ?5, ?2, ?3, 't', 'u', ?4, 0, 0)",
+                        args![id, state, next, result_at, price],
+                    )
+                    .expect("insert job");
+            };
+            insert("a", "queued", 0, None, 25);
+            insert("b", "queued", 5_000, None, 25);
+            insert("c", "downloading", 0, Some(3_000), 40);
+            insert("d", "downloading", 0, Some(2_000), 40);
+            for (job, started, outcome) in [("c", 100, "accepted"), ("d", 2_000, "accepted"), ("a", 2_000, "refused")] {
+                c.conn
+                    .execute(
+                        "test",
+                        "INSERT INTO submissions (job_id, request_id, started_at, outcome) VALUES (?1, ?2, ?3, ?4)",
+                        args![job, format!("{job}{started}"), started, outcome],
+                    )
+                    .expect("insert submission");
+            }
+            let s = c.ops_snapshot(1_000, 1_000).expect("snapshot");
+            assert_eq!((s.count("queued"), s.count("downloading"), s.count("archived")), (2, 2, 0));
+            assert_eq!(s.queued_due, 1, "b waits for its retry time");
+            assert_eq!(s.earliest_expiry_ms, Some(2_000 + RESULT_URL_LIFETIME_MS));
+            assert_eq!(s.spend_fen, 40, "only d was accepted since 1000");
+        });
     }
 }

@@ -14,11 +14,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::OptionalExtension as _;
-use rusqlite::types::Value as Sql;
-
 use super::{COUNT_CAP, Cursor, JobFilter, Listing, Sort, TagTerm, Terms};
-use crate::catalog::{Catalog, CatalogError, JobRecord, sql};
+use crate::catalog::conn::{Arg, Dialect, Param, Sql as _, args};
+use crate::catalog::{Catalog, CatalogError, JobRecord};
 
 /// A listed row: its rowid and job id.
 type Row = (i64, String);
@@ -45,9 +43,16 @@ impl MenuRow {
     }
 }
 
-/// An SQL `LIMIT` for at most `n` rows (none: `-1`).
-fn limit(n: Option<usize>) -> Sql {
-    Sql::Integer(n.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1))
+/// An SQL `LIMIT` for at most `n` rows (none: `-1` on SQLite; more than can be on PostgreSQL,
+/// which refuses a negative one).
+fn limit(n: Option<usize>, d: Dialect) -> Param {
+    let none = if d == Dialect::Postgres { i64::MAX } else { -1 };
+    Param::Int(n.and_then(|n| i64::try_from(n).ok()).unwrap_or(none))
+}
+
+/// References to each of `params`, to bind.
+fn bind(params: &[Param]) -> Vec<&dyn Arg> {
+    params.iter().map(|p| p as &dyn Arg).collect()
 }
 
 impl Catalog {
@@ -58,17 +63,18 @@ impl Catalog {
         listing: &Listing,
         take: Option<usize>,
     ) -> Result<Vec<Row>, CatalogError> {
-        let mut terms = listing.terms_as(filter, self.tag_term(filter)?);
+        let d = self.conn.dialect();
+        let mut terms = listing.terms_as(filter, d, self.tag_term(filter)?);
         let backwards = matches!(filter.cursor, Some(Cursor::Before(_)));
         if let Some(cursor) = &filter.cursor {
             terms.extend(self.keyset(listing.sort, cursor)?);
         }
         let order = listing.sort.order_by(backwards);
         let want = take.map(|t| t.saturating_add(filter.offset));
-        let mut rows = match filter.fts_query() {
+        let mut rows = match filter.fts_query(d) {
             None => {
                 let mut params = terms.params.clone();
-                params.push(limit(want));
+                params.push(limit(want, d));
                 self.rows(
                     &format!("SELECT jobs.rowid, jobs.id FROM jobs{} ORDER BY {order} LIMIT ?", terms.clause()),
                     params,
@@ -98,7 +104,7 @@ impl Catalog {
         // Rows named by a word (a job id, spec, task or request id) that meet the other words:
         // a handful, each found through its index.
         let mut named = filter.named_rows("jobs").unwrap_or_default();
-        named.extend(filter.word_probes("jobs"));
+        named.extend(filter.word_probes("jobs", Dialect::Sqlite));
         named.extend(terms.clone());
         let named: HashSet<i64> = self
             .rows(&format!("SELECT jobs.rowid, jobs.id FROM jobs{}", named.clause()), named.params)?
@@ -106,19 +112,17 @@ impl Catalog {
             .map(|(r, _)| r)
             .collect();
         let cap = i64::try_from(COUNT_CAP).unwrap_or(i64::MAX);
-        let matches: i64 = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts WHERE jobs_fts MATCH ?1 LIMIT ?2)",
-                rusqlite::params![query, cap + 1],
-                |r| r.get(0),
-            )
-            .map_err(sql("search"))?;
+        let matches: i64 = self.conn.one(
+            "search",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts WHERE jobs_fts MATCH ?1 LIMIT ?2)",
+            args![query, cap + 1],
+            |r| r.get(0),
+        )?;
         if matches <= cap {
             let mut params =
-                vec![Sql::Text(query.to_owned()), Sql::Text(serde_json::to_string(&named).unwrap_or_default())];
+                vec![Param::Text(query.to_owned()), Param::Text(serde_json::to_string(&named).unwrap_or_default())];
             params.extend(terms.params.iter().cloned());
-            params.push(limit(want));
+            params.push(limit(want, Dialect::Sqlite));
             return self.rows(
                 &format!(
                     "SELECT jobs.rowid, jobs.id FROM (SELECT rowid AS r FROM jobs_fts WHERE jobs_fts MATCH ? \
@@ -132,7 +136,7 @@ impl Catalog {
         let mut window = want.map_or(usize::MAX, |w| w.saturating_mul(8).max(256));
         loop {
             let mut params = terms.params.clone();
-            params.push(limit(Some(window).filter(|w| *w != usize::MAX)));
+            params.push(limit(Some(window).filter(|w| *w != usize::MAX), Dialect::Sqlite));
             let candidates = self.rows(
                 &format!("SELECT jobs.rowid, jobs.id FROM jobs{} ORDER BY {order} LIMIT ?", terms.clause()),
                 params,
@@ -143,15 +147,16 @@ impl Catalog {
             else {
                 return Ok(Vec::new());
             };
-            let mut stmt = self
+            let hits: HashSet<i64> = self
                 .conn
-                .prepare_cached("SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH ?1 AND rowid BETWEEN ?2 AND ?3")
-                .map_err(sql("search"))?;
-            let hits: HashSet<i64> = stmt
-                .query_map(rusqlite::params![query, lo, hi], |r| r.get(0))
-                .map_err(sql("search"))?
-                .collect::<Result<_, _>>()
-                .map_err(sql("search"))?;
+                .rows(
+                    "search",
+                    "SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH ?1 AND rowid BETWEEN ?2 AND ?3",
+                    args![query, lo, hi],
+                    |r| r.get(0),
+                )?
+                .into_iter()
+                .collect();
             let mut found: Vec<Row> =
                 candidates.into_iter().filter(|(r, _)| hits.contains(r) || named.contains(r)).collect();
             if ended || want.is_some_and(|w| found.len() >= w) {
@@ -170,24 +175,25 @@ impl Catalog {
     /// against 0.04 s).
     pub(super) fn count_upto(&self, filter: &JobFilter, listing: &Listing, upto: u64) -> Result<u64, CatalogError> {
         let whole = JobFilter { cursor: None, ..filter.clone() };
-        let terms = listing.terms_as(&whole, self.tag_term(&whole)?);
-        let upto = Sql::Integer(i64::try_from(upto).unwrap_or(i64::MAX));
-        let (q, params) = match (whole.fts_query(), whole.any_reference("jobs", true), whole.named_rows("jobs")) {
+        let d = self.conn.dialect();
+        let terms = listing.terms_as(&whole, d, self.tag_term(&whole)?);
+        let upto = Param::Int(i64::try_from(upto).unwrap_or(i64::MAX));
+        let (q, params) = match (whole.fts_query(d), whole.any_reference("jobs", true), whole.named_rows("jobs")) {
             (Some(query), Some(not_named), Some(named)) => {
                 // The index's matches as it reads them, and the rows a word names otherwise (found
                 // through the indexes of the columns that name a job).
-                let mut params = vec![Sql::Text(query)];
+                let mut params = vec![Param::Text(query)];
                 params.extend(not_named.params.iter().cloned());
                 params.extend(terms.params.iter().cloned());
                 params.extend(named.params.iter().cloned());
-                let probes = whole.word_probes("jobs");
+                let probes = whole.word_probes("jobs", d);
                 params.extend(probes.params.iter().cloned());
                 params.extend(terms.params.iter().cloned());
                 params.push(upto);
                 let q = format!(
                     "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts CROSS JOIN jobs ON jobs.rowid = jobs_fts.rowid \
                      WHERE jobs_fts MATCH ? AND NOT {} AND {} \
-                     UNION ALL SELECT 1 FROM jobs WHERE {} AND {} AND {} LIMIT ?)",
+                     UNION ALL SELECT 1 FROM jobs WHERE {} AND {} AND {} LIMIT ?) AS counted",
                     not_named.conjunction(),
                     terms.conjunction(),
                     named.conjunction(),
@@ -199,11 +205,10 @@ impl Catalog {
             _ => {
                 let mut params = terms.params.clone();
                 params.push(upto);
-                (format!("SELECT COUNT(*) FROM (SELECT 1 FROM jobs{} LIMIT ?)", terms.clause()), params)
+                (format!("SELECT COUNT(*) FROM (SELECT 1 FROM jobs{} LIMIT ?) AS counted", terms.clause()), params)
             }
         };
-        let n: i64 =
-            self.conn.query_row(&q, rusqlite::params_from_iter(params), |r| r.get(0)).map_err(sql("count jobs"))?;
+        let n: i64 = self.conn.one("count jobs", &q, &bind(&params), |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -214,30 +219,32 @@ impl Catalog {
     /// at 1,000,000 jobs, 25 ms for a word a third of the jobs contain).
     pub(super) fn menu_sample(&self, filter: &JobFilter) -> Result<(Vec<MenuRow>, bool), CatalogError> {
         let cap = usize::try_from(COUNT_CAP).unwrap_or(usize::MAX);
-        let terms = filter.row_terms_as("jobs", self.tag_term(filter)?);
+        let d = self.conn.dialect();
+        let terms = filter.row_terms_as("jobs", d, self.tag_term(filter)?);
         const SELECT: &str = "SELECT jobs.rowid, jobs.state, jobs.model, jobs.project, jobs.tags";
-        let mut rows = match filter.fts_query() {
+        let mut rows = match filter.fts_query(d) {
             None => {
                 let mut params = terms.params.clone();
-                params.push(limit(Some(cap.saturating_add(1))));
-                self.menu_rows(
-                    &format!(
-                        "{SELECT} FROM jobs{} ORDER BY jobs.created_at DESC, jobs.id DESC LIMIT ?",
-                        terms.clause()
-                    ),
-                    params,
-                )?
+                params.push(limit(Some(cap.saturating_add(1)), d));
+                // With words (PostgreSQL, whose words are row terms), the newest matches as they
+                // were added, as SQLite's index lists them: both backends count the same sample.
+                let order = if filter.indexed_words().is_empty() {
+                    "jobs.created_at DESC, jobs.id DESC"
+                } else {
+                    "jobs.rowid DESC"
+                };
+                self.menu_rows(&format!("{SELECT} FROM jobs{} ORDER BY {order} LIMIT ?", terms.clause()), params)?
             }
             Some(query) => {
                 let mut named = filter.named_rows("jobs").unwrap_or_default();
-                named.extend(filter.word_probes("jobs"));
+                named.extend(filter.word_probes("jobs", d));
                 named.extend(terms.clone());
                 let mut rows = self.menu_rows(&format!("{SELECT} FROM jobs{}", named.clause()), named.params)?;
                 let mut matched = Terms::default();
-                matched.push("jobs_fts MATCH ?".to_owned(), [Sql::Text(query)]);
+                matched.push("jobs_fts MATCH ?".to_owned(), [Param::Text(query)]);
                 matched.extend(terms);
                 let mut params = matched.params.clone();
-                params.push(limit(Some(cap.saturating_add(1))));
+                params.push(limit(Some(cap.saturating_add(1)), d));
                 let seen: HashSet<i64> = rows.iter().map(|r| r.rowid).collect();
                 let found = self.menu_rows(
                     &format!(
@@ -256,18 +263,14 @@ impl Catalog {
         Ok((rows, capped))
     }
 
-    fn menu_rows(&self, q: &str, params: Vec<Sql>) -> Result<Vec<MenuRow>, CatalogError> {
-        let mut stmt = self.conn.prepare_cached(q).map_err(sql("count facets"))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                let tags: String = r.get(4)?;
-                let mut tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
-                tags.sort();
-                tags.dedup();
-                Ok(MenuRow { rowid: r.get(0)?, state: r.get(1)?, model: r.get(2)?, project: r.get(3)?, tags })
-            })
-            .map_err(sql("count facets"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("count facets"))
+    fn menu_rows(&self, q: &str, params: Vec<Param>) -> Result<Vec<MenuRow>, CatalogError> {
+        self.conn.rows("count facets", q, &bind(&params), |r| {
+            let tags: String = r.get(4)?;
+            let mut tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+            tags.sort();
+            tags.dedup();
+            Ok(MenuRow { rowid: r.get(0)?, state: r.get(1)?, model: r.get(2)?, project: r.get(3)?, tags })
+        })
     }
 
     /// How the filter's tag is best written for a walk in a listing's order: as a check on each
@@ -277,14 +280,12 @@ impl Catalog {
     pub(super) fn tag_term(&self, filter: &JobFilter) -> Result<TagTerm, CatalogError> {
         let Some(tag) = &filter.tag else { return Ok(TagTerm::Driver) };
         let cap = i64::try_from(COUNT_CAP).unwrap_or(i64::MAX);
-        let carried: i64 = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM job_tags WHERE tag = ?1 LIMIT ?2)",
-                rusqlite::params![tag, cap + 1],
-                |r| r.get(0),
-            )
-            .map_err(sql("count a tag's jobs"))?;
+        let carried: i64 = self.conn.one(
+            "count a tag's jobs",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM job_tags WHERE tag = ?1 LIMIT ?2) AS carried",
+            args![tag, cap + 1],
+            |r| r.get(0),
+        )?;
         Ok(if carried > cap { TagTerm::Check } else { TagTerm::Driver })
     }
 
@@ -296,34 +297,39 @@ impl Catalog {
         let at: HashMap<&str, usize> = rows.iter().enumerate().map(|(i, (_, id))| (id.as_str(), i)).collect();
         let rowids: Vec<i64> = rows.iter().map(|(r, _)| *r).collect();
         let list = serde_json::to_string(&rowids).unwrap_or_default();
-        let mut jobs = self.select_jobs("WHERE rowid IN (SELECT value FROM json_each(?1))", [list])?;
+        let tail = match self.conn.dialect() {
+            Dialect::Sqlite => "WHERE rowid IN (SELECT value FROM json_each(?1))",
+            Dialect::Postgres => {
+                "WHERE rowid IN (SELECT CAST(jsonb_array_elements_text(CAST(?1 AS TEXT)::jsonb) AS BIGINT))"
+            }
+        };
+        let mut jobs = self.select_jobs(tail, args![list])?;
         jobs.sort_by_key(|j| at.get(j.id.as_str()).copied().unwrap_or(usize::MAX));
         Ok(jobs)
     }
 
     /// The terms that keep the entries after (or before) the cursor's job in `sort`'s order.
     fn keyset(&self, sort: Sort, cursor: &Cursor) -> Result<Terms, CatalogError> {
-        let key: Option<(i64, String, String, Option<String>)> = self
-            .conn
-            .query_row("SELECT created_at, id, model, project FROM jobs WHERE id = ?1", [cursor.id()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()
-            .map_err(sql("read page cursor"))?;
+        let key: Option<(i64, String, String, Option<String>)> = self.conn.first(
+            "read page cursor",
+            "SELECT created_at, id, model, project FROM jobs WHERE id = ?1",
+            args![cursor.id()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         let Some((at, id, model, project)) = key else { return Err(CatalogError::NoJob(cursor.id().to_owned())) };
         let after = matches!(cursor, Cursor::After(_));
         // Within one model or project the order is newest first: later means older.
         let tail = |later: bool| {
             if later { "(jobs.created_at, jobs.id) < (?, ?)" } else { "(jobs.created_at, jobs.id) > (?, ?)" }
         };
-        let at_id = [Sql::Integer(at), Sql::Text(id)];
+        let at_id = [Param::Int(at), Param::Text(id)];
         let mut terms = Terms::default();
         match sort {
             Sort::Newest => terms.push(tail(after).to_owned(), at_id),
             Sort::Oldest => terms.push(tail(!after).to_owned(), at_id),
             Sort::Model => {
                 let op = if after { ">" } else { "<" };
-                let both = [Sql::Text(model.clone()), Sql::Text(model)];
+                let both = [Param::Text(model.clone()), Param::Text(model)];
                 terms.push(
                     format!("(jobs.model {op} ? OR (jobs.model = ? AND {}))", tail(after)),
                     both.into_iter().chain(at_id),
@@ -332,12 +338,12 @@ impl Catalog {
             Sort::Project => match (after, project) {
                 (true, Some(p)) => terms.push(
                     format!("(jobs.project IS NULL OR jobs.project > ? OR (jobs.project = ? AND {}))", tail(true)),
-                    [Sql::Text(p.clone()), Sql::Text(p)].into_iter().chain(at_id),
+                    [Param::Text(p.clone()), Param::Text(p)].into_iter().chain(at_id),
                 ),
                 (true, None) => terms.push(format!("(jobs.project IS NULL AND {})", tail(true)), at_id),
                 (false, Some(p)) => terms.push(
                     format!("(jobs.project < ? OR (jobs.project = ? AND {}))", tail(false)),
-                    [Sql::Text(p.clone()), Sql::Text(p)].into_iter().chain(at_id),
+                    [Param::Text(p.clone()), Param::Text(p)].into_iter().chain(at_id),
                 ),
                 (false, None) => terms.push(format!("(jobs.project IS NOT NULL OR {})", tail(false)), at_id),
             },
@@ -345,11 +351,7 @@ impl Catalog {
         Ok(terms)
     }
 
-    fn rows(&self, q: &str, params: Vec<Sql>) -> Result<Vec<Row>, CatalogError> {
-        let mut stmt = self.conn.prepare_cached(q).map_err(sql("list jobs"))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(sql("list jobs"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("list jobs"))
+    fn rows(&self, q: &str, params: Vec<Param>) -> Result<Vec<Row>, CatalogError> {
+        self.conn.rows("list jobs", q, &bind(&params), |r| Ok((r.get(0)?, r.get(1)?)))
     }
 }

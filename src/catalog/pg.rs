@@ -1,0 +1,89 @@
+//! The PostgreSQL catalogue: opening it and its migrations. Everything else is the same code as
+//! SQLite's, through [`super::conn`].
+//!
+//! Several daemons may open one database at once: each migration step runs under a
+//! transaction-scoped advisory lock, so the first applies it and the others find it applied.
+
+use std::path::PathBuf;
+
+use super::conn::{Conn, PgConn, Sql as _, args, pg};
+use super::{Catalog, CatalogError, NotifySetup};
+
+/// PostgreSQL's migrations, applied in order; index + 1 is the version they lead to. Version 1
+/// is what SQLite's 9 migrations built.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/pg/0001_init.sql")];
+
+/// The schema version this vidkeep writes on PostgreSQL.
+pub(crate) const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The advisory lock migrations take ("vkmigrat" in ASCII).
+const MIGRATE_LOCK: i64 = 0x766b_6d69_6772_6174;
+
+/// The applied version, 0 for an empty database.
+pub(super) fn schema_version(conn: &Conn) -> Result<i64, CatalogError> {
+    let present: bool =
+        conn.one("read schema version", "SELECT to_regclass('vidkeep_schema') IS NOT NULL", args![], |r| r.get(0))?;
+    if !present {
+        return Ok(0);
+    }
+    conn.one("read schema version", "SELECT COALESCE(MAX(version), 0) FROM vidkeep_schema", args![], |r| r.get(0))
+}
+
+/// Applies the migrations the database lacks, one transaction each.
+fn migrate(client: &mut postgres::Client) -> Result<(), CatalogError> {
+    let known = PG_SCHEMA_VERSION;
+    loop {
+        let mut tx = client.transaction().map_err(pg("begin migration"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK]).map_err(pg("lock for migration"))?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS vidkeep_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .map_err(pg("create the schema table"))?;
+        let found: i64 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM vidkeep_schema", &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(pg("read schema version"))?;
+        if found > known {
+            return Err(CatalogError::TooNew { found, known });
+        }
+        let Some(script) = MIGRATIONS.get(usize::try_from(found).unwrap_or(0)) else {
+            tx.commit().map_err(pg("commit migration"))?;
+            return Ok(());
+        };
+        tx.batch_execute(script).map_err(pg("apply migration"))?;
+        tx.execute(
+            "INSERT INTO vidkeep_schema (version, applied_at) VALUES ($1, $2)",
+            &[&(found + 1), &crate::time::now_ms()],
+        )
+        .map_err(pg("record schema version"))?;
+        tx.commit().map_err(pg("commit migration"))?;
+        tracing::info!(version = found + 1, "PostgreSQL catalogue migrated");
+    }
+}
+
+impl Catalog {
+    /// The PostgreSQL catalogue on `client` (named `place` in messages, without a password),
+    /// migrated to this vidkeep's schema.
+    pub fn from_postgres(mut client: postgres::Client, place: String) -> Result<Catalog, CatalogError> {
+        migrate(&mut client)?;
+        Ok(Catalog { conn: PgConn::conn(client), path: PathBuf::from(place), notify: NotifySetup::default() })
+    }
+
+    /// The PostgreSQL catalogue on `client` for reading only: every transaction is read-only,
+    /// and the schema must be current (the daemon migrates it).
+    pub fn from_postgres_read_only(mut client: postgres::Client, place: String) -> Result<Catalog, CatalogError> {
+        client.batch_execute("SET default_transaction_read_only = on").map_err(pg("make read-only"))?;
+        let catalog =
+            Catalog { conn: PgConn::conn(client), path: PathBuf::from(place), notify: NotifySetup::default() };
+        let (found, known) = (catalog.schema_version()?, PG_SCHEMA_VERSION);
+        if found > known {
+            return Err(CatalogError::TooNew { found, known });
+        }
+        if found < known {
+            return Err(CatalogError::Corrupt(format!(
+                "schema version {found} is older than this vidkeep's {known}; start the daemon once to migrate it"
+            )));
+        }
+        Ok(catalog)
+    }
+}
