@@ -6,6 +6,7 @@
 //! daemon reaches the catalogue through [`Db`], which runs each call on the blocking pool.
 
 mod conn;
+mod daemons;
 mod export;
 mod handle;
 mod jobs;
@@ -30,10 +31,11 @@ use conn::Conn;
 use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
+pub use daemons::{AccountSignal, Heartbeat};
 pub use export::{ExportFormat, ExportWriter, csv, csv_cell, id_cell, job_json};
 pub use handle::{Db, Settlement};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, short_id};
-pub use ledger::{BudgetCheck, LedgerRow, Money};
+pub use ledger::{BudgetCheck, InFlight, LedgerRow, Money};
 pub use lock::DaemonLock;
 pub use outbox::{Expiring, NotifySetup, OutboxCounts, OutboxRow};
 pub use query::{COUNT_CAP, Count, Cursor, EXPORT_PAGE, ExportRow, FacetCounts, Facets, JobFilter, Listing, Sort};
@@ -55,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_alarms.sql"),
     include_str!("../migrations/0008_lookup.sql"),
     include_str!("../migrations/0009_listing_indexes.sql"),
+    include_str!("../migrations/0010_daemons.sql"),
 ];
 
 /// Errors from the catalogue.
@@ -170,6 +173,9 @@ pub struct Catalog {
     path: PathBuf,
     /// Where the events of transitions go (none unless the daemon sets sinks).
     notify: NotifySetup,
+    /// The daemon working through this connection ([`Catalog::set_daemon`]): the jobs it records
+    /// are its own, and the engine's reads see only its own. `None` (the CLI, the web UI): all.
+    daemon: Option<String>,
 }
 
 impl Catalog {
@@ -206,7 +212,8 @@ impl Catalog {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sql("open read-only"))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("set busy timeout"))?;
-        let catalog = Catalog { conn: Conn::Lite(conn), path: path.to_owned(), notify: NotifySetup::default() };
+        let catalog =
+            Catalog { conn: Conn::Lite(conn), path: path.to_owned(), notify: NotifySetup::default(), daemon: None };
         let (found, known) = (catalog.schema_version()?, MIGRATIONS.len() as i64);
         if found > known {
             return Err(CatalogError::TooNew { found, known });
@@ -275,7 +282,7 @@ impl Catalog {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(sql("set pragmas"))?;
         conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
         migrate(&mut conn)?;
-        Ok(Catalog { conn: Conn::Lite(conn), path: path.to_owned(), notify: NotifySetup::default() })
+        Ok(Catalog { conn: Conn::Lite(conn), path: path.to_owned(), notify: NotifySetup::default(), daemon: None })
     }
 
     /// Where this catalogue lives: its file, or (PostgreSQL) its `postgres://user@host/db`.
@@ -289,6 +296,11 @@ impl Catalog {
             Conn::Lite(c) => lite_version(c),
             Conn::Pg(_) => pg::schema_version(&self.conn),
         }
+    }
+
+    /// Whether this is a PostgreSQL catalogue (which several daemons may share).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.conn, Conn::Pg(_))
     }
 
     /// The SQLite connection, in tests that reach below the catalogue's operations.
@@ -385,7 +397,7 @@ mod tests {
             let tx = c.lite_mut().transaction().expect("tx");
             // Back to version 3, then a job and a submission as vidkeep 0.3 wrote them.
             tx.execute_batch(
-                "DROP VIEW ledger; DROP TABLE outbox; DROP TABLE job_inputs; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
+                "DROP TABLE daemons; DROP TABLE account_signals; DROP VIEW ledger; DROP TABLE outbox; DROP TABLE job_inputs; DROP TABLE jobs_fts; DROP TABLE job_tags; DROP TABLE asset_checks; \
                  DROP TABLE assets; DROP TABLE job_events; DROP TABLE rejections; DROP TABLE job_requests; \
                  DROP TABLE submissions; DROP TABLE jobs;",
             )
@@ -469,10 +481,12 @@ mod tests {
         let path = dir.path().join("c.sqlite");
         {
             let c = Catalog::open(&path).expect("open");
-            // Back to version 6 (undoing migrations 9, 8 and 7), with a job failed as vidkeep 0.6 wrote it and one downloading.
+            // Back to version 6 (undoing migrations 10, 9, 8 and 7), with a job failed as vidkeep 0.6 wrote it and one downloading.
             c.lite()
                 .execute_batch(
-                    "DROP INDEX jobs_by_model_newest; DROP INDEX jobs_by_project_sorted; DROP INDEX jobs_by_project_nocase; \
+                    "DROP TABLE daemons; DROP TABLE account_signals; DROP INDEX jobs_unfinished_by_owner; \
+                     ALTER TABLE jobs DROP COLUMN owner; ALTER TABLE jobs DROP COLUMN origin; \
+                     DROP INDEX jobs_by_model_newest; DROP INDEX jobs_by_project_sorted; DROP INDEX jobs_by_project_nocase; \
                      CREATE INDEX jobs_by_project ON jobs (project, created_at); \
                      CREATE INDEX jobs_by_model ON jobs (model, created_at); \
                      DROP INDEX jobs_by_task_id; DROP INDEX jobs_by_request_id; DROP INDEX jobs_by_spec_name; \

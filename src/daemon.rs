@@ -10,6 +10,8 @@
 //! successful look at the catalogue, applies reload requests ([`crate::ops::reload`]) and says
 //! `STOPPING=1` when the stop begins.
 
+mod lease;
+
 use crate::telemetry::Escaped;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,7 +140,9 @@ pub async fn run_with(
     // Nothing else uploads into this daemon's staging area: what is there was left by its last
     // stop. Other daemons sharing the storage root keep theirs. Leftovers only cost space, so a
     // store that is down now does not stop the daemon (downloads retry).
-    match store.clean_staging().await {
+    // Its jobs: on SQLite every unfinished one; on a shared catalogue its own, by lease.
+    let lapsed = lease::claim(&db, &daemon_id, lease::LEASE).await?;
+    match store.clean_staging(&lapsed).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(leftovers = n, "removed staging objects and uploads left by an earlier stop"),
         Err(e) => tracing::warn!(error = %Escaped(&e), "could not clean the staging area; the next start tries again"),
@@ -204,6 +208,10 @@ pub async fn run_with(
     sup.spawn_intake();
     let token = sup.cancel.clone();
     sup.workers.spawn(async move { ("engine", engine.run(token).await.map_err(Into::into)) });
+    if sup.db.is_shared() {
+        let (db, token) = (sup.db.clone(), sup.cancel.clone());
+        sup.workers.spawn(async move { ("lease", lease::keep(db, lease::LEASE, lease::HEARTBEAT, token).await) });
+    }
     if let Some(every) = sup.config.verify.every {
         let (token, sample) = (sup.cancel.clone(), sup.config.verify.sample);
         let ops = sup.ops.clone();

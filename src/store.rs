@@ -459,23 +459,28 @@ impl Store {
 
     /// Deletes what a crash left in this store's own staging area and directly under
     /// [`STAGING`] (see the module docs) and, on S3, aborts the unfinished multipart uploads
-    /// there; other daemons' areas, `.staging/<other id>/`, are left alone. Run once at daemon
-    /// start, before any upload; returns how many leftovers were removed.
-    pub async fn clean_staging(&self) -> Result<usize, StoreError> {
+    /// there; other daemons' areas, `.staging/<other id>/`, are left alone, but for those of
+    /// the `lapsed` daemons (whose lease on a shared catalogue ran out long ago: nothing of theirs
+    /// is in flight). Run once at daemon start, before any upload; returns how many leftovers
+    /// were removed.
+    pub async fn clean_staging(&self, lapsed: &[crate::domain::DaemonId]) -> Result<usize, StoreError> {
         let staging = Key::from(STAGING);
-        let own = self.staging_owner.as_ref().map(|o| o.as_str().to_owned());
-        // Relative to `.staging/`: a leftover directly under it, or one in our own area.
+        let mut areas: Vec<String> = lapsed.iter().map(|d| d.as_str().to_owned()).collect();
+        areas.extend(self.staging_owner.as_ref().map(|o| o.as_str().to_owned()));
+        // Relative to `.staging/`: a leftover directly under it, or one in an area to clean.
+        let owners = areas.clone();
         let ours = move |rest: &str| match rest.split_once('/') {
             None => true,
-            Some((owner, _)) => own.as_deref() == Some(owner),
+            Some((owner, _)) => owners.iter().any(|o| o == owner),
         };
         if let Kind::Local(dir, ..) = &self.kind {
             // Local multipart parts (`name#N`) are invisible to `list`: remove files and folders.
             // Removing a crash's part files can take a while: off the async workers.
-            let (dir, own_dir) = (dir.clone(), self.staging_owner.clone());
+            let dir = dir.clone();
             let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
                 let folder = dir.join(STAGING);
-                let mut removed = local::clean_folder(&folder, own_dir.as_ref().map(|o| o.as_str()))?;
+                let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
+                let mut removed = local::clean_folder(&folder, &areas)?;
                 // Uploads written straight to a final key (unknown length) stage beside it.
                 removed += local::clean_staging(&dir)?;
                 Ok(removed)

@@ -195,7 +195,7 @@ async fn a_crash_mid_upload_leaves_nothing_half_written_and_the_restart_cleans_u
     let jobs = env.wait_all_ended(3).await;
     env.stop().await;
     assert_in_store_as_served(&env, &store, &jobs).await;
-    assert_eq!(store.clean_staging().await.expect("clean"), 0, "the restart left no upload or staging object");
+    assert_eq!(store.clean_staging(&[]).await.expect("clean"), 0, "the restart left no upload or staging object");
     // Uploads go straight to their final keys: the restart aborted what the kill cut short.
     for job in &jobs {
         let folder = Key::from(format!("{}/{}", vidkeep::time::date_path(job.created_at), job.id));

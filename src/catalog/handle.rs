@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    Asset, BudgetCheck, Catalog, CatalogError, CheckResult, CheckSelection, Expiring, Input, JobRecord, Money,
-    OpsSnapshot, OutboxCounts, OutboxRow, Recorded, Rejection, Restorable, Restored, SpecJobs,
+    AccountSignal, Asset, BudgetCheck, Catalog, CatalogError, CheckResult, CheckSelection, Expiring, Heartbeat,
+    InFlight, Input, JobRecord, Money, OpsSnapshot, OutboxCounts, OutboxRow, Recorded, Rejection, Restorable, Restored,
+    SpecJobs,
 };
 use crate::domain::{Change, JobError, JobState, SpecPlace};
 use crate::money::{Budget, Prices, Spent};
@@ -28,12 +29,14 @@ pub type Settlement = (JobRecord, Vec<Asset>, Money);
 pub struct Db {
     inner: Arc<Mutex<Catalog>>,
     reader: Option<Arc<Mutex<Catalog>>>,
+    shared: bool,
 }
 
 impl Db {
     /// Wraps an open catalogue.
     pub fn new(catalog: Catalog) -> Db {
-        Db { inner: Arc::new(Mutex::new(catalog)), reader: None }
+        let shared = catalog.is_postgres();
+        Db { inner: Arc::new(Mutex::new(catalog)), reader: None, shared }
     }
 
     /// The same handle, reading the engine's lists through `reader`, a read-only connection to
@@ -72,6 +75,55 @@ impl Db {
         })
         .await
         .map_err(|e| CatalogError::Join(e.to_string()))?
+    }
+
+    /// Whether several daemons may share this catalogue (PostgreSQL): then the engine heeds the
+    /// account signals others raise, and keeps a lease by heartbeat.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Makes this handle the daemon `id`'s ([`Catalog::set_daemon`]), on both connections.
+    pub async fn set_daemon(&self, id: crate::domain::DaemonId) -> Result<(), CatalogError> {
+        let for_reader = id.clone();
+        self.call(move |c| {
+            c.set_daemon(&id);
+            Ok(())
+        })
+        .await?;
+        if let Some(reader) = self.reader.as_ref().map(Arc::clone) {
+            tokio::task::spawn_blocking(move || {
+                reader.lock().unwrap_or_else(|e| e.into_inner()).set_daemon(&for_reader)
+            })
+            .await
+            .map_err(|e| CatalogError::Join(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Makes every unfinished job this daemon's ([`Catalog::adopt_all`]): for SQLite, one daemon's.
+    pub async fn adopt_all(&self) -> Result<usize, CatalogError> {
+        self.call(|c| c.adopt_all()).await
+    }
+
+    /// Renews this daemon's lease and takes over from lapsed ones ([`Catalog::heartbeat`]).
+    pub async fn heartbeat(&self, host: String, pid: u32, now: i64, lease_ms: i64) -> Result<Heartbeat, CatalogError> {
+        self.call(move |c| c.heartbeat(&host, pid, now, lease_ms)).await
+    }
+
+    /// Daemons whose lease ran out before `before`.
+    pub async fn lapsed_daemons(&self, before: i64) -> Result<Vec<crate::domain::DaemonId>, CatalogError> {
+        self.call(move |c| c.lapsed_daemons(before)).await
+    }
+
+    /// Tells every daemon on the account what the platform said ([`Catalog::raise_signal`]).
+    pub async fn raise_signal(&self, signal: AccountSignal) -> Result<(), CatalogError> {
+        self.call(move |c| c.raise_signal(&signal)).await
+    }
+
+    /// The account signals in force at `now`.
+    pub async fn signals(&self, now: i64) -> Result<Vec<AccountSignal>, CatalogError> {
+        self.read(move |c| c.signals(now)).await
     }
 
     // Intake.
@@ -125,9 +177,10 @@ impl Db {
         request_id: String,
         prices: Prices,
         budget: Budget,
+        limits: InFlight,
         now: i64,
     ) -> Result<BudgetCheck, CatalogError> {
-        self.call(move |c| c.submit_within_budget(&job_id, &request_id, &prices, &budget, now)).await
+        self.call(move |c| c.submit_within_budget(&job_id, &request_id, &prices, &budget, limits, now)).await
     }
 
     /// Sends jobs that wait out an account-wide pause (`is_account` tells which error codes are

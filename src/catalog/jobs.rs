@@ -257,6 +257,7 @@ pub(super) fn read_job(r: &Row<'_>) -> Result<JobRecord, CatalogError> {
 
 fn insert_row(
     tx: &impl Sql,
+    daemon: Option<&str>,
     job: &NewJob,
     sent: &Sent,
     place: SpecPlace,
@@ -271,8 +272,8 @@ fn insert_row(
         "insert job",
         "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, \
          model, prompt, name, project, tags, request_display, price_fen, state, created_at, updated_at, \
-         take_group, take_no) \
-         VALUES (?1, ?2, ?14, ?15, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13, ?13, ?16, ?17)",
+         take_group, take_no, owner, origin) \
+         VALUES (?1, ?2, ?14, ?15, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13, ?13, ?16, ?17, ?18, ?18)",
         args![
             job.id,
             job.spec_name,
@@ -291,6 +292,7 @@ fn insert_row(
             place.as_str(),
             group,
             take_no,
+            daemon,
         ],
     )?;
     tx.execute("insert request", "INSERT INTO job_requests (job_id, body) VALUES (?1, ?2)", args![job.id, sent.body])?;
@@ -312,7 +314,7 @@ impl Catalog {
     pub fn insert_job(&mut self, job: &NewJob) -> Result<(), CatalogError> {
         let sent = Sent::of(job);
         let tx = self.conn.begin("begin insert", Begin::Deferred)?;
-        insert_row(&tx, job, &sent, SpecPlace::Inbox, &job.spec_name, now_ms())?;
+        insert_row(&tx, self.daemon.as_deref(), job, &sent, SpecPlace::Inbox, &job.spec_name, now_ms())?;
         tx.commit("commit insert")
     }
 
@@ -349,7 +351,7 @@ impl Catalog {
                 }
             }
             for job in &spec.jobs {
-                insert_row(&tx, job, &spec.sent, spec.place, &spec.file, now)?;
+                insert_row(&tx, self.daemon.as_deref(), job, &spec.sent, spec.place, &spec.file, now)?;
             }
             answers.push(Recorded::New);
         }
@@ -377,8 +379,8 @@ impl Catalog {
     pub fn spec_files_in_processing(&self) -> Result<std::collections::HashSet<String>, CatalogError> {
         let files = self.conn.rows(
             "list spec files",
-            "SELECT spec_file FROM jobs WHERE spec_place = 'processing'",
-            args![],
+            "SELECT spec_file FROM jobs WHERE spec_place = 'processing' AND (CAST(?1 AS TEXT) IS NULL OR origin = ?1)",
+            args![self.daemon],
             |r| r.get(0),
         )?;
         Ok(files.into_iter().collect())
@@ -442,7 +444,11 @@ impl Catalog {
     /// Jobs whose results wait to be archived, the one whose links expire first first (then the
     /// oldest): the order the engine fills its download slots in.
     pub fn downloads_by_expiry(&self) -> Result<Vec<JobRecord>, CatalogError> {
-        self.select_jobs("WHERE state = 'downloading' ORDER BY expires_at IS NULL, expires_at, created_at, id", args![])
+        self.select_jobs(
+            "WHERE state = 'downloading' AND (CAST(?1 AS TEXT) IS NULL OR owner = ?1) \
+             ORDER BY expires_at IS NULL, expires_at, created_at, id",
+            args![self.daemon],
+        )
     }
 
     /// Jobs in `state`, oldest first. Read through the state index, named: once a catalogue has
@@ -450,7 +456,10 @@ impl Catalog {
     /// and walks the creation-time index instead (1.3 s a call at 1,000,000 jobs, three calls at
     /// each start).
     pub fn jobs_in(&self, state: JobState) -> Result<Vec<JobRecord>, CatalogError> {
-        self.select_jobs("INDEXED BY jobs_by_state WHERE state = ?1 ORDER BY created_at, id", args![state.as_str()])
+        self.select_jobs(
+            "INDEXED BY jobs_by_state WHERE state = ?1 AND (CAST(?2 AS TEXT) IS NULL OR owner = ?2) ORDER BY created_at, id",
+            args![state.as_str(), self.daemon],
+        )
     }
 
     /// Makes the queued jobs that wait out an account pause (their error is one `is_account`
@@ -465,8 +474,8 @@ impl Catalog {
         let waiting: Vec<(String, String)> = tx.rows(
             "account waits",
             "SELECT id, error_code FROM jobs WHERE state = 'queued' AND next_attempt_at > ?1 \
-             AND error_code LIKE 'platform-%'",
-            args![now],
+             AND error_code LIKE 'platform-%' AND (CAST(?2 AS TEXT) IS NULL OR owner = ?2)",
+            args![now, self.daemon],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let mut released = 0;
@@ -491,8 +500,8 @@ impl Catalog {
     pub fn due_queued(&self, now: i64, limit: usize) -> Result<Vec<JobRecord>, CatalogError> {
         self.select_jobs(
             "INDEXED BY jobs_by_state WHERE state IN ('queued', 'waiting_budget') AND next_attempt_at <= ?1 \
-             ORDER BY created_at, id LIMIT ?2",
-            args![now, limit],
+             AND (CAST(?3 AS TEXT) IS NULL OR owner = ?3) ORDER BY created_at, id LIMIT ?2",
+            args![now, limit, self.daemon],
         )
     }
 
@@ -567,8 +576,9 @@ impl Catalog {
             // it every start walked all jobs (10.6 s at 1,000,000 jobs, cold cache).
             "SELECT id, spec_file FROM jobs INDEXED BY jobs_spec_unsettled \
              WHERE spec_place IN ('inbox', 'processing') AND spec_place = 'inbox' \
-             AND state NOT IN ('archived', 'archived_with_warnings', 'failed') ORDER BY created_at",
-            args![],
+             AND state NOT IN ('archived', 'archived_with_warnings', 'failed') AND (CAST(?1 AS TEXT) IS NULL OR origin = ?1) \
+             ORDER BY created_at",
+            args![self.daemon],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
     }
@@ -577,8 +587,8 @@ impl Catalog {
     pub fn specs_to_settle(&self) -> Result<Vec<JobRecord>, CatalogError> {
         self.select_jobs(
             "WHERE state IN ('archived', 'archived_with_warnings', 'failed') \
-             AND spec_place IN ('inbox', 'processing') ORDER BY created_at",
-            args![],
+             AND spec_place IN ('inbox', 'processing') AND (CAST(?1 AS TEXT) IS NULL OR origin = ?1) ORDER BY created_at",
+            args![self.daemon],
         )
     }
 }

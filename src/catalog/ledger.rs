@@ -56,6 +56,24 @@ pub enum BudgetCheck {
     Submit(serde_json::Map<String, serde_json::Value>),
     /// The job waits in `waiting_budget` for this reason.
     Wait(String),
+    /// The account has as many tasks in flight as it may (in all, or of this job's model), counting
+    /// every daemon's: the job stays as it was, to be tried when one ends.
+    Full,
+}
+
+/// How many tasks the account may have in flight, counted across every daemon on the catalogue
+/// in the same transaction as the submission they would admit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    /// In all.
+    pub total: usize,
+    /// Of the job's model, if it has a cap of its own.
+    pub model: Option<usize>,
+}
+
+impl InFlight {
+    /// No limit.
+    pub const UNLIMITED: InFlight = InFlight { total: usize::MAX, model: None };
 }
 
 const SPENT: &str = "SELECT CAST(COALESCE(SUM(price_fen), 0) AS BIGINT) FROM ledger \
@@ -78,6 +96,7 @@ impl Catalog {
         request_id: &str,
         prices: &Prices,
         budget: &Budget,
+        limits: InFlight,
         now: i64,
     ) -> Result<BudgetCheck, CatalogError> {
         let tx = self.conn.begin("begin submit", Begin::Immediate)?;
@@ -92,6 +111,16 @@ impl Catalog {
             state.parse().map_err(|e: crate::domain::UnknownState| CatalogError::Corrupt(e.to_string()))?;
         if !matches!(from, JobState::Queued | JobState::WaitingBudget) {
             return Err(CatalogError::Conflict { job_id: job_id.to_owned(), expected: JobState::Queued, found: from });
+        }
+        let (total, of_model): (usize, usize) = tx.one(
+            "count in flight",
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE model = ?1) FROM jobs INDEXED BY jobs_by_state \
+             WHERE state IN ('submitting', 'submitted')",
+            args![model],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if total >= limits.total || limits.model.is_some_and(|cap| of_model >= cap) {
+            return Ok(BudgetCheck::Full);
         }
         let price = prices.fen(&model);
         let spent = spent_in(&tx, budget, project.as_deref(), now)?;
@@ -294,21 +323,29 @@ mod tests {
             let late = 1_796_137_200_000;
             let mut submitted = 0;
             for (n, id) in ids.iter().enumerate() {
-                match c.submit_within_budget(id, &format!("r{n}"), &prices, &b, late).expect("check") {
+                match c
+                    .submit_within_budget(id, &format!("r{n}"), &prices, &b, InFlight::UNLIMITED, late)
+                    .expect("check")
+                {
                     BudgetCheck::Submit(_) => submitted += 1,
                     BudgetCheck::Wait(reason) => {
                         assert_eq!(reason, "daily budget 5.00 RMB: 5.00 spent, next day starts 00:00 Asia/Shanghai");
                     }
+                    BudgetCheck::Full => panic!("no in-flight limit was set"),
                 }
             }
             assert_eq!(submitted, 2, "two pending 2.50 submissions fill a 5.00 budget before either is answered");
             assert_eq!(c.job(&ids[2]).expect("job").state, JobState::WaitingBudget);
             assert_eq!(c.spent(&b, None, late).expect("spent").day, 500);
             // Still the same Shanghai day one minute before midnight: it keeps waiting.
-            let again = c.submit_within_budget(&ids[2], "r2", &prices, &b, late + 59 * 60_000).expect("check");
+            let again = c
+                .submit_within_budget(&ids[2], "r2", &prices, &b, InFlight::UNLIMITED, late + 59 * 60_000)
+                .expect("check");
             assert!(matches!(again, BudgetCheck::Wait(_)));
             // 00:00:01 Shanghai (16:00:01Z, still 2026-12-01 in UTC): a new budget day.
-            let next = c.submit_within_budget(&ids[2], "r2", &prices, &b, late + 3_601_000).expect("check");
+            let next = c
+                .submit_within_budget(&ids[2], "r2", &prices, &b, InFlight::UNLIMITED, late + 3_601_000)
+                .expect("check");
             assert!(matches!(next, BudgetCheck::Submit(_)), "{next:?}");
             assert_eq!(c.job(&ids[2]).expect("job").state, JobState::Submitting);
             let money = c.job_money(&ids[2]).expect("money");
@@ -326,10 +363,10 @@ mod tests {
             let prices = Prices::new(BTreeMap::from([("viduq1-text".to_owned(), 199)]));
             let b = Budget::default();
             let refused = crate::domain::JobError::new("api-network", "never sent");
-            c.submit_within_budget(&id, "r1", &prices, &b, 1000).expect("submit");
+            c.submit_within_budget(&id, "r1", &prices, &b, InFlight::UNLIMITED, 1000).expect("submit");
             c.transition(&id, JobState::Submitting, &Change::Requeue { next_attempt_at: 0, error: refused })
                 .expect("requeue");
-            c.submit_within_budget(&id, "r2", &prices, &b, 2000).expect("submit");
+            c.submit_within_budget(&id, "r2", &prices, &b, InFlight::UNLIMITED, 2000).expect("submit");
             c.transition(&id, JobState::Submitting, &Change::Submitted { task_id: "t1".to_owned() }).expect("accept");
             let money = c.job_money(&id).expect("money");
             assert_eq!(
@@ -342,6 +379,29 @@ mod tests {
                 (rows[0].task_id.as_deref(), rows[0].price_fen, rows[0].outcome.as_str()),
                 (Some("t1"), 199, "charged")
             );
+        });
+    }
+
+    #[test]
+    fn the_account_limit_is_counted_in_the_submissions_own_transaction() {
+        crate::catalog::testing::each_backend(|c, _| {
+            let ids: Vec<String> = (0..3).map(|n| job(c, n)).collect();
+            let (prices, b) = (Prices::default(), Budget::default());
+            let two = InFlight { total: 2, model: None };
+            let submit = |c: &mut Catalog, n: usize, limits| {
+                c.submit_within_budget(&ids[n], &format!("r{n}"), &prices, &b, limits, 1_000).expect("check")
+            };
+            assert!(matches!(submit(c, 0, two), BudgetCheck::Submit(_)));
+            let one_of_model = InFlight { total: 2, model: Some(1) };
+            assert_eq!(submit(c, 1, one_of_model), BudgetCheck::Full, "the model's one slot is taken");
+            assert_eq!(c.job(&ids[1]).expect("job").state, JobState::Queued, "a full account changes nothing");
+            assert!(matches!(submit(c, 1, two), BudgetCheck::Submit(_)));
+            assert_eq!(submit(c, 2, two), BudgetCheck::Full, "two in flight in all");
+            c.transition(&ids[0], JobState::Submitting, &Change::Submitted { task_id: "t0".into() }).expect("accept");
+            assert_eq!(submit(c, 2, two), BudgetCheck::Full, "submitted tasks count until they end");
+            let failed = crate::domain::JobError::new("task-failed", "FAIL");
+            c.transition(&ids[0], JobState::Submitted, &Change::Failed(failed)).expect("fail");
+            assert!(matches!(submit(c, 2, two), BudgetCheck::Submit(_)), "a slot came free");
         });
     }
 }

@@ -143,8 +143,8 @@ impl Catalog {
         self.conn.rows(
             "expiring results",
             "SELECT id, spec_name, expires_at FROM jobs WHERE state = 'downloading' AND expires_at <= ?1 \
-             ORDER BY expires_at, created_at",
-            args![until],
+             AND (CAST(?2 AS TEXT) IS NULL OR owner = ?2) ORDER BY expires_at, created_at",
+            args![until, self.daemon],
             |r| Ok(Expiring { job_id: r.get(0)?, spec_name: r.get(1)?, expires_at: r.get(2)? }),
         )
     }

@@ -10,8 +10,9 @@ use super::conn::{Conn, PgConn, Sql as _, args, pg};
 use super::{Catalog, CatalogError, NotifySetup};
 
 /// PostgreSQL's migrations, applied in order; index + 1 is the version they lead to. Version 1
-/// is what SQLite's 9 migrations built.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/pg/0001_init.sql")];
+/// is what SQLite's 9 migrations built; from there on, each PostgreSQL version has a SQLite twin.
+const MIGRATIONS: &[&str] =
+    &[include_str!("../../migrations/pg/0001_init.sql"), include_str!("../../migrations/pg/0002_daemons.sql")];
 
 /// The schema version this vidkeep writes on PostgreSQL.
 pub(crate) const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -66,15 +67,24 @@ impl Catalog {
     /// migrated to this vidkeep's schema.
     pub fn from_postgres(mut client: postgres::Client, place: String) -> Result<Catalog, CatalogError> {
         migrate(&mut client)?;
-        Ok(Catalog { conn: PgConn::conn(client), path: PathBuf::from(place), notify: NotifySetup::default() })
+        Ok(Catalog {
+            conn: PgConn::conn(client),
+            path: PathBuf::from(place),
+            notify: NotifySetup::default(),
+            daemon: None,
+        })
     }
 
     /// The PostgreSQL catalogue on `client` for reading only: every transaction is read-only,
     /// and the schema must be current (the daemon migrates it).
     pub fn from_postgres_read_only(mut client: postgres::Client, place: String) -> Result<Catalog, CatalogError> {
         client.batch_execute("SET default_transaction_read_only = on").map_err(pg("make read-only"))?;
-        let catalog =
-            Catalog { conn: PgConn::conn(client), path: PathBuf::from(place), notify: NotifySetup::default() };
+        let catalog = Catalog {
+            conn: PgConn::conn(client),
+            path: PathBuf::from(place),
+            notify: NotifySetup::default(),
+            daemon: None,
+        };
         let (found, known) = (catalog.schema_version()?, PG_SCHEMA_VERSION);
         if found > known {
             return Err(CatalogError::TooNew { found, known });

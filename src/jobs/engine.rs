@@ -25,7 +25,7 @@ use super::schedule::{self, List};
 use super::{Change, JobError, JobState, Limiter, LiveSettings, backoff};
 use crate::api::{ApiClient, ApiError, ErrorClass, TaskStatus, same_model};
 use crate::archive::Archiver;
-use crate::catalog::{BudgetCheck, CatalogError, Db, JobRecord};
+use crate::catalog::{AccountSignal, BudgetCheck, CatalogError, Db, InFlight, JobRecord};
 use crate::config::UncertainPolicy;
 use crate::domain::Inbox;
 use crate::money::{Budget, Prices};
@@ -299,13 +299,23 @@ impl Engine {
             }
             Next::RateLimited(model) => {
                 let in_flight = self.ctx.db.in_flight_by_model().await?;
-                self.limiter.rate_limited(&model, in_flight.get(&model).copied().unwrap_or(0), Instant::now());
+                let cap = in_flight.get(&model).copied().unwrap_or(0);
+                self.limiter.rate_limited(&model, cap, Instant::now());
+                if self.ctx.db.is_shared() {
+                    // Every daemon on the account holds the model there too.
+                    let until = now_ms().saturating_add(millis(super::limiter::PROBE_AFTER));
+                    self.ctx.db.raise_signal(AccountSignal::ModelCap { model, cap: cap.max(1), until }).await?;
+                }
             }
             Next::Pause(code, reason) => {
-                let until = Instant::now() + self.ctx.settings.account_pause;
+                let pause = self.ctx.settings.account_pause;
                 self.ctx.ops.metrics().set_account_paused(Some(&code));
-                tracing::error!(reason = %Escaped(&reason), pause = ?self.ctx.settings.account_pause, "submissions paused for the whole account; polling and archiving go on");
-                self.paused_until = Some(until);
+                tracing::error!(reason = %Escaped(&reason), pause = ?pause, "submissions paused for the whole account; polling and archiving go on");
+                self.paused_until = Some(Instant::now() + pause);
+                if self.ctx.db.is_shared() {
+                    let until = now_ms().saturating_add(millis(pause));
+                    self.ctx.db.raise_signal(AccountSignal::Pause { code, reason, until }).await?;
+                }
             }
         }
         Ok(())
@@ -313,6 +323,9 @@ impl Engine {
 
     async fn start_submissions(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
+        if self.ctx.db.is_shared() {
+            self.heed_signals(now).await?;
+        }
         match self.paused_until {
             Some(t) if t > now => return Ok(()),
             Some(_) => {
@@ -343,7 +356,8 @@ impl Engine {
                 continue;
             }
             let request_id = format!("vk-{}-{}", job.id, job.attempts + 1);
-            let Some(body) = self.begin_submission(&job, &request_id).await? else { continue };
+            let limits = InFlight { total: global, model: self.limiter.model_cap(&job.model, now) };
+            let Some(body) = self.begin_submission(&job, &request_id, limits).await? else { continue };
             *in_flight.entry(job.model.clone()).or_default() += 1;
             total += 1;
             self.busy.insert(job.id.clone());
@@ -360,12 +374,32 @@ impl Engine {
         Ok(())
     }
 
+    /// Heeds what other daemons on the account learnt from the platform: a pause of all
+    /// submissions, a model's lowered cap after 1302.
+    async fn heed_signals(&mut self, now: Instant) -> Result<(), EngineError> {
+        let wall = now_ms();
+        for signal in self.ctx.db.signals(wall).await? {
+            match signal {
+                AccountSignal::Pause { code, until, .. } => {
+                    let left = Duration::from_millis(u64::try_from(until.saturating_sub(wall)).unwrap_or(0));
+                    if self.paused_until.is_none_or(|t| t < now + left) {
+                        self.ctx.ops.metrics().set_account_paused(Some(&code));
+                        self.paused_until = Some(now + left);
+                    }
+                }
+                AccountSignal::ModelCap { model, cap, .. } => self.limiter.heed_cap(&model, cap, now),
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the budget, reads the request and records `submitting` in one catalogue
     /// transaction; `None` if the job moved on or must wait for budget.
     async fn begin_submission(
         &mut self,
         job: &JobRecord,
         request_id: &str,
+        limits: InFlight,
     ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, EngineError> {
         let settings = &self.ctx.settings;
         let was_waiting = job.state == JobState::WaitingBudget;
@@ -377,6 +411,7 @@ impl Engine {
                 request_id.to_owned(),
                 settings.prices.clone(),
                 settings.budget.clone(),
+                limits,
                 now_ms(),
             )
             .await;
@@ -415,6 +450,8 @@ impl Engine {
                 }
                 Ok(None)
             }
+            // Another daemon on the account took the last slot since this turn counted.
+            Ok(BudgetCheck::Full) => Ok(None),
             Err(CatalogError::Conflict { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -728,4 +765,9 @@ fn count_api(ctx: &Ctx, error: Option<&ApiError>) {
     if let Some(e) = error {
         ctx.ops.metrics().platform_error(&e.code());
     }
+}
+
+/// `d` in whole milliseconds, for wall-clock times.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Without a 1302 for this long, a lowered model limit goes up by one.
-const PROBE_AFTER: Duration = Duration::from_secs(120);
+pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(120);
 
 /// The in-flight limits.
 #[derive(Debug, Clone)]
@@ -50,6 +50,15 @@ impl Limiter {
             return Some(configured.map_or(cap, |c| c.min(cap)));
         }
         configured
+    }
+
+    /// Another daemon on the account was told 1302 with `cap` of `model` running: hold the model
+    /// there too, unless it is already held lower.
+    pub fn heed_cap(&mut self, model: &str, cap: usize, now: Instant) {
+        let current = self.model_cap(model, now).unwrap_or(self.global);
+        if cap < current {
+            self.lowered.insert(model.to_owned(), (cap.max(1), now));
+        }
     }
 
     /// The platform said 1302 with `in_flight` of `model` running: hold the model there.

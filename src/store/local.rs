@@ -116,9 +116,10 @@ pub(super) fn make_durable(
     Ok(())
 }
 
-/// Cleans the staging folder `folder`: the files directly in it and the whole subfolder `own`
-/// (this daemon's area), leaving other daemons' subfolders alone; returns how many files went.
-pub(super) fn clean_folder(folder: &Path, own: Option<&str>) -> std::io::Result<usize> {
+/// Cleans the staging folder `folder`: the files directly in it and the whole subfolders named in
+/// `areas` (this daemon's, and those of daemons long gone), leaving other daemons' subfolders
+/// alone; returns how many files went.
+pub(super) fn clean_folder(folder: &Path, areas: &[&str]) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(folder) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -129,7 +130,7 @@ pub(super) fn clean_folder(folder: &Path, own: Option<&str>) -> std::io::Result<
         let entry = entry?;
         let path = entry.path();
         if entry.file_type()?.is_dir() {
-            if own.is_some_and(|own| entry.file_name() == own) {
+            if areas.iter().any(|area| entry.file_name() == *area) {
                 removed += std::fs::read_dir(&path).map(Iterator::count).unwrap_or(0);
                 match std::fs::remove_dir_all(&path) {
                     Ok(()) => {}
@@ -193,10 +194,10 @@ mod tests {
             std::fs::write(staging.join(folder).join(file), b"x").expect("write");
         }
         std::fs::write(staging.join("legacy"), b"x").expect("write");
-        assert_eq!(clean_folder(&staging, Some("me")).expect("clean"), 3);
+        assert_eq!(clean_folder(&staging, &["me"]).expect("clean"), 3);
         assert!(!staging.join("me").exists() && !staging.join("legacy").exists());
         assert!(staging.join("other/c").exists(), "another daemon's upload in flight stays");
-        assert_eq!(clean_folder(&dir.path().join("none"), Some("me")).expect("no folder"), 0);
+        assert_eq!(clean_folder(&dir.path().join("none"), &["me"]).expect("no folder"), 0);
     }
 
     /// Records the folders and files flushed, relative to the root.
