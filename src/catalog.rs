@@ -5,6 +5,7 @@
 //! embedded in the binary and applied by `PRAGMA user_version`. rusqlite is blocking, so the
 //! daemon reaches the catalogue through [`Db`], which runs each call on the blocking pool.
 
+mod connect;
 mod export;
 mod handle;
 mod jobs;
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
+pub use connect::{ConnectError, PasswordSource, PgTarget, redact_url};
 pub use export::{ExportFormat, ExportWriter, csv, csv_cell, id_cell, job_json};
 pub use handle::{Db, Settlement};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, short_id};
