@@ -19,6 +19,7 @@ use crate::secret::Secret;
 use crate::spec::models;
 
 pub mod key;
+pub mod pg;
 mod storage;
 
 pub use storage::{DEFAULT_MAX_BYTES_IN_FLIGHT, MAX_PART_SIZE, MIN_PART_SIZE, S3Settings, StorageConfig};
