@@ -1,6 +1,7 @@
 //! The PostgreSQL catalogue's connection against a real server (see `support::pg`): the password
 //! found through `PGPASSFILE`, a wrong one refused with a message naming the target and not the
-//! password, and `pg_trgm` ready for search. Under `CI=true` a missing server fails, never skips.
+//! password, `pg_trgm` ready for search, and TLS verified against `sslrootcert`. Under `CI=true`
+//! a missing server fails, never skips.
 
 use std::os::unix::fs::PermissionsExt as _;
 
@@ -12,7 +13,7 @@ use crate::support::pg::{self, TestDb};
 fn a_test_database_is_reached_with_the_password_from_pgpass() {
     let Some(db) = TestDb::new() else { return };
     let target = PgTarget::parse(&db.url, None).expect("parse");
-    assert_eq!(target.display(), db.url.replace("postgresql://", "postgres://"));
+    assert_eq!(Some(target.display().as_str()), db.url.split('?').next());
     if std::env::var_os("PGPASSWORD").is_none() {
         let found = target.password(|name| std::env::var(name).ok()).expect("password lookup");
         assert!(
@@ -54,6 +55,36 @@ fn a_wrong_password_fails_naming_the_target_and_not_the_password() {
     let Err(e) = missing.connect() else { panic!("vk_test_missing exists") };
     assert_eq!(e.code(), "catalog-connect", "{e}");
     assert!(e.to_string().contains("vk_test_missing"), "{e}");
+}
+
+#[test]
+fn tls_is_verified_against_sslrootcert_or_the_system_roots() {
+    let Some(db) = TestDb::new() else { return };
+    if !db.url.contains("sslrootcert=") {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "the CI cluster speaks TLS: scripts/pg-test-cluster.sh needs openssl"
+        );
+        eprintln!("!!! SKIPPED: the test server's URL has no sslrootcert; TLS test not run");
+        return;
+    }
+    let ssl_in_use = |client: &mut postgres::Client| -> bool {
+        client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).expect("pg_stat_ssl").get(0)
+    };
+    // verify-full with the cluster's CA.
+    assert!(ssl_in_use(&mut pg::connect(&db.url)));
+    // The system's roots do not know the test CA: refused with require and with prefer (no
+    // fallback to plain text after a failed handshake), naming the target.
+    let base = db.url.split('?').next().expect("url");
+    for mode in ["require", "prefer"] {
+        let target = PgTarget::parse(&format!("{base}?sslmode={mode}"), None).expect("parse");
+        let Err(e) = target.connect() else { panic!("{mode}: an unknown CA was trusted") };
+        let text = e.to_string();
+        assert_eq!(e.code(), "catalog-connect", "{text}");
+        assert!(text.contains(&target.display()) && text.contains("certificate"), "{text}");
+    }
+    // sslmode=disable: plain TCP.
+    assert!(!ssl_in_use(&mut pg::connect(&format!("{base}?sslmode=disable"))));
 }
 
 #[tokio::test]

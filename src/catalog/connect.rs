@@ -26,17 +26,31 @@ impl PgTarget {
         connected.map_err(|e| self.server_error(&e, secret))
     }
 
-    /// rustls with the platform's verifier (the system's roots), as reqwest uses it.
+    /// rustls with the platform's verifier (the system's roots), as reqwest uses it, or with
+    /// only the roots of `sslrootcert`.
     fn tls_connector(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, ConnectError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
         use rustls_platform_verifier::BuilderVerifierExt as _;
-        let fail = |e: rustls::Error| ConnectError::Tls { target: self.shown.clone(), message: e.to_string() };
+        let fail = |message: String| ConnectError::Tls { target: self.shown.clone(), message };
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(fail)?
-            .with_platform_verifier()
-            .map_err(fail)?
-            .with_no_client_auth();
+            .map_err(|e| fail(e.to_string()))?;
+        let config = match &self.root_cert {
+            None => builder.with_platform_verifier().map_err(|e| fail(e.to_string()))?.with_no_client_auth(),
+            Some(path) => {
+                let bad = |message: String| fail(format!("sslrootcert {}: {message}", path.display()));
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                    roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+                }
+                if roots.is_empty() {
+                    return Err(bad("holds no PEM certificate".to_owned()));
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        };
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
 
@@ -69,8 +83,8 @@ impl PgTarget {
         }
         if message.contains("certificate") || message.contains("TLS") {
             message = format!(
-                "{message} (vidkeep verifies the server's certificate against the system's roots and the host name; \
-                 sslmode=disable turns TLS off, on a network you trust)"
+                "{message} (vidkeep verifies the server's certificate against the system's roots, or sslrootcert's, \
+                 and the host name; sslmode=disable turns TLS off, on a network you trust)"
             );
         }
         ConnectError::Connect { target, message }

@@ -19,7 +19,8 @@
 //! first; `require`, `verify-ca` and `verify-full` insist on it. Whenever TLS is used, the
 //! server's certificate is verified against the system's roots and must name the host (rustls
 //! knows no unverified TLS): stricter than libpq's `prefer` and `require`, which accept any
-//! certificate.
+//! certificate. `sslrootcert=/path/ca.pem` trusts that file's certificates instead of the
+//! system's roots (a private CA), as libpq does; `sslrootcert=system` is the default.
 //!
 //! [`PgTarget::connect`] is blocking (the `postgres` crate runs its own small runtime): call it
 //! on a blocking thread, never on an async worker.
@@ -155,6 +156,8 @@ pub struct PgTarget {
     pub(crate) tls: Tls,
     /// `[catalog] password_file`.
     password_file: Option<PathBuf>,
+    /// `sslrootcert`: the only roots trusted, instead of the system's.
+    pub(crate) root_cert: Option<PathBuf>,
     /// `postgres://user@host:port/dbname`.
     pub(crate) shown: String,
 }
@@ -164,6 +167,7 @@ impl fmt::Debug for PgTarget {
         f.debug_struct("PgTarget")
             .field("target", &self.shown)
             .field("tls", &self.tls)
+            .field("root_cert", &self.root_cert)
             .field("password_file", &self.password_file)
             .finish_non_exhaustive()
     }
@@ -190,10 +194,16 @@ impl PgTarget {
         // tokio-postgres knows sslmode disable/prefer/require only; vidkeep reads it itself.
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut sslmode = None;
+        let mut root_cert = None;
         let mut kept = Vec::new();
         for param in query.split('&').filter(|p| !p.is_empty()) {
             match param.split_once('=') {
                 Some(("sslmode", value)) => sslmode = Some(value.to_owned()),
+                Some(("sslrootcert", "system")) => root_cert = None,
+                Some(("sslrootcert", "")) => {
+                    return Err(bad("has an empty sslrootcert: name a PEM file of CA certificates"));
+                }
+                Some(("sslrootcert", path)) => root_cert = Some(PathBuf::from(path)),
                 _ => kept.push(param),
             }
         }
@@ -231,7 +241,7 @@ impl PgTarget {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let shown = show(&config);
-        Ok(PgTarget { config, tls, password_file: password_file.map(Path::to_owned), shown })
+        Ok(PgTarget { config, tls, password_file: password_file.map(Path::to_owned), root_cert, shown })
     }
 
     /// `postgres://user@host:port/dbname`, for logs and messages; never a password.
@@ -490,6 +500,9 @@ mod tests {
             assert_eq!(t.config.get_application_name(), Some("x"));
         }
         assert_eq!(target("postgres://vk@h/db").tls, Tls::Prefer);
+        let t = target("postgres://vk@h/db?sslmode=verify-full&sslrootcert=/etc/vidkeep/ca.pem");
+        assert_eq!((t.tls, t.root_cert.as_deref()), (Tls::Require, Some(Path::new("/etc/vidkeep/ca.pem"))));
+        assert_eq!(target("postgres://vk@h/db?sslrootcert=system").root_cert, None);
         let e = PgTarget::parse("postgres://vk@h/db?sslmode=allow", None).expect_err("allow");
         assert_eq!(e.code(), "catalog-sslmode");
         assert!(e.to_string().contains("verify-full"), "{e}");
