@@ -281,12 +281,21 @@ impl PgTarget {
         };
         let db = self.config.get_dbname().or(self.config.get_user()).unwrap_or_default();
         let user = self.config.get_user().unwrap_or_default();
-        for (i, host) in self.config.get_hosts().iter().enumerate() {
-            let host = match host {
-                Host::Tcp(name) => name.as_str(),
+        let mut hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                Host::Tcp(name) => name.clone(),
                 // libpq looks a socket connection up as "localhost".
-                Host::Unix(_) => "localhost",
-            };
+                Host::Unix(_) => "localhost".to_owned(),
+            })
+            .collect();
+        if hosts.is_empty() {
+            // Only hostaddr given: libpq looks the address up.
+            hosts = self.config.get_hostaddrs().iter().map(ToString::to_string).collect();
+        }
+        for (i, host) in hosts.iter().enumerate() {
             let port = self.port(i).to_string();
             if let Some(found) = pgpass_lookup(text.expose(), host, &port, db, user) {
                 return Ok(Some((found, PasswordSource::Pgpass(path))));
@@ -642,5 +651,12 @@ h:5432:db:vk:exact
         let t = target("postgres://vk@%2Frun%2Fpg/vk");
         let (s, _) = t.password(|n: &str| (n == "PGPASSFILE").then(|| name.clone())).expect("ok").expect("some");
         assert_eq!(s.expose(), SECRET);
+        // With only hostaddr, the address is looked up.
+        let path = write(dir.path(), "pgpass2", "10.0.0.7:5432:vk:vk:by-address\n", 0o600);
+        let name = path.display().to_string();
+        let t = target("postgres://vk@/vk?hostaddr=10.0.0.7");
+        assert_eq!(t.display(), "postgres://vk@10.0.0.7:5432/vk");
+        let (s, _) = t.password(|n: &str| (n == "PGPASSFILE").then(|| name.clone())).expect("ok").expect("some");
+        assert_eq!(s.expose(), "by-address");
     }
 }
