@@ -6,6 +6,7 @@
 //! daemon reaches the catalogue through [`Db`], which runs each call on the blocking pool.
 
 mod conn;
+mod connect;
 mod daemons;
 mod export;
 mod handle;
@@ -31,6 +32,7 @@ use conn::Conn;
 use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
+pub use connect::{ConnectError, PasswordSource, PgTarget, redact_url};
 pub use daemons::{AccountSignal, Heartbeat};
 pub use export::{ExportFormat, ExportWriter, csv, csv_cell, id_cell, job_json};
 pub use handle::{Db, Settlement};

@@ -5,7 +5,8 @@
 //! are resolved against the config file's folder, so a config and its folders can move together.
 //! The API key is not in this file: it is read from the environment variable named by
 //! `api.api_key_env`, from `api.key_file`, or from a systemd credential (see [`key`]). The one secret a config may hold, `http.token`, is redacted from `Debug`
-//! and from [`Config::to_toml`].
+//! and from [`Config::to_toml`]. Nor is the PostgreSQL catalogue's password: `[catalog] url` may
+//! not hold one, and `password_file`, `PGPASSWORD` or a pgpass file provide it when connecting.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,8 +20,10 @@ use crate::secret::Secret;
 use crate::spec::models;
 
 pub mod key;
+pub mod pg;
 mod storage;
 
+use pg::{ConnectError, PgTarget};
 pub use storage::{DEFAULT_MAX_BYTES_IN_FLIGHT, MAX_PART_SIZE, MIN_PART_SIZE, S3Settings, StorageConfig};
 
 /// The whole configuration.
@@ -35,7 +38,7 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Which result URLs are fetched, and how much and how slowly.
     pub archive: ArchiveConfig,
-    /// The SQLite catalogue.
+    /// The catalogue: a SQLite file, or a PostgreSQL database.
     pub catalog: CatalogConfig,
     /// Retry and download behaviour.
     pub jobs: JobsConfig,
@@ -418,17 +421,43 @@ impl Default for ArchiveConfig {
     }
 }
 
-/// `[catalog]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[catalog]`: a SQLite file (`path`, the default), or a PostgreSQL database (`url`).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CatalogConfig {
-    /// The SQLite catalogue file.
+    /// The SQLite catalogue file; relative to the config's folder. Not used when `url` is set.
     pub path: PathBuf,
+    /// A PostgreSQL catalogue instead: `postgres://user@host:port/dbname` (or `postgresql://`),
+    /// never with a password (see [`PgTarget`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A file holding only the PostgreSQL password (mode 0600 or 0400); relative to the
+    /// config's folder. Without it: `PGPASSWORD`, then the pgpass file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 impl Default for CatalogConfig {
     fn default() -> CatalogConfig {
-        CatalogConfig { path: PathBuf::from("/var/lib/vidkeep/catalog.sqlite") }
+        CatalogConfig { path: PathBuf::from("/var/lib/vidkeep/catalog.sqlite"), url: None, password_file: None }
+    }
+}
+
+impl std::fmt::Debug for CatalogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A validated url holds no password; one that failed validation may, so cut it out.
+        f.debug_struct("CatalogConfig")
+            .field("path", &self.path)
+            .field("url", &self.url.as_deref().map(pg::redact_url))
+            .field("password_file", &self.password_file)
+            .finish()
+    }
+}
+
+impl CatalogConfig {
+    /// The PostgreSQL catalogue when `url` is set (parsed, not connected), `None` for SQLite.
+    pub fn postgres(&self) -> Option<Result<PgTarget, ConnectError>> {
+        self.url.as_deref().map(|url| PgTarget::parse(url, self.password_file.as_deref()))
     }
 }
 
@@ -536,6 +565,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// `[catalog] url` cannot be used (never quotes a password).
+    #[error("config: {0}")]
+    Catalog(#[from] ConnectError),
 }
 
 impl Config {
@@ -558,6 +590,14 @@ impl Config {
         let mut config: Config = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: clip_lines(e.to_string().trim(), 200) })?;
         looks_like_a_url(&config.storage.url)?;
+        if config.catalog.url.is_some() && catalog_path_given(text) {
+            return Err(ConfigError::Invalid {
+                key: "catalog.url".to_owned(),
+                message: "and `catalog.path` are both set: the catalogue is either a PostgreSQL database (url) or \
+                          a SQLite file (path); remove one"
+                    .to_owned(),
+            });
+        }
         config.resolve_paths(base);
         config.validate()?;
         Ok(config)
@@ -568,6 +608,7 @@ impl Config {
         self.watch.dir = abs(&self.watch.dir);
         self.catalog.path = abs(&self.catalog.path);
         key::resolve(&mut self.api.key_file, base);
+        key::resolve(&mut self.catalog.password_file, base);
         if !self.storage.url.contains("://") {
             let dir = abs(Path::new(&self.storage.url));
             // Url::from_file_path percent-encodes spaces and the like; a plain format! would not.
@@ -666,6 +707,14 @@ impl Config {
                 "must be at least 1s (leave it out to turn scheduled checks off)".to_owned(),
             ));
         }
+        if let Some(target) = self.catalog.postgres() {
+            target?;
+        } else if self.catalog.password_file.is_some() {
+            return Err(bad(
+                "catalog.password_file",
+                "is set but `catalog.url` is not: only a PostgreSQL catalogue has a password".to_owned(),
+            ));
+        }
         self.prices_and_budget()?;
         self.validate_defaults()
     }
@@ -746,6 +795,14 @@ impl Config {
     }
 }
 
+/// Whether the TOML text sets `[catalog] path` itself (the default does not count).
+fn catalog_path_given(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| t.get("catalog").and_then(toml::Value::as_table).map(|c| c.contains_key("path")))
+        .unwrap_or(false)
+}
+
 /// Why a config key names no model vidkeep knows, with the one meant when it is a typo.
 fn unknown_model(model: &str) -> String {
     let hint = models::did_you_mean(model, models::MODELS.iter().map(|m| m.name));
@@ -817,6 +874,35 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_postgres_catalogue_is_checked_at_load() {
+        let load = |text: &str| Config::from_toml(text, Path::new("/srv/vk"));
+        let c = load("[catalog]\nurl = \"postgres://vk@db.example/vidkeep\"\npassword_file = \"pg-password\"\n")
+            .expect("valid");
+        assert_eq!(c.catalog.password_file.as_deref(), Some(Path::new("/srv/vk/pg-password")));
+        let target = c.catalog.postgres().expect("postgres").expect("parses");
+        assert_eq!(target.display(), "postgres://vk@db.example:5432/vidkeep");
+        assert_eq!(target.password_file(), Some(Path::new("/srv/vk/pg-password")));
+        assert!(Config::default().catalog.postgres().is_none());
+        // A password in the URL is refused, and never repeated.
+        let e = load("[catalog]\nurl = \"postgres://vk:s3cr3t@db.example/vidkeep\"\n").expect_err("password");
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("holds a password") && !text.contains("s3cr3t"), "{text}");
+        let e = load("[catalog]\nurl = \"mysql://vk@db.example/vidkeep\"\n").expect_err("scheme").to_string();
+        assert!(e.contains("postgres://"), "{e}");
+        // Both backends at once, or a password file for SQLite, are errors naming the keys.
+        let e = load("[catalog]\npath = \"c.sqlite\"\nurl = \"postgres://vk@db.example/vidkeep\"\n")
+            .expect_err("both")
+            .to_string();
+        assert!(e.contains("catalog.url") && e.contains("catalog.path"), "{e}");
+        let e = load("[catalog]\npassword_file = \"pw\"\n").expect_err("sqlite").to_string();
+        assert!(e.contains("catalog.password_file") && e.contains("catalog.url"), "{e}");
+        // Debug never shows a password, even of a config that was not validated.
+        let mut c = Config::default();
+        c.catalog.url = Some("postgres://vk:s3cr3t@db.example/vidkeep".to_owned());
+        assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 
     #[test]

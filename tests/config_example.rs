@@ -69,3 +69,34 @@ fn the_example_documents_every_key_with_its_default() {
     assert_eq!(a, b, "[storage] in the example shows the defaults");
     assert!(text.contains("# endpoint = "), "the optional endpoint is documented");
 }
+
+#[test]
+fn the_commented_postgres_catalogue_loads() {
+    // Uncommenting the example's PostgreSQL lines (and removing `path`) gives a valid config.
+    let text = std::fs::read_to_string(example()).expect("read");
+    let mut in_catalog = false;
+    let mut uncommented = 0;
+    let edited: Vec<String> = text
+        .lines()
+        .filter_map(|line| {
+            if line.starts_with('[') {
+                in_catalog = line == "[catalog]";
+            }
+            if in_catalog && line.starts_with("path = ") {
+                return None;
+            }
+            for key in ["# url = ", "# password_file = "] {
+                if in_catalog && line.starts_with(key) {
+                    uncommented += 1;
+                    return Some(line.trim_start_matches("# ").to_owned());
+                }
+            }
+            Some(line.to_owned())
+        })
+        .collect();
+    assert_eq!(uncommented, 2, "[catalog] documents url and password_file");
+    let config = Config::from_toml(&edited.join("\n"), Path::new("/etc/vidkeep")).expect("loads");
+    let target = config.catalog.postgres().expect("postgres").expect("parses");
+    assert_eq!(target.display(), "postgres://vidkeep@db.example.net:5432/vidkeep");
+    assert_eq!(config.catalog.password_file.as_deref(), Some(Path::new("/etc/vidkeep/pg-password")));
+}

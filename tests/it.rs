@@ -24,6 +24,7 @@ mod intake;
 mod limits;
 mod memory;
 mod network;
+mod postgres;
 mod ops;
 mod recovery;
 mod s3;

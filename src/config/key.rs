@@ -3,11 +3,9 @@
 //! `$CREDENTIALS_DIRECTORY/zhipuai-api-key`). Exactly one source may be set; a key file that its
 //! group or others can read is refused. No error ever holds a byte of the key.
 
-use std::io::Read as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use crate::secret::Secret;
+use crate::secret::{PrivateFileError, Secret, read_private_file};
 
 use super::ConfigError;
 
@@ -37,34 +35,16 @@ pub(super) fn find(
     }
 }
 
-/// Reads a key file: opened without following a symlink, checked on the opened descriptor
-/// (a regular file, not readable by group or others, at most 4 KiB), trimmed, not empty.
+/// Reads a key file with [`read_private_file`] (no symlink, a regular file, not readable by group
+/// or others, at most 4 KiB), trimmed, not empty.
 fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
     let bad = |message: String| ConfigError::KeyFile { path: path.to_owned(), message };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| bad(format!("cannot be opened: {e}")))?;
-    let meta = file.metadata().map_err(|e| bad(format!("cannot be read: {e}")))?;
-    if !meta.is_file() {
-        return Err(bad("is not a regular file".to_owned()));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(bad(format!(
-            "is readable or writable by its group or others (mode {mode:04o}): run `chmod 600 {}`",
-            path.display()
-        )));
-    }
-    if meta.len() > MAX_KEY_FILE_BYTES {
-        return Err(bad(format!("is {} bytes; a key file holds only the key", meta.len())));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let text = read_private_file(path, MAX_KEY_FILE_BYTES, false).map_err(|e| match e {
+        PrivateFileError::TooBig(len) => bad(format!("is {len} bytes; a key file holds only the key")),
+        other => bad(other.to_string()),
+    })?;
     // The message must not quote the content: it may be the key in a wrong encoding.
-    let text = String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text".to_owned()))?;
-    let key = text.trim();
+    let key = text.expose().trim();
     if key.is_empty() {
         return Err(bad("is empty: write the API key into it".to_owned()));
     }

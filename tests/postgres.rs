@@ -1,0 +1,99 @@
+//! The PostgreSQL catalogue's connection against a real server (see `support::pg`): the password
+//! found through `PGPASSFILE`, a wrong one refused with a message naming the target and not the
+//! password, `pg_trgm` ready for search, and TLS verified against `sslrootcert`. Under `CI=true`
+//! a missing server fails, never skips.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use vidkeep::catalog::{PasswordSource, PgTarget};
+
+use crate::support::pg::{self, TestDb};
+
+#[test]
+fn a_test_database_is_reached_with_the_password_from_pgpass() {
+    let Some(db) = TestDb::new() else { return };
+    let target = PgTarget::parse(&db.url, None).expect("parse");
+    assert_eq!(Some(target.display().as_str()), db.url.split('?').next());
+    if std::env::var_os("PGPASSWORD").is_none() {
+        let found = target.password(|name| std::env::var(name).ok()).expect("password lookup");
+        assert!(
+            matches!(found, Some((_, PasswordSource::Pgpass(_)))),
+            "the test server's password comes from PGPASSFILE, as scripts/pg-test-cluster.sh sets it"
+        );
+    }
+    let mut client = target.connect().unwrap_or_else(|e| panic!("{e}"));
+    let one: i32 = client.query_one("SELECT 1", &[]).expect("SELECT 1").get(0);
+    assert_eq!(one, 1);
+    let name: String = client.query_one("SELECT current_database()", &[]).expect("db").get(0);
+    assert_eq!(name, db.name);
+    let app: String = client.query_one("SHOW application_name", &[]).expect("app").get(0);
+    assert_eq!(app, "vidkeep");
+    // pg_trgm is installed, and finds Chinese prompts (the cluster's ctype is C.UTF-8).
+    let similar: f32 =
+        client.query_one("SELECT similarity('一只猫在月光下跳舞', '月光下跳舞')", &[]).expect("trgm").get(0);
+    assert!(similar > 0.3, "pg_trgm similarity of Chinese text: {similar}");
+}
+
+#[test]
+fn a_wrong_password_fails_naming_the_target_and_not_the_password() {
+    let Some(db) = TestDb::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = format!("wr0ng-{:08x}", rand::random::<u32>());
+    let file = dir.path().join("pg-password");
+    std::fs::write(&file, format!("{wrong}\n")).expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let target = PgTarget::parse(&db.url, Some(&file)).expect("parse");
+    let Err(e) = target.connect() else {
+        panic!("{} let a wrong password in: the test server must use scram-sha-256 for host logins", target.display())
+    };
+    let text = format!("{e} {e:?}");
+    assert_eq!(e.code(), "catalog-auth", "{text}");
+    assert!(text.contains(&target.display()), "{text}");
+    assert!(!text.contains(&wrong), "{text}");
+    // A database that does not exist is a connect error naming it.
+    let missing = PgTarget::parse(&db.url.replace(&db.name, "vk_test_missing"), None).expect("parse");
+    let Err(e) = missing.connect() else { panic!("vk_test_missing exists") };
+    assert_eq!(e.code(), "catalog-connect", "{e}");
+    assert!(e.to_string().contains("vk_test_missing"), "{e}");
+}
+
+#[test]
+fn tls_is_verified_against_sslrootcert_or_the_system_roots() {
+    let Some(db) = TestDb::new() else { return };
+    if !db.url.contains("sslrootcert=") {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "the CI cluster speaks TLS: scripts/pg-test-cluster.sh needs openssl"
+        );
+        eprintln!("!!! SKIPPED: the test server's URL has no sslrootcert; TLS test not run");
+        return;
+    }
+    let ssl_in_use = |client: &mut postgres::Client| -> bool {
+        client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).expect("pg_stat_ssl").get(0)
+    };
+    // verify-full with the cluster's CA.
+    assert!(ssl_in_use(&mut pg::connect(&db.url)));
+    // The system's roots do not know the test CA: refused with require and with prefer (no
+    // fallback to plain text after a failed handshake), naming the target.
+    let base = db.url.split('?').next().expect("url");
+    for mode in ["require", "prefer"] {
+        let target = PgTarget::parse(&format!("{base}?sslmode={mode}"), None).expect("parse");
+        let Err(e) = target.connect() else { panic!("{mode}: an unknown CA was trusted") };
+        let text = e.to_string();
+        assert_eq!(e.code(), "catalog-connect", "{text}");
+        assert!(text.contains(&target.display()) && text.contains("certificate"), "{text}");
+    }
+    // sslmode=disable: plain TCP.
+    assert!(!ssl_in_use(&mut pg::connect(&format!("{base}?sslmode=disable"))));
+}
+
+#[tokio::test]
+async fn a_test_database_works_from_async_tests() {
+    let Some(db) = TestDb::new() else { return };
+    let url = db.url.clone();
+    let two: i32 = tokio::task::spawn_blocking(move || pg::connect(&url).query_one("SELECT 2", &[]).expect("q").get(0))
+        .await
+        .expect("join");
+    assert_eq!(two, 2);
+    drop(db);
+}
