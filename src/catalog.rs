@@ -15,6 +15,7 @@ mod ledger;
 mod lock;
 mod outbox;
 mod pg;
+mod place;
 mod query;
 mod rebuild;
 mod records;
@@ -128,6 +129,9 @@ pub enum CatalogError {
         /// The PostgreSQL error.
         source: postgres::Error,
     },
+    /// The PostgreSQL catalogue could not be reached (see [`PgTarget`]).
+    #[error(transparent)]
+    Connect(ConnectError),
     /// A statement that must find a row found none.
     #[error("catalogue {0}: no such row")]
     NoRow(&'static str),

@@ -381,6 +381,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Backup { config, dest } => {
             let config = config.load()?;
+            if config.catalog.url.is_some() {
+                anyhow::bail!(
+                    "this config names a PostgreSQL catalogue: back it up with PostgreSQL's own tools (pg_dump, or \
+                     base backups with WAL archiving); `vidkeep backup` copies a SQLite file"
+                );
+            }
             let path = &config.catalog.path;
             let folder = match dest.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -500,10 +506,12 @@ pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
 /// `vidkeep serve`: the UI over a read-only catalogue connection and the store, until a signal.
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let addr = config.http.listen_addr().context("`[http] listen` is empty or not an address: nothing to serve on")?;
-    let path = config.catalog.path.clone();
-    let catalog = tokio::task::spawn_blocking(move || crate::catalog::Catalog::open_read_only(&path))
+    let place = config.catalog.clone();
+    let catalog = tokio::task::spawn_blocking(move || crate::catalog::Catalog::open_config_read_only(&place))
         .await?
-        .with_context(|| format!("cannot read the catalogue {}", config.catalog.path.display()))?;
+        .with_context(|| {
+            format!("cannot read the catalogue {}", crate::catalog::Catalog::config_place(&config.catalog))
+        })?;
     let store = crate::store::Store::open(&config.storage)?;
     let routes =
         crate::web::ui::routes(crate::web::ui::UiState::new(catalog, store).with_budget(config.budget_limits()));

@@ -99,14 +99,16 @@ pub async fn run_with(
     cancel: CancellationToken,
     options: Options,
 ) -> Result<(), DaemonError> {
-    // First of all: a second daemon on this catalogue must not touch its jobs or staging area.
-    let _lock = crate::catalog::DaemonLock::acquire(&config.catalog.path)?;
+    // First of all: a second daemon on a SQLite catalogue must not touch its jobs or staging
+    // area. A PostgreSQL catalogue is shared: each daemon works its own jobs, by lease.
+    let shared = config.catalog.url.is_some();
+    let _lock = if shared { None } else { Some(crate::catalog::DaemonLock::acquire(&config.catalog.path)?) };
     let open_files = web::raise_open_file_limit();
     let inbox = config.inbox();
     inbox.ensure().map_err(|source| WatchError::Inbox { path: inbox.root().to_owned(), source })?;
-    let path = config.catalog.path.clone();
-    let new_catalogue = !path.exists();
-    let mut catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
+    let new_catalogue = !shared && !config.catalog.path.exists();
+    let place = config.catalog.clone();
+    let mut catalog = tokio::task::spawn_blocking(move || Catalog::open_config(&place))
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
     if new_catalogue {
@@ -125,8 +127,8 @@ pub async fn run_with(
         ui_base: config.http.public_url.clone(),
     });
     // The engine's per-turn reads go through a second, read-only connection (see `Db`).
-    let path = config.catalog.path.clone();
-    let reader = tokio::task::spawn_blocking(move || Catalog::open_read_only(&path))
+    let place = config.catalog.clone();
+    let reader = tokio::task::spawn_blocking(move || Catalog::open_config_read_only(&place))
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??;
     let db = Db::new(catalog).with_reader(reader);
@@ -148,9 +150,9 @@ pub async fn run_with(
         Err(e) => tracing::warn!(error = %Escaped(&e), "could not clean the staging area; the next start tries again"),
     }
     let ui = {
-        let (path, store, budget) = (config.catalog.path.clone(), store.clone(), config.budget_limits());
+        let (place, store, budget) = (config.catalog.clone(), store.clone(), config.budget_limits());
         tokio::task::spawn_blocking(move || {
-            Catalog::open_read_only(&path).map(|c| UiState::new(c, store).with_budget(budget))
+            Catalog::open_config_read_only(&place).map(|c| UiState::new(c, store).with_budget(budget))
         })
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??
@@ -174,7 +176,7 @@ pub async fn run_with(
         inbox = %Escaped(inbox.root().display()),
         storage = %Escaped(&config.storage.url),
         daemon = %daemon_id,
-        catalog = %Escaped(config.catalog.path.display()),
+        catalog = %Escaped(Catalog::config_place(&config.catalog)),
         uncertain = repaired.uncertain.len(),
         resumed_polls = repaired.resumed_polls,
         resumed_downloads = repaired.resumed_downloads,

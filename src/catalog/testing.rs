@@ -19,9 +19,11 @@ pub(crate) fn pg_server() -> Option<String> {
     }
 }
 
-/// A blocking client for `url`.
+/// A blocking client for `url`, through the product's own connection rules (the password from
+/// `PGPASSFILE`, TLS as the URL asks).
 pub(crate) fn pg_connect(url: &str) -> postgres::Client {
-    postgres::Client::connect(url, postgres::NoTls).expect("connect to the test PostgreSQL server")
+    let target = super::PgTarget::parse(url, None).expect("a PostgreSQL URL");
+    target.connect().expect("connect to the test PostgreSQL server")
 }
 
 /// A database made for one test, dropped with it.

@@ -56,8 +56,11 @@ fn budget_today(config: &Config, priced: &[(String, Option<String>, i64)]) -> an
         return Ok("budget: none set; every valid spec would be submitted".to_owned());
     }
     let now = now_ms();
-    let catalog =
-        if config.catalog.path.exists() { Some(Catalog::open_read_only(&config.catalog.path)?) } else { None };
+    let catalog = if Catalog::config_exists(&config.catalog) {
+        Some(Catalog::open_config_read_only(&config.catalog)?)
+    } else {
+        None
+    };
     let mut spent_by_project: BTreeMap<Option<String>, Spent> = BTreeMap::new();
     let mut extra = Spent::default();
     let (mut through, mut cost, mut first_block) = (0, 0, None);

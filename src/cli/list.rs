@@ -34,7 +34,7 @@ impl From<ExportFormat> for crate::catalog::ExportFormat {
 }
 
 fn open(config: &Config) -> anyhow::Result<Catalog> {
-    Catalog::open_existing(&config.catalog.path).map_err(anyhow::Error::from)
+    Catalog::open_config_existing(&config.catalog).map_err(anyhow::Error::from)
 }
 
 fn load(config: &Config, filter: &JobFilter) -> anyhow::Result<Vec<(JobRecord, Vec<Asset>)>> {

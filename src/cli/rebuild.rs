@@ -14,6 +14,12 @@ use crate::telemetry::Escaped;
 /// Rebuilds into `to` (or the configured catalogue path), which must not exist: built in a
 /// temporary file beside it, checked, then moved into place.
 pub(super) async fn run(config: &Config, to: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if to.is_none() && config.catalog.url.is_some() {
+        anyhow::bail!(
+            "rebuild writes a new SQLite catalogue, and this config names a PostgreSQL one: pass --to FILE, then \
+             move it in with `vidkeep catalog copy --from sqlite:FILE --to <[catalog] url>` (into an empty database)"
+        );
+    }
     let dest = to.unwrap_or_else(|| config.catalog.path.clone());
     if dest.exists() {
         anyhow::bail!(

@@ -102,8 +102,8 @@ pub(super) fn run(
     if from >= to {
         bail!("--since must be before --until");
     }
-    let catalog = Catalog::open_read_only(&config.catalog.path)
-        .with_context(|| format!("cannot open the catalogue {}", config.catalog.path.display()))?;
+    let catalog = Catalog::open_config_read_only(&config.catalog)
+        .with_context(|| format!("cannot open the catalogue {}", Catalog::config_place(&config.catalog)))?;
     let rows = catalog.ledger(from, to)?;
     let groups = group(&rows, by, &budget);
     let mut total = Totals::default();

@@ -10,8 +10,8 @@ use crate::store::Store;
 
 /// Verifies the selected assets; exit 1 listing each problem, 0 when all match.
 pub(super) async fn run(config: &Config, selection: CheckSelection) -> anyhow::Result<ExitCode> {
-    let path = config.catalog.path.clone();
-    let catalog = tokio::task::spawn_blocking(move || Catalog::open_existing(&path)).await??;
+    let place = config.catalog.clone();
+    let catalog = tokio::task::spawn_blocking(move || Catalog::open_config_existing(&place)).await??;
     let store = Store::open(&config.storage)?;
     let report = scrub(&Db::new(catalog), &store, selection).await?;
     for finding in &report.problems {
