@@ -6,6 +6,7 @@
 //! daemon reaches the catalogue through [`Db`], which runs each call on the blocking pool.
 
 mod conn;
+mod copy;
 mod export;
 mod handle;
 mod jobs;
@@ -30,6 +31,7 @@ use conn::Conn;
 use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
+pub use copy::{CopyError, CopyReport, TableReport};
 pub use export::{ExportFormat, ExportWriter, csv, csv_cell, id_cell, job_json};
 pub use handle::{Db, Settlement};
 pub use jobs::{JobRecord, NewJob, Recorded, SpecJobs, short_id};
@@ -140,6 +142,9 @@ pub enum CatalogError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Copying a catalogue into another was refused or failed its check.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
     /// The blocking task running the call panicked or was cancelled.
     #[error("catalogue call did not complete: {0}")]
     Join(String),
