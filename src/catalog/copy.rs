@@ -983,6 +983,44 @@ mod tests {
     }
 
     #[test]
+    fn a_destination_that_reads_back_differently_rolls_back_and_names_the_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut source = Catalog::open(&dir.path().join("source.sqlite")).expect("open");
+        fill(&mut source);
+        let mut dest = Catalog::open(&dir.path().join("dest.sqlite")).expect("open");
+        // A destination that changes what it is given: one value, then one row too few.
+        dest.lite()
+            .execute_batch(
+                "CREATE TEMP TRIGGER bend AFTER INSERT ON main.assets BEGIN \
+                 UPDATE assets SET probe_fps = 25.0 WHERE job_id = new.job_id AND kind = 'video'; END;",
+            )
+            .expect("trigger");
+        let differs = source.copy_into(&mut dest);
+        assert!(
+            matches!(&differs, Err(CatalogError::Copy(CopyError::ContentDiffers { table: "assets", rows: 6, .. }))),
+            "{differs:?}"
+        );
+        assert!(dest.jobs(&JobFilter::default()).expect("jobs").is_empty(), "rolled back");
+        dest.lite()
+            .execute_batch(
+                "DROP TRIGGER temp.bend; CREATE TEMP TRIGGER lose AFTER INSERT ON main.job_inputs BEGIN \
+                 DELETE FROM job_inputs WHERE job_id = new.job_id AND idx = 1; END;",
+            )
+            .expect("trigger");
+        let differs = source.copy_into(&mut dest);
+        assert!(
+            matches!(
+                &differs,
+                Err(CatalogError::Copy(CopyError::CountDiffers { table: "job_inputs", source_rows: 2, dest_rows: 1 }))
+            ),
+            "{differs:?}"
+        );
+        let said = differs.map(|_| ()).expect_err("refused").to_string();
+        assert!(said.contains("job_inputs") && said.contains("nothing was written"), "{said}");
+        assert!(dest.jobs(&JobFilter::default()).expect("jobs").is_empty(), "rolled back");
+    }
+
+    #[test]
     fn the_checksum_sees_a_changed_value() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut source = Catalog::open(&dir.path().join("source.sqlite")).expect("open");
