@@ -7,6 +7,7 @@
 
 mod conn;
 mod connect;
+mod copy;
 mod daemons;
 mod export;
 mod handle;
@@ -34,6 +35,7 @@ use crate::domain::JobState;
 
 pub use crate::domain::SpecPlace;
 pub use connect::{ConnectError, PasswordSource, PgTarget, redact_url};
+pub use copy::{CopyError, CopyReport, TableReport};
 pub use daemons::{AccountSignal, Heartbeat};
 pub use export::{ExportFormat, ExportWriter, csv, csv_cell, id_cell, job_json};
 pub use handle::{Db, Settlement};
@@ -149,6 +151,9 @@ pub enum CatalogError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Copying a catalogue into another was refused or failed its check.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
     /// The blocking task running the call panicked or was cancelled.
     #[error("catalogue call did not complete: {0}")]
     Join(String),

@@ -4,6 +4,7 @@
 
 mod check;
 mod columns;
+mod copy;
 pub mod demo;
 mod fetch;
 mod list;
@@ -317,6 +318,21 @@ pub enum CatalogCommand {
         #[arg(long, value_name = "PATH")]
         to: Option<PathBuf>,
     },
+    /// Copy a SQLite catalogue into a new, empty PostgreSQL (or SQLite) catalogue, checked:
+    /// every table in one transaction, ids kept; row counts and checksums of both sides must
+    /// agree before it commits.
+    #[command(after_help = "Stop the daemon first (a running one is refused), and point [catalog] at the destination \
+                      before it starts again. The source is only read. The destination must hold no jobs.\n\
+                      Exit status: 0 copied and checked; 1 the check found a difference (nothing was written); \
+                      2 could not run (refused, or nothing was written).")]
+    Copy {
+        /// The catalogue to copy: sqlite:PATH.
+        #[arg(long, value_name = "sqlite:PATH", value_parser = copy::Place::parse)]
+        from: copy::Place,
+        /// Where to: a postgres:// URL, or sqlite:PATH (created if missing).
+        #[arg(long, value_name = "URL", value_parser = copy::Place::parse)]
+        to: copy::Place,
+    },
 }
 
 /// Runs the parsed command line.
@@ -439,6 +455,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = config.load()?;
             runtime()?.block_on(rebuild::run(&config, to))
         }
+        // Synchronous, on this thread: the blocking PostgreSQL client must not run on a runtime's worker.
+        Command::Catalog(CatalogCommand::Copy { from, to }) => copy::run(&from, &to),
         Command::Config(ConfigCommand::Check(c)) => {
             // Exit 1: the config (or its key file) has a problem; 2: it cannot be read at all.
             let config = match Config::load(&c.config) {

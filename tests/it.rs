@@ -15,6 +15,7 @@ mod chaos;
 mod cli;
 mod config_example;
 mod conformance;
+mod copy;
 mod custody;
 mod e2e;
 mod faults;

@@ -73,11 +73,17 @@ _vidkeep() {
             vidkeep,verify)
                 cmd="vidkeep__subcmd__verify"
                 ;;
+            vidkeep__subcmd__catalog,copy)
+                cmd="vidkeep__subcmd__catalog__subcmd__copy"
+                ;;
             vidkeep__subcmd__catalog,help)
                 cmd="vidkeep__subcmd__catalog__subcmd__help"
                 ;;
             vidkeep__subcmd__catalog,rebuild)
                 cmd="vidkeep__subcmd__catalog__subcmd__rebuild"
+                ;;
+            vidkeep__subcmd__catalog__subcmd__help,copy)
+                cmd="vidkeep__subcmd__catalog__subcmd__help__subcmd__copy"
                 ;;
             vidkeep__subcmd__catalog__subcmd__help,help)
                 cmd="vidkeep__subcmd__catalog__subcmd__help__subcmd__help"
@@ -153,6 +159,9 @@ _vidkeep() {
                 ;;
             vidkeep__subcmd__help,verify)
                 cmd="vidkeep__subcmd__help__subcmd__verify"
+                ;;
+            vidkeep__subcmd__help__subcmd__catalog,copy)
+                cmd="vidkeep__subcmd__help__subcmd__catalog__subcmd__copy"
                 ;;
             vidkeep__subcmd__help__subcmd__catalog,rebuild)
                 cmd="vidkeep__subcmd__help__subcmd__catalog__subcmd__rebuild"
@@ -237,7 +246,7 @@ _vidkeep() {
             return 0
             ;;
         vidkeep__subcmd__catalog)
-            opts="-h --log-format --help rebuild help"
+            opts="-h --log-format --help rebuild copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -254,9 +263,49 @@ _vidkeep() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        vidkeep__subcmd__catalog__subcmd__help)
-            opts="rebuild help"
+        vidkeep__subcmd__catalog__subcmd__copy)
+            opts="-h --from --to --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__catalog__subcmd__help)
+            opts="rebuild copy help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__catalog__subcmd__help__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -595,8 +644,22 @@ _vidkeep() {
             return 0
             ;;
         vidkeep__subcmd__help__subcmd__catalog)
-            opts="rebuild"
+            opts="rebuild copy"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidkeep__subcmd__help__subcmd__catalog__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

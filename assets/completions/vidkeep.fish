@@ -164,17 +164,24 @@ json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate a config and print it resolved (paths absolute, defaults filled)'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild copy help" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -f -a "rebuild" -d 'Make a new catalogue from the sidecars in storage alone (after the catalogue is lost): every archived job with its assets, hashes, request, task id and accepted submission'
-complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild copy help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild copy help" -f -a "rebuild" -d 'Make a new catalogue from the sidecars in storage alone (after the catalogue is lost): every archived job with its assets, hashes, request, task id and accepted submission'
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild copy help" -f -a "copy" -d 'Copy a SQLite catalogue into a new, empty PostgreSQL (or SQLite) catalogue, checked: every table in one transaction, ids kept; row counts and checksums of both sides must agree before it commits'
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild copy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s c -l config -d 'Path of the TOML config file (the Debian package\'s is /etc/vidkeep/config.toml)' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l to -d 'Write the new catalogue here instead of [catalog] path' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from copy" -l from -d 'The catalogue to copy: sqlite:PATH' -r
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from copy" -l to -d 'Where to: a postgres:// URL, or sqlite:PATH (created if missing)' -r
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from copy" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from copy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from help" -f -a "rebuild" -d 'Make a new catalogue from the sidecars in storage alone (after the catalogue is lost): every archived job with its assets, hashes, request, task id and accepted submission'
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from help" -f -a "copy" -d 'Copy a SQLite catalogue into a new, empty PostgreSQL (or SQLite) catalogue, checked: every table in one transaction, ids kept; row counts and checksums of both sides must agree before it commits'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand catalog; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand completions" -l write -d 'Write `completions/vidkeep.bash`, `completions/_vidkeep`, `completions/vidkeep.fish` and `man/vidkeep.1` under this folder' -r -F
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand completions" -l log-format -d 'Log line format' -r -f -a "human\t'Human-readable lines'
@@ -204,3 +211,4 @@ complete -c vidkeep -n "__fish_vidkeep_using_subcommand help; and not __fish_see
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand help; and not __fish_seen_subcommand_from run serve check jobs search export show spend verify backup archive-url resolve simulate demo config catalog completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Validate a config and print it resolved (paths absolute, defaults filled)'
 complete -c vidkeep -n "__fish_vidkeep_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "rebuild" -d 'Make a new catalogue from the sidecars in storage alone (after the catalogue is lost): every archived job with its assets, hashes, request, task id and accepted submission'
+complete -c vidkeep -n "__fish_vidkeep_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "copy" -d 'Copy a SQLite catalogue into a new, empty PostgreSQL (or SQLite) catalogue, checked: every table in one transaction, ids kept; row counts and checksums of both sides must agree before it commits'
