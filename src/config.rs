@@ -435,11 +435,21 @@ pub struct CatalogConfig {
     /// config's folder. Without it: `PGPASSWORD`, then the pgpass file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// On a shared (PostgreSQL) catalogue: how long this daemon's claim on its jobs lasts without
+    /// a heartbeat (renewed every quarter of it). Once it runs out, another daemon takes over its
+    /// submitted and downloading jobs.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for CatalogConfig {
     fn default() -> CatalogConfig {
-        CatalogConfig { path: PathBuf::from("/var/lib/vidkeep/catalog.sqlite"), url: None, password_file: None }
+        CatalogConfig {
+            path: PathBuf::from("/var/lib/vidkeep/catalog.sqlite"),
+            url: None,
+            password_file: None,
+            lease: Duration::from_secs(60),
+        }
     }
 }
 
@@ -450,6 +460,7 @@ impl std::fmt::Debug for CatalogConfig {
             .field("path", &self.path)
             .field("url", &self.url.as_deref().map(pg::redact_url))
             .field("password_file", &self.password_file)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -706,6 +717,9 @@ impl Config {
                 "verify.every",
                 "must be at least 1s (leave it out to turn scheduled checks off)".to_owned(),
             ));
+        }
+        if !(Duration::from_secs(2)..=Duration::from_secs(3600)).contains(&self.catalog.lease) {
+            return Err(bad("catalog.lease", "must be between 2s and 1h".to_owned()));
         }
         if let Some(target) = self.catalog.postgres() {
             target?;

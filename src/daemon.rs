@@ -143,7 +143,7 @@ pub async fn run_with(
     // stop. Other daemons sharing the storage root keep theirs. Leftovers only cost space, so a
     // store that is down now does not stop the daemon (downloads retry).
     // Its jobs: on SQLite every unfinished one; on a shared catalogue its own, by lease.
-    let lapsed = lease::claim(&db, &daemon_id, lease::LEASE).await?;
+    let lapsed = lease::claim(&db, &daemon_id, config.catalog.lease).await?;
     match store.clean_staging(&lapsed).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(leftovers = n, "removed staging objects and uploads left by an earlier stop"),
@@ -211,8 +211,9 @@ pub async fn run_with(
     let token = sup.cancel.clone();
     sup.workers.spawn(async move { ("engine", engine.run(token).await.map_err(Into::into)) });
     if sup.db.is_shared() {
-        let (db, token) = (sup.db.clone(), sup.cancel.clone());
-        sup.workers.spawn(async move { ("lease", lease::keep(db, lease::LEASE, lease::HEARTBEAT, token).await) });
+        let (db, token, lease) = (sup.db.clone(), sup.cancel.clone(), sup.config.catalog.lease);
+        let every = lease::heartbeat_every(lease);
+        sup.workers.spawn(async move { ("lease", lease::keep(db, lease, every, token).await) });
     }
     if let Some(every) = sup.config.verify.every {
         let (token, sample) = (sup.cancel.clone(), sup.config.verify.sample);

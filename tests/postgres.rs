@@ -97,3 +97,49 @@ async fn a_test_database_works_from_async_tests() {
     assert_eq!(two, 2);
     drop(db);
 }
+
+/// The daemon end to end on a PostgreSQL catalogue: specs in (one in Chinese, one a repeat of a
+/// paid request), results archived as served, "already paid" remembered, and the CLI's
+/// listing, search (a two-character Chinese word too), `show`, `spend` and `verify` reading it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_archives_into_a_postgres_catalogue_and_every_command_reads_it() {
+    use crate::support::{Env, assert_archived_as_served, fast_sim};
+    let defaults = "[defaults]\nmodel = \"viduq1-text\"\n";
+    let Some(mut env) = Env::on_postgres(fast_sim(), defaults, "60s").await else { return };
+    env.drop_spec("fox.json", r#"{"prompt":"a red fox in the snow","vidkeep":{"tags":["winter"]}}"#);
+    env.drop_spec("hare.txt", "一只白色的野兔在雪地里奔跑");
+    env.start();
+    let jobs = env.wait_all_ended(2).await;
+    assert_archived_as_served(&env, &jobs);
+    // The same request again: already paid for, not submitted.
+    env.drop_spec("fox-again.json", r#"{"prompt":"a red fox in the snow","vidkeep":{"tags":["winter"]}}"#);
+    let report = loop {
+        let path = env.inbox().join("done/fox-again.json.report.json");
+        if path.exists() {
+            break std::fs::read_to_string(path).expect("report");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(report.contains("already"), "{report}");
+    assert_eq!(env.sim.stats().accepted, 2, "two requests paid for, once each");
+    env.stop().await;
+
+    let text = |args: &[&str]| {
+        let out = env.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed: serde_json::Value = serde_json::from_str(&text(&["jobs", "--json"])).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let ids = |out: String| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        v.as_array().expect("array").iter().map(|j| j["spec"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    assert_eq!(ids(text(&["search", "FOX", "--json"])), ["fox.json"], "any case");
+    assert_eq!(ids(text(&["search", "野兔", "--json"])), ["hare.txt"], "a two-character Chinese word");
+    assert_eq!(ids(text(&["search", "雪地里", "--json"])), ["hare.txt"], "a three-character one, through pg_trgm");
+    assert_eq!(ids(text(&["jobs", "--tag", "winter", "--json"])), ["fox.json"]);
+    assert!(text(&["show", "fox.json"]).contains("archived"));
+    assert!(text(&["spend"]).contains("5.00"), "two charges of 2.50");
+    assert!(text(&["verify"]).contains("ok") || env.cli(&["verify"]).status.success());
+}

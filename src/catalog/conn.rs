@@ -563,7 +563,7 @@ pub(crate) enum Conn {
 /// A PostgreSQL connection with its prepared statements.
 pub(crate) struct PgConn {
     /// The client (`RefCell`: reads take `&self`, the client wants `&mut`).
-    pub(crate) client: RefCell<postgres::Client>,
+    pub(crate) client: RefCell<Closing>,
     /// Statements prepared on it.
     pub(crate) prepared: RefCell<Prepared>,
 }
@@ -571,7 +571,37 @@ pub(crate) struct PgConn {
 impl PgConn {
     /// Wraps `client`.
     pub(crate) fn conn(client: postgres::Client) -> Conn {
-        Conn::Pg(Box::new(PgConn { client: client.into(), prepared: Prepared::default().into() }))
+        Conn::Pg(Box::new(PgConn { client: Closing(Some(client)).into(), prepared: Prepared::default().into() }))
+    }
+}
+
+/// A blocking client that may be dropped anywhere. Closing it blocks on its own runtime, which
+/// tokio forbids on an async worker (where the last handle on a catalogue may well be dropped:
+/// a finished request of the UI, a stopping daemon), so there it is closed on a thread of its own.
+pub(crate) struct Closing(Option<postgres::Client>);
+
+impl std::ops::Deref for Closing {
+    type Target = postgres::Client;
+
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().unwrap_or_else(|| unreachable!("a client is only taken when dropped"))
+    }
+}
+
+impl std::ops::DerefMut for Closing {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().unwrap_or_else(|| unreachable!("a client is only taken when dropped"))
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new().name("vidkeep-pg-close".into()).spawn(move || drop(client));
+        } else {
+            drop(client);
+        }
     }
 }
 
@@ -640,7 +670,7 @@ impl Sql for Conn {
     fn execute(&self, about: &'static str, q: &str, args: &[&dyn Arg]) -> Result<usize, CatalogError> {
         match self {
             Conn::Lite(c) => lite_execute(c, about, q, args),
-            Conn::Pg(c) => pg_execute(&mut *c.client.borrow_mut(), &mut c.prepared.borrow_mut(), about, q, args),
+            Conn::Pg(c) => pg_execute(&mut **c.client.borrow_mut(), &mut c.prepared.borrow_mut(), about, q, args),
         }
     }
 
@@ -653,7 +683,7 @@ impl Sql for Conn {
     ) -> Result<(), CatalogError> {
         match self {
             Conn::Lite(c) => lite_each(c, about, q, args, f),
-            Conn::Pg(c) => pg_each(&mut *c.client.borrow_mut(), &mut c.prepared.borrow_mut(), about, q, args, f),
+            Conn::Pg(c) => pg_each(&mut **c.client.borrow_mut(), &mut c.prepared.borrow_mut(), about, q, args, f),
         }
     }
 }

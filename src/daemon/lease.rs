@@ -13,13 +13,10 @@ use crate::catalog::Db;
 use crate::domain::DaemonId;
 use crate::telemetry::Escaped;
 
-/// How long a lease lasts without a heartbeat: long enough for a slow catalogue call or a
-/// short network cut, short enough that a dead daemon's results are picked up within minutes
-/// (they expire a day after they are ready).
-pub(super) const LEASE: Duration = Duration::from_secs(60);
-
-/// How often a lease is renewed: four tries before it runs out.
-pub(super) const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often a lease of `lease` (`[catalog] lease`) is renewed: four tries before it runs out.
+pub(super) fn heartbeat_every(lease: Duration) -> Duration {
+    lease / 4
+}
 
 /// A lapsed daemon's staging area is cleaned once its lease has been gone this long: nothing of
 /// it can still be uploading.

@@ -38,6 +38,8 @@ pub struct Env {
     pub config: Config,
     pub config_path: PathBuf,
     daemon: Option<(CancellationToken, JoinHandle<Result<(), DaemonError>>)>,
+    /// The PostgreSQL database of an environment made by [`Env::on_postgres`], dropped with it.
+    pub pg: Option<pg::TestDb>,
 }
 
 impl Env {
@@ -49,15 +51,33 @@ impl Env {
 
     /// As [`Env::new`], with the inbox's quiet period.
     pub async fn with_quiet(sim_config: SimConfig, api_extra: &str, extra: &str, quiet: &str) -> Env {
-        Env::build(sim_config, api_extra, extra, quiet, "url = \"archive\"\n").await
+        Env::build(sim_config, api_extra, extra, quiet, "url = \"archive\"\n", None).await
     }
 
     /// As [`Env::new`], with `storage` as the body of the `[storage]` section (e.g. an S3 bucket).
     pub async fn with_storage(sim_config: SimConfig, extra: &str, storage: &str) -> Env {
-        Env::build(sim_config, "", extra, "300ms", storage).await
+        Env::build(sim_config, "", extra, "300ms", storage, None).await
     }
 
-    async fn build(sim_config: SimConfig, api_extra: &str, extra: &str, quiet: &str, storage: &str) -> Env {
+    /// As [`Env::new`], the catalogue a fresh PostgreSQL database (`[catalog] url`, leases of
+    /// `lease`); `None` when this machine has no test server (never under `CI=true`).
+    pub async fn on_postgres(sim_config: SimConfig, extra: &str, lease: &str) -> Option<Env> {
+        let db = pg::off_runtime(pg::TestDb::new)?;
+        let catalog = format!("url = \"{}\"\nlease = \"{lease}\"\n", db.url);
+        let mut env = Env::build(sim_config, "", extra, "300ms", "url = \"archive\"\n", Some(&catalog)).await;
+        env.pg = Some(db);
+        Some(env)
+    }
+
+    async fn build(
+        sim_config: SimConfig,
+        api_extra: &str,
+        extra: &str,
+        quiet: &str,
+        storage: &str,
+        catalog: Option<&str>,
+    ) -> Env {
+        let catalog = catalog.unwrap_or("path = \"catalog.sqlite\"\n");
         init_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -66,7 +86,7 @@ impl Env {
         let text = format!(
             "[api]\nbase_url = \"{}\"\napi_key_env = \"VIDKEEP_TEST_KEY_UNUSED\"\npoll_interval = \"100ms\"\nrequest_timeout = \"5s\"\n{api_extra}\n\
              [watch]\ndir = \"inbox\"\nquiet_period = \"{quiet}\"\nrescan_interval = \"1s\"\n\
-             [storage]\n{storage}\n[archive]\nallowed_networks = [\"127.0.0.1\"]\n[catalog]\npath = \"catalog.sqlite\"\n\
+             [storage]\n{storage}\n[archive]\nallowed_networks = [\"127.0.0.1\"]\n[catalog]\n{catalog}\
              [jobs]\nretry_base = \"50ms\"\nretry_max = \"500ms\"\naccount_pause = \"2s\"\nshutdown_grace = \"5s\"\n\
              [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             sim.base_url()
@@ -74,7 +94,7 @@ impl Env {
         std::fs::write(&config_path, text).expect("write config");
         let config = Config::load(&config_path).expect("test config loads");
         std::fs::create_dir_all(&config.watch.dir).expect("inbox");
-        Env { dir, sim, config, config_path, daemon: None }
+        Env { dir, sim, config, config_path, daemon: None, pg: None }
     }
 
     /// The default environment.
@@ -183,13 +203,13 @@ impl Env {
     /// thread that may block. The daemon and the simulator run on this test's async workers, so
     /// a SQLite wait on a worker would stall them too (tokio's LIFO slot cannot be stolen).
     fn read<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
-        let path = &self.config.catalog.path;
+        let place = &self.config.catalog;
         tokio::task::block_in_place(|| {
-            let reader = Catalog::open_read_only(path).or_else(|_| {
+            let reader = Catalog::open_config_read_only(place).or_else(|_| {
                 // Not created or not migrated yet: the writer's open waits for the daemon's
                 // migration (or does it), then a reader can start.
-                drop(Catalog::open(path).expect("create catalogue"));
-                Catalog::open_read_only(path)
+                drop(Catalog::open_config(place).expect("create catalogue"));
+                Catalog::open_config_read_only(place)
             });
             f(&reader.expect("open catalogue read-only"))
         })
