@@ -31,5 +31,6 @@ mod recovery;
 mod s3;
 mod safety;
 mod scale;
+mod scale_out;
 mod sdk;
 mod systemd;

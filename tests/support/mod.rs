@@ -62,9 +62,21 @@ impl Env {
     /// As [`Env::new`], the catalogue a fresh PostgreSQL database (`[catalog] url`, leases of
     /// `lease`); `None` when this machine has no test server (never under `CI=true`).
     pub async fn on_postgres(sim_config: SimConfig, extra: &str, lease: &str) -> Option<Env> {
+        Env::on_postgres_with(sim_config, "", extra, lease, "url = \"archive\"\n").await
+    }
+
+    /// As [`Env::on_postgres`], with `api_extra` added to `[api]` and `storage` as the body of
+    /// `[storage]`.
+    pub async fn on_postgres_with(
+        sim_config: SimConfig,
+        api_extra: &str,
+        extra: &str,
+        lease: &str,
+        storage: &str,
+    ) -> Option<Env> {
         let db = pg::off_runtime(pg::TestDb::new)?;
         let catalog = format!("url = \"{}\"\nlease = \"{lease}\"\n", db.url);
-        let mut env = Env::build(sim_config, "", extra, "300ms", "url = \"archive\"\n", Some(&catalog)).await;
+        let mut env = Env::build(sim_config, api_extra, extra, "300ms", storage, Some(&catalog)).await;
         env.pg = Some(db);
         Some(env)
     }
