@@ -12,7 +12,7 @@
 //! its inbox. A job's `origin`, the daemon whose inbox its spec came from, never changes: only
 //! that daemon moves the spec file to `done/` or `failed/`.
 
-use super::conn::{Begin, Sql as _, args};
+use super::conn::{Begin, Dialect, Sql as _, args};
 use super::jobs::apply_change;
 use super::{Catalog, CatalogError};
 use crate::domain::{Change, DaemonId, JobError, JobState};
@@ -51,6 +51,15 @@ pub enum AccountSignal {
         /// Unix ms.
         until: i64,
     },
+}
+
+/// `FOR UPDATE SKIP LOCKED` where the engine has it (PostgreSQL): rows another transaction holds
+/// are left for later. SQLite's one writer at a time already serialises.
+fn skip_locked(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE OF j SKIP LOCKED",
+    }
 }
 
 impl Catalog {
@@ -118,13 +127,18 @@ impl Catalog {
             |r| r.get(0),
         )?;
         let mut beat = Heartbeat { lease_until, ..Heartbeat::default() };
-        // Jobs of the lapsed daemons, and jobs no daemon owns, that are paid for and in flight.
+        // Jobs of the lapsed daemons, and jobs no daemon owns, that are paid for and in flight. On
+        // PostgreSQL a row another transaction holds (a lapsed daemon that is slow, not dead, in
+        // the middle of a transition) is skipped, not waited for: the next heartbeat gets it.
         let orphans: Vec<(String, String, Option<String>)> = tx.rows(
             "find orphaned jobs",
-            "SELECT j.id, j.state, j.owner FROM jobs j \
-             WHERE j.state IN ('submitting', 'submitted', 'downloading', 'uncertain', 'queued', 'waiting_budget') \
-             AND (j.owner IS NULL OR j.owner IN (SELECT d.id FROM daemons d WHERE d.lease_until < ?1 AND d.id <> ?2)) \
-             ORDER BY j.created_at",
+            &format!(
+                "SELECT j.id, j.state, j.owner FROM jobs j \
+                 WHERE j.state IN ('submitting', 'submitted', 'downloading', 'uncertain', 'queued', 'waiting_budget') \
+                 AND (j.owner IS NULL OR j.owner IN (SELECT d.id FROM daemons d WHERE d.lease_until < ?1 AND d.id <> ?2)) \
+                 ORDER BY j.created_at{}",
+                skip_locked(tx.dialect())
+            ),
             args![now, me],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
