@@ -142,4 +142,33 @@ async fn the_daemon_archives_into_a_postgres_catalogue_and_every_command_reads_i
     assert!(text(&["show", "fox.json"]).contains("archived"));
     assert!(text(&["spend"]).contains("5.00"), "two charges of 2.50");
     assert!(text(&["verify"]).contains("ok") || env.cli(&["verify"]).status.success());
+
+    // The catalogue UI, as `vidkeep serve` runs it on any machine: read-only, on PostgreSQL.
+    let place = env.config.catalog.clone();
+    let catalog = tokio::task::spawn_blocking(move || vidkeep::catalog::Catalog::open_config_read_only(&place))
+        .await
+        .expect("open")
+        .expect("a read-only connection");
+    let store = vidkeep::store::Store::open(&env.config.storage).expect("store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let ui = format!("http://{}", listener.local_addr().expect("addr"));
+    let routes = vidkeep::web::ui::routes(vidkeep::web::ui::UiState::new(catalog, store));
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    let page = |path: &str| {
+        let url = format!("{ui}{path}");
+        async move {
+            let r = reqwest::get(&url).await.expect("request");
+            assert!(r.status().is_success(), "{url}: {}", r.status());
+            r.text().await.expect("body")
+        }
+    };
+    let cards = |html: &str| html.matches("class=\"card\"").count();
+    assert_eq!(cards(&page("/").await), 2);
+    assert_eq!(cards(&page("/?q=%E9%87%8E%E5%85%94").await), 1, "野兔 in the grid's search");
+    assert_eq!(cards(&page("/?tag=winter").await), 1);
+    let fox = jobs.iter().find(|j| j.spec_name == "fox.json").expect("fox");
+    assert!(page(&format!("/jobs/{}", fox.id)).await.contains("a red fox in the snow"));
+    let api: serde_json::Value = serde_json::from_str(&page("/api/jobs").await).expect("json");
+    assert_eq!(api["total"], 2);
+    assert_eq!(page("/export.csv").await.lines().count(), 3, "a header and two jobs");
 }
