@@ -225,15 +225,7 @@ impl Catalog {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("set busy timeout"))?;
         let catalog =
             Catalog { conn: Conn::Lite(conn), path: path.to_owned(), notify: NotifySetup::default(), daemon: None };
-        let (found, known) = (catalog.schema_version()?, MIGRATIONS.len() as i64);
-        if found > known {
-            return Err(CatalogError::TooNew { found, known });
-        }
-        if found < known {
-            return Err(CatalogError::Corrupt(format!(
-                "schema version {found} is older than this vidkeep's {known}; start the daemon once to migrate it"
-            )));
-        }
+        current_for_reading(catalog.schema_version()?, MIGRATIONS.len() as i64)?;
         Ok(catalog)
     }
 
@@ -328,6 +320,19 @@ impl Catalog {
             Conn::Pg(_) => panic!("a SQLite catalogue"),
         }
     }
+}
+
+/// A reader (which never migrates) needs the schema this vidkeep knows: `found` must be `known`.
+fn current_for_reading(found: i64, known: i64) -> Result<(), CatalogError> {
+    if found > known {
+        return Err(CatalogError::TooNew { found, known });
+    }
+    if found < known {
+        return Err(CatalogError::Corrupt(format!(
+            "schema version {found} is older than this vidkeep's {known}; start the daemon once to migrate it"
+        )));
+    }
+    Ok(())
 }
 
 /// Statements a SQLite connection keeps prepared: the catalogue's fixed statements all fit, so

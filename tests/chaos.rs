@@ -11,11 +11,11 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
-use vidkeep::catalog::{AssetKind, SpecPlace};
+use vidkeep::catalog::SpecPlace;
 use vidkeep::jobs::JobState;
 use vidkeep::sim::{Faults, SimConfig};
 
-use crate::support::{Env, sha256_file};
+use crate::support::{Env, assets_as_served, sha256_file};
 
 /// Account-wide limit the daemon is given; per-model limits below it.
 const MAX_IN_FLIGHT: usize = 6;
@@ -249,16 +249,8 @@ async fn watch_in_flight(env: &Env, how_long: Duration) -> usize {
 
 /// The archived job's stored bytes are exactly what the simulator served for its task.
 fn assert_served(env: &Env, job: &vidkeep::catalog::JobRecord) {
-    let task = env.sim.task(job.task_id.as_deref().expect("task id")).expect("simulator task");
-    let assets = env.assets(&job.id);
-    assert_eq!(assets.len(), 2, "video and cover for {}", job.spec_name);
-    for asset in assets {
-        let (sha, len) = match asset.kind {
-            AssetKind::Video => (&task.video_sha256, task.video_bytes),
-            AssetKind::Cover => (&task.cover_sha256, task.cover_bytes),
-        };
-        assert_eq!((&asset.sha256, asset.bytes), (sha, len), "{} {:?}", job.spec_name, asset.kind);
-        assert_eq!(&sha256_file(&env.archive_dir().join(&asset.key)), sha, "stored bytes of {}", asset.key);
+    for (asset, sha) in assets_as_served(env, job) {
+        assert_eq!(sha256_file(&env.archive_dir().join(&asset.key)), sha, "stored bytes of {}", asset.key);
     }
 }
 

@@ -17,14 +17,14 @@ use object_store::ObjectStoreExt as _;
 use object_store::path::Path as Key;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use vidkeep::catalog::{AssetKind, JobRecord, SpecPlace};
+use vidkeep::catalog::{JobRecord, SpecPlace};
 use vidkeep::domain::DaemonId;
 use vidkeep::jobs::JobState;
 use vidkeep::sim::SimConfig;
 use vidkeep::store::{STAGING, Store};
 
 use crate::support::s3::Moto;
-use crate::support::{Env, pg};
+use crate::support::{Env, assets_as_served, pg};
 
 const DAEMONS: usize = 3;
 /// The account's limit, configured on every daemon: counted across all of them (each daemon
@@ -309,17 +309,9 @@ async fn three_daemons_on_one_account_share_limits_budget_and_paid_jobs_through_
 
 /// The archived job's objects hash to what the simulator served for its task.
 async fn assert_stored_as_served(env: &Env, store: &Store, job: &JobRecord) {
-    let task = env.sim.task(job.task_id.as_deref().expect("task id")).expect("simulator task");
-    let assets = env.assets(&job.id);
-    assert_eq!(assets.len(), 2, "video and cover for {}", job.spec_name);
-    for asset in assets {
-        let (sha, len) = match asset.kind {
-            AssetKind::Video => (&task.video_sha256, task.video_bytes),
-            AssetKind::Cover => (&task.cover_sha256, task.cover_bytes),
-        };
-        assert_eq!((&asset.sha256, asset.bytes), (sha, len), "{} {:?}", job.spec_name, asset.kind);
+    for (asset, sha) in assets_as_served(env, job) {
         let bytes =
             store.backend().get(&Key::from(asset.key.as_str())).await.expect("get").bytes().await.expect("body");
-        assert_eq!(&vidkeep::archive::sha256_hex(&bytes), sha, "bytes in the bucket at {}", asset.key);
+        assert_eq!(vidkeep::archive::sha256_hex(&bytes), sha, "bytes in the bucket at {}", asset.key);
     }
 }

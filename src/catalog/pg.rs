@@ -85,15 +85,7 @@ impl Catalog {
             notify: NotifySetup::default(),
             daemon: None,
         };
-        let (found, known) = (catalog.schema_version()?, PG_SCHEMA_VERSION);
-        if found > known {
-            return Err(CatalogError::TooNew { found, known });
-        }
-        if found < known {
-            return Err(CatalogError::Corrupt(format!(
-                "schema version {found} is older than this vidkeep's {known}; start the daemon once to migrate it"
-            )));
-        }
+        super::current_for_reading(catalog.schema_version()?, PG_SCHEMA_VERSION)?;
         Ok(catalog)
     }
 }

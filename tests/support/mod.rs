@@ -319,6 +319,25 @@ pub fn sha256_file(path: &Path) -> String {
     vidkeep::archive::sha256_hex(&bytes)
 }
 
+/// The archived job's video and cover, each checked against what the simulator served for its
+/// task (SHA-256 and length as the catalogue recorded them); returned with the served SHA-256.
+pub fn assets_as_served(env: &Env, job: &JobRecord) -> Vec<(Asset, String)> {
+    let task = env.sim.task(job.task_id.as_deref().expect("task id")).expect("simulator task");
+    let assets = env.assets(&job.id);
+    assert_eq!(assets.len(), 2, "video and cover for {}", job.spec_name);
+    assets
+        .into_iter()
+        .map(|asset| {
+            let (sha, len) = match asset.kind {
+                vidkeep::catalog::AssetKind::Video => (&task.video_sha256, task.video_bytes),
+                vidkeep::catalog::AssetKind::Cover => (&task.cover_sha256, task.cover_bytes),
+            };
+            assert_eq!((&asset.sha256, asset.bytes), (sha, len), "{} {:?}", job.spec_name, asset.kind);
+            (asset, sha.clone())
+        })
+        .collect()
+}
+
 /// Asserts that every job ended archived, each asset's stored bytes hash to what the simulator
 /// served for that task.
 pub fn assert_archived_as_served(env: &Env, jobs: &[JobRecord]) {
