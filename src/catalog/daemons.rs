@@ -22,7 +22,8 @@ use crate::domain::{Change, DaemonId, JobError, JobState};
 pub struct Heartbeat {
     /// This daemon's lease runs to here (unix ms).
     pub lease_until: i64,
-    /// Daemons whose lease had run out and whose jobs this heartbeat took over.
+    /// Daemons whose lease had run out and whose jobs this heartbeat took over (a daemon long
+    /// gone with nothing left to take is not named again).
     pub took_over_from: Vec<String>,
     /// Jobs taken over (submitted or downloading), now this daemon's.
     pub taken: Vec<String>,
@@ -120,12 +121,6 @@ impl Catalog {
                 args![me, host, pid, now, lease_until],
             )?;
         }
-        let dead: Vec<String> = tx.rows(
-            "find lapsed daemons",
-            "SELECT id FROM daemons WHERE lease_until < ?1 AND id <> ?2 ORDER BY id",
-            args![now, me],
-            |r| r.get(0),
-        )?;
         let mut beat = Heartbeat { lease_until, ..Heartbeat::default() };
         // Jobs of the lapsed daemons, and jobs no daemon owns, that are paid for and in flight. On
         // PostgreSQL a row another transaction holds (a lapsed daemon that is slow, not dead, in
@@ -135,6 +130,7 @@ impl Catalog {
             &format!(
                 "SELECT j.id, j.state, j.owner FROM jobs j \
                  WHERE j.state IN ('submitting', 'submitted', 'downloading', 'uncertain', 'queued', 'waiting_budget') \
+                 AND j.state NOT IN ('archived', 'archived_with_warnings', 'failed') \
                  AND (j.owner IS NULL OR j.owner IN (SELECT d.id FROM daemons d WHERE d.lease_until < ?1 AND d.id <> ?2)) \
                  ORDER BY j.created_at{}",
                 skip_locked(tx.dialect())
@@ -146,6 +142,7 @@ impl Catalog {
             let state: JobState =
                 state.parse().map_err(|e: crate::domain::UnknownState| CatalogError::Corrupt(e.to_string()))?;
             let from = owner.clone().unwrap_or_else(|| "an older vidkeep".to_owned());
+            let mut took = true;
             match (state, owner.is_some()) {
                 (JobState::Submitting, true) => {
                     let error = JobError::new(
@@ -185,10 +182,13 @@ impl Catalog {
                 }
                 // A lapsed daemon's queued jobs wait for it: nothing is paid yet, and their spec
                 // files are in its inbox.
-                _ => {}
+                _ => took = false,
+            }
+            if let Some(owner) = owner.filter(|o| took && !beat.took_over_from.contains(o)) {
+                beat.took_over_from.push(owner);
             }
         }
-        beat.took_over_from = dead;
+        beat.took_over_from.sort();
         tx.commit("commit heartbeat")?;
         Ok(beat)
     }
@@ -313,6 +313,7 @@ mod tests {
             // A second heartbeat finds nothing more to take.
             let again = c.heartbeat("host-b", 2, 62_000, 60_000).expect("beat");
             assert!(again.taken.is_empty() && again.made_uncertain.is_empty());
+            assert!(again.took_over_from.is_empty(), "a daemon gone with nothing left to take is not named again");
 
             // a comes back: its queued job is still its own, and the spec files it took stay its
             // to settle, whoever archived the job.
