@@ -304,7 +304,7 @@ mod tests {
             assert_eq!(beat.made_uncertain, [submitting.as_str()]);
             let ids = |jobs: Vec<crate::catalog::JobRecord>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
             assert_eq!(ids(c.jobs_in(JobState::Submitted).expect("jobs")), [submitted.as_str()]);
-            assert_eq!(ids(c.downloads_by_expiry().expect("jobs")), [downloading.as_str()]);
+            assert_eq!(ids(c.downloads_by_expiry(10).expect("jobs")), [downloading.as_str()]);
             assert_eq!(ids(c.jobs_in(JobState::Uncertain).expect("jobs")), [submitting.as_str()]);
             let lost = c.job(&submitting).expect("job");
             assert_eq!(lost.error.as_ref().map(|e| e.code.as_str()), Some("daemon-lost"));

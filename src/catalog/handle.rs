@@ -215,8 +215,8 @@ impl Db {
     // Archiving.
 
     /// Jobs downloading, the soonest to expire first.
-    pub async fn downloads_by_expiry(&self) -> Result<Vec<JobRecord>, CatalogError> {
-        self.read(|c| c.downloads_by_expiry()).await
+    pub async fn downloads_by_expiry(&self, limit: usize) -> Result<Vec<JobRecord>, CatalogError> {
+        self.read(move |c| c.downloads_by_expiry(limit)).await
     }
 
     /// The assets recorded for a job.
@@ -413,7 +413,7 @@ mod tests {
         let reads = async {
             let queued = db.due_queued(i64::MAX, 10).await.expect("due");
             let in_flight = db.in_flight_by_model().await.expect("in flight");
-            let downloading = db.downloads_by_expiry().await.expect("downloads");
+            let downloading = db.downloads_by_expiry(usize::MAX).await.expect("downloads");
             let settle = db.settlements().await.expect("settlements");
             (queued.len(), in_flight.len(), downloading.len(), settle.len())
         };

@@ -442,12 +442,14 @@ impl Catalog {
     }
 
     /// Jobs whose results wait to be archived, the one whose links expire first first (then the
-    /// oldest): the order the engine fills its download slots in.
-    pub fn downloads_by_expiry(&self) -> Result<Vec<JobRecord>, CatalogError> {
+    /// oldest), at most `limit`: the order the engine fills its download slots in. The engine
+    /// reads only as far as it may need (with thousands of results waiting, reading them all on
+    /// every turn cost a query of thousands of rows per download finished).
+    pub fn downloads_by_expiry(&self, limit: usize) -> Result<Vec<JobRecord>, CatalogError> {
         self.select_jobs(
             "WHERE state = 'downloading' AND (CAST(?1 AS TEXT) IS NULL OR owner = ?1) \
-             ORDER BY expires_at IS NULL, expires_at, created_at, id",
-            args![self.daemon],
+             ORDER BY expires_at IS NULL, expires_at, created_at, id LIMIT ?2",
+            args![self.daemon, limit],
         )
     }
 

@@ -511,12 +511,17 @@ impl Engine {
         if self.downloads >= slots || !self.to_download.must_read(now, self.download_retry.values().map(|r| &r.0)) {
             return Ok(());
         }
-        // Soonest expiry first: with the slots full, the result about to be lost goes next.
-        let downloading = self.ctx.db.downloads_by_expiry().await?;
+        // Soonest expiry first: with the slots full, the result about to be lost goes next. Of
+        // the first `want`, at most the busy and the retry-waiting ones are passed over, so the
+        // free slots are filled from them whenever enough jobs are waiting.
+        let want = slots.saturating_add(self.busy.len()).saturating_add(self.download_retry.len());
+        let downloading = self.ctx.db.downloads_by_expiry(want).await?;
         self.ctx.ops.metrics().engine_read("downloading");
-        let present: HashSet<&str> = downloading.iter().map(|j| j.id.as_str()).collect();
-        schedule::keep_only(&mut self.download_retry, &present);
-        drop(present);
+        if downloading.len() < want {
+            // The whole list: forget the retry times of jobs no longer downloading.
+            let present: HashSet<&str> = downloading.iter().map(|j| j.id.as_str()).collect();
+            schedule::keep_only(&mut self.download_retry, &present);
+        }
         let mut at_cap = false;
         for job in downloading {
             if self.downloads >= slots {
