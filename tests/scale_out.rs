@@ -179,15 +179,17 @@ async fn three_daemons_on_one_account_share_limits_budget_and_paid_jobs_through_
     let in_flight_of = |owner: &str| {
         count(&url, "SELECT COUNT(*) FROM jobs WHERE owner = $1 AND state IN ('submitted', 'downloading')", owner)
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // Its second half first, so it has work whenever the account's slots let it submit.
+    drop_specs(&daemons[victim], victim, half, SPECS_PER_DAEMON);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while in_flight_of(&victim_id) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "daemon {victim} never had a task in flight");
+        assert!(tokio::time::Instant::now() < deadline, "seed {seed}: daemon {victim} never had a task in flight");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     daemons[victim].kill();
     let left = in_flight_of(&victim_id);
     println!("daemon {victim} killed with {left} paid task(s) in flight; it stays down past its lease");
-    for (k, d) in daemons.iter().enumerate() {
+    for (k, d) in daemons.iter().enumerate().filter(|(k, _)| *k != victim) {
         drop_specs(d, k, half, SPECS_PER_DAEMON);
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
