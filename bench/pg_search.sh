@@ -45,6 +45,7 @@ else
   url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$VIDKEEP_TEST_PG" "$PG_DB")
   echo "reusing the database $PG_DB"
 fi
+[ "${COPY_ONLY:-0}" = 1 ] && { echo "COPY_ONLY=1: no searches"; exit 0; }
 echo "database size: $(psql -X -A -t -d "$url" -c "SELECT pg_size_pretty(pg_database_size(current_database()))"), SQLite file: $(du -h "$cat" | cut -f1)"
 
 # Two configs; the reading commands take no lock and write nothing, so the SQLite one reads the

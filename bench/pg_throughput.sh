@@ -127,7 +127,9 @@ printf 'setup\trun\twall s\tjobs/s\tdaemon CPU s\tload average at the drop\n'
 # every setup alike.
 for run in $(seq "$RUNS"); do
   for setup in $SETUPS; do
-    one_run "$setup" "$run" | tee -a "$RESULTS"
+    # Not in a pipeline: one_run's PIDS must reach this shell's cleanup.
+    one_run "$setup" "$run" >"$WORK/row"
+    tee -a "$RESULTS" <"$WORK/row"
   done
 done
 python3 - "$RESULTS" "$N" <<'PY'
