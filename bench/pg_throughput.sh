@@ -14,6 +14,9 @@
 #   pg_env=$(scripts/pg-test-cluster.sh start) && eval "$pg_env"
 #   bash bench/pg_throughput.sh [N] [RUNS]          defaults 600 3
 #   scripts/pg-test-cluster.sh stop "$VIDKEEP_TEST_PG_DIR"
+# The cluster script runs the server with fsync, synchronous_commit and full_page_writes off; for
+# a fair comparison with SQLite's synchronous=FULL, restart it with them on (pg_ctl restart -o
+# with the options in DATA/postmaster.opts, those three set to on), as BENCHMARKS.md says.
 #
 # Environment: VIDKEEP_BIN (default target/release/vidkeep), VIDKEEP_TEST_PG (a URL to the
 # cluster, needed for pg1/pg3) and PGPASSFILE as the cluster script exports them, SETUPS (default
@@ -122,6 +125,11 @@ PY
 }
 
 RESULTS="$WORK/results.tsv"
+if [ -n "${VIDKEEP_TEST_PG:-}" ]; then
+  # scripts/pg-test-cluster.sh starts the server with fsync and synchronous_commit off: say which.
+  echo "PostgreSQL: $(psql -X -A -t -d "$VIDKEEP_TEST_PG" -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) \
+    FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers')")"
+fi
 printf 'setup\trun\twall s\tjobs/s\tdaemon CPU s\tload average at the drop\n'
 # Runs interleaved (sqlite, pg1, pg3, sqlite, ...), so a change in the machine's load falls on
 # every setup alike.
