@@ -36,3 +36,24 @@ start_daemon() {
   vk=$!
   for _ in $(seq 100); do curl -sf "127.0.0.1:$2/readyz" >/dev/null && break; sleep 0.1; done
 }
+
+# write_config_pg DIR SIM_PORT HTTP_PORT URL [STORAGE]: DIR/vk.toml as write_config makes it, but
+# with its catalogue in the PostgreSQL database at URL (`[catalog] url`; the password comes from
+# PGPASSFILE or PGPASSWORD) and its storage at STORAGE (default DIR/archive), so several daemons
+# can share one database and one storage root, each with its own inbox DIR/inbox.
+write_config_pg() {
+  write_config "$1" "$2" "$3"
+  local url=${4//&/\\&} storage=${5:-$1/archive}
+  sed -i "s|^path = \"$1/catalog.sqlite\"|url = \"${url//|/\\|}\"|; s|^url = \"$1/archive\"|url = \"$storage\"|" "$1/vk.toml"
+}
+
+# pg_db URL NAME: creates the database NAME on the server of URL (a URL to any of its databases,
+# as scripts/pg-test-cluster.sh exports it) and prints the URL of NAME, query string kept.
+pg_db() {
+  psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "CREATE DATABASE \"$2\"" >/dev/null
+  python3 - "$1" "$2" <<'PY'
+import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1])
+print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
+PY
+}
