@@ -318,43 +318,14 @@ impl std::fmt::Debug for Conn {
 pub(crate) enum Begin {
     /// Takes the write lock at its first write.
     Deferred,
-    /// Holds a write lock from the start, so what it reads stays true until it commits: SQLite's
-    /// `IMMEDIATE` (one writer at a time); on PostgreSQL, a transaction-scoped advisory lock of
-    /// the [`Decision`] it makes, which every daemon on the database takes for that decision.
-    Deciding(Decision),
+    /// Holds the catalogue's one write lock from the start, so what it reads stays true until it
+    /// commits: SQLite's `IMMEDIATE`; on PostgreSQL, a transaction-scoped advisory lock that
+    /// every daemon on the database takes for the same decisions (fingerprints, budgets).
+    Immediate,
 }
 
-/// What a transaction decides for every daemon on a shared catalogue, each under its own lock:
-/// decisions of different kinds read and write different things, so they need not wait for each
-/// other (the backend benchmark found one lock for all of them to be the ceiling of several
-/// daemons).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
-    /// Whether a request was already paid for (fingerprints), recording new jobs.
-    Intake,
-    /// Whether a submission fits the budgets and the account's in-flight limits.
-    Spend,
-    /// Leases and take-over of a lapsed daemon's jobs.
-    Leases,
-    /// Everything at once (filling a catalogue: a copy, a rebuild): every lock, in one order.
-    Whole,
-}
-
-impl Decision {
-    /// The advisory lock keys on PostgreSQL ("vkintake", "vk-spend", "vkleases" in ASCII), in
-    /// the order they are taken.
-    fn keys(self) -> &'static [i64] {
-        const INTAKE: i64 = 0x766b_696e_7461_6b65;
-        const SPEND: i64 = 0x766b_2d73_7065_6e64;
-        const LEASES: i64 = 0x766b_6c65_6173_6573;
-        match self {
-            Decision::Intake => &[INTAKE],
-            Decision::Spend => &[SPEND],
-            Decision::Leases => &[LEASES],
-            Decision::Whole => &[INTAKE, SPEND, LEASES],
-        }
-    }
-}
+/// The key of the advisory lock [`Begin::Immediate`] takes on PostgreSQL ("vidkeep" in ASCII).
+pub(crate) const WRITE_LOCK: i64 = 0x0076_6964_6b65_6570;
 
 impl Conn {
     /// Begins a transaction.
@@ -363,17 +334,15 @@ impl Conn {
             Conn::Lite(c) => {
                 let behaviour = match how {
                     Begin::Deferred => rusqlite::TransactionBehavior::Deferred,
-                    Begin::Deciding(_) => rusqlite::TransactionBehavior::Immediate,
+                    Begin::Immediate => rusqlite::TransactionBehavior::Immediate,
                 };
                 Ok(Tx::Lite(c.transaction_with_behavior(behaviour).map_err(lite(about))?))
             }
             Conn::Pg(pg_conn) => {
                 let PgConn { client, prepared } = &mut **pg_conn;
                 let mut tx = client.get_mut().transaction().map_err(pg(about))?;
-                if let Begin::Deciding(decision) = how {
-                    for key in decision.keys() {
-                        tx.execute("SELECT pg_advisory_xact_lock($1)", &[key]).map_err(pg(about))?;
-                    }
+                if how == Begin::Immediate {
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).map_err(pg(about))?;
                 }
                 Ok(Tx::Pg { tx: RefCell::new(tx), prepared })
             }

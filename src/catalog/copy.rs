@@ -16,7 +16,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use super::conn::{Arg, Begin, Cell, Conn, Decision, Dialect, FromCell, Row, Sql, Value, args, pg};
+use super::conn::{Arg, Begin, Cell, Conn, Dialect, FromCell, Row, Sql, Value, args, pg};
 use super::pg::PG_SCHEMA_VERSION;
 use super::{Catalog, CatalogError, SCHEMA_VERSION, sql};
 
@@ -462,7 +462,7 @@ fn in_table<T>(table: &'static str, result: Result<T, CatalogError>) -> Result<T
 impl Catalog {
     /// Copies every row of this catalogue into `dest`, which must be a new, empty catalogue
     /// (of either backend) at this vidkeep's schema, as must this one. One transaction on
-    /// `dest`, taken as the catalogue's writer ([`Begin::Deciding`]); ids and the order of jobs
+    /// `dest`, taken as the catalogue's writer ([`Begin::Immediate`]); ids and the order of jobs
     /// are kept, and `dest`'s id counters are moved past them. Before the commit, every table's
     /// row count and checksum are compared on both sides; if any differs nothing is written and
     /// the error names the table. This catalogue is only read.
@@ -475,7 +475,7 @@ impl Catalog {
         }
         let source = Snapshot::begin(&self.conn)?;
         plan_by_index(&self.conn)?;
-        let tx = dest.conn.begin("begin the copy", Begin::Deciding(Decision::Whole))?;
+        let tx = dest.conn.begin("begin the copy", Begin::Immediate)?;
         plan_by_index(&tx)?;
         for table in TABLES {
             let q = format!("SELECT COUNT(*) FROM {}", table.name);

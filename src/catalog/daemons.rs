@@ -12,7 +12,7 @@
 //! its inbox. A job's `origin`, the daemon whose inbox its spec came from, never changes: only
 //! that daemon moves the spec file to `done/` or `failed/`.
 
-use super::conn::{Begin, Decision, Dialect, Sql as _, args};
+use super::conn::{Begin, Dialect, Sql as _, args};
 use super::jobs::apply_change;
 use super::{Catalog, CatalogError};
 use crate::domain::{Change, DaemonId, JobError, JobState};
@@ -82,7 +82,7 @@ impl Catalog {
     /// How many jobs changed hands.
     pub fn adopt_all(&mut self) -> Result<usize, CatalogError> {
         let Some(me) = self.daemon.clone() else { return Ok(0) };
-        let tx = self.conn.begin("begin adoption", Begin::Deciding(Decision::Leases))?;
+        let tx = self.conn.begin("begin adoption", Begin::Immediate)?;
         let n = tx.execute(
             "adopt jobs",
             "UPDATE jobs SET owner = ?1 WHERE state NOT IN ('archived', 'archived_with_warnings', 'failed') \
@@ -107,7 +107,7 @@ impl Catalog {
             return Err(CatalogError::Unsupported("a heartbeat needs the daemon's id (set_daemon)"));
         };
         let lease_until = now.saturating_add(lease_ms);
-        let tx = self.conn.begin("begin heartbeat", Begin::Deciding(Decision::Leases))?;
+        let tx = self.conn.begin("begin heartbeat", Begin::Immediate)?;
         let renewed = tx.execute(
             "renew lease",
             "UPDATE daemons SET host = ?2, pid = ?3, heartbeat_at = ?4, lease_until = ?5 WHERE id = ?1",

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::conn::{Begin, Decision, Row, Sql, args, for_update};
+use super::conn::{Begin, Row, Sql, args, for_update};
 use super::{Catalog, CatalogError};
 use crate::domain::{Change, JobError, JobState, SpecPlace};
 use crate::spec::{JobSpec, SpecFormat};
@@ -326,7 +326,7 @@ impl Catalog {
     /// sees the specs recorded before it in the same batch, so two identical specs in one batch
     /// are still paid once. One answer per spec, in order; on an error nothing is recorded.
     pub fn record_specs(&mut self, specs: &[SpecJobs]) -> Result<Vec<Recorded>, CatalogError> {
-        let tx = self.conn.begin("begin record", Begin::Deciding(Decision::Intake))?;
+        let tx = self.conn.begin("begin record", Begin::Immediate)?;
         let now = now_ms();
         let paid_query = format!(
             "SELECT {COLUMNS} FROM jobs WHERE fingerprint = ?1 AND state <> 'failed' ORDER BY created_at LIMIT 1"

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::conn::{Begin, Decision, Sql, args};
+use super::conn::{Begin, Sql, args};
 use super::jobs::apply_change;
 use super::{Catalog, CatalogError};
 use crate::domain::{Change, JobState};
@@ -99,7 +99,7 @@ impl Catalog {
         limits: InFlight,
         now: i64,
     ) -> Result<BudgetCheck, CatalogError> {
-        let tx = self.conn.begin("begin submit", Begin::Deciding(Decision::Spend))?;
+        let tx = self.conn.begin("begin submit", Begin::Immediate)?;
         let row: Option<(String, String, Option<String>, Option<String>)> = tx.first(
             "read job",
             "SELECT state, model, project, error_message FROM jobs WHERE id = ?1",

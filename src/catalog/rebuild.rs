@@ -19,7 +19,7 @@
 //! Rebuilt jobs are final (archived), so nothing is ever submitted or downloaded because of
 //! them.
 
-use super::conn::{Begin, Decision, Sql as _, Tx, args};
+use super::conn::{Begin, Sql as _, Tx, args};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -157,7 +157,7 @@ impl Catalog {
     /// Restores the archived jobs of `sidecars` (with their submission, assets and inputs) in
     /// one transaction; one answer per sidecar, in order.
     pub fn restore(&mut self, sidecars: &[Restorable]) -> Result<Vec<Restored>, CatalogError> {
-        let tx = self.conn.begin("begin restore", Begin::Deciding(Decision::Whole))?;
+        let tx = self.conn.begin("begin restore", Begin::Immediate)?;
         let mut answers = Vec::with_capacity(sidecars.len());
         for r in sidecars {
             let known: Option<i64> =
