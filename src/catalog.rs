@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_lookup.sql"),
     include_str!("../migrations/0009_listing_indexes.sql"),
     include_str!("../migrations/0010_daemons.sql"),
+    include_str!("../migrations/0011_tag_order.sql"),
 ];
 
 /// Errors from the catalogue.
@@ -439,6 +440,11 @@ mod tests {
         assert_eq!((job.state, job.charged_fen), (JobState::Submitted, 250));
         let tagged = c.jobs(&JobFilter { tag: Some("sea".into()), ..JobFilter::default() }).expect("tags");
         assert_eq!(tagged.len(), 1);
+        let tag_row: (String, i64) = c
+            .lite()
+            .query_row("SELECT job_id, created_at FROM job_tags WHERE tag = 'sea'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("tag row");
+        assert_eq!(tag_row, ("j1".to_owned(), 1), "version 11 gives each tag row its job's creation time");
         let found = c.jobs(&JobFilter { text: Some("lighthouse".into()), ..JobFilter::default() }).expect("search");
         assert_eq!(found.len(), 1, "the search index still points at the rebuilt rows");
         let fk: i64 = c.lite().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
@@ -497,10 +503,17 @@ mod tests {
         let path = dir.path().join("c.sqlite");
         {
             let c = Catalog::open(&path).expect("open");
-            // Back to version 6 (undoing migrations 10, 9, 8 and 7), with a job failed as vidkeep 0.6 wrote it and one downloading.
+            // Back to version 6 (undoing migrations 11, 10, 9, 8 and 7), with a job failed as vidkeep 0.6 wrote it and one downloading.
             c.lite()
                 .execute_batch(
-                    "DROP TABLE daemons; DROP TABLE account_signals; DROP INDEX jobs_unfinished_by_owner; \
+                    "DROP INDEX job_tags_newest; DROP TRIGGER job_tags_insert; DROP TRIGGER job_tags_update; \
+                     ALTER TABLE job_tags DROP COLUMN created_at; \
+                     CREATE TRIGGER job_tags_insert AFTER INSERT ON jobs BEGIN \
+                     INSERT OR IGNORE INTO job_tags (tag, job_id) SELECT value, new.id FROM json_each(new.tags); END; \
+                     CREATE TRIGGER job_tags_update AFTER UPDATE OF tags ON jobs BEGIN \
+                     DELETE FROM job_tags WHERE job_id = old.id; \
+                     INSERT OR IGNORE INTO job_tags (tag, job_id) SELECT value, new.id FROM json_each(new.tags); END; \
+                     DROP TABLE daemons; DROP TABLE account_signals; DROP INDEX jobs_unfinished_by_owner; \
                      ALTER TABLE jobs DROP COLUMN owner; ALTER TABLE jobs DROP COLUMN origin; \
                      DROP INDEX jobs_by_model_newest; DROP INDEX jobs_by_project_sorted; DROP INDEX jobs_by_project_nocase; \
                      CREATE INDEX jobs_by_project ON jobs (project, created_at); \

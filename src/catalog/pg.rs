@@ -11,8 +11,11 @@ use super::{Catalog, CatalogError, NotifySetup};
 
 /// PostgreSQL's migrations, applied in order; index + 1 is the version they lead to. Version 1
 /// is what SQLite's 9 migrations built; from there on, each PostgreSQL version has a SQLite twin.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../../migrations/pg/0001_init.sql"), include_str!("../../migrations/pg/0002_daemons.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/pg/0001_init.sql"),
+    include_str!("../../migrations/pg/0002_daemons.sql"),
+    include_str!("../../migrations/pg/0003_tag_order.sql"),
+];
 
 /// The schema version this vidkeep writes on PostgreSQL.
 pub(crate) const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -87,5 +90,53 @@ impl Catalog {
         };
         super::current_for_reading(catalog.schema_version()?, PG_SCHEMA_VERSION)?;
         Ok(catalog)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::testing::{PgScratch, pg_connect, pg_server};
+
+    /// Version 3 gives the tag rows of existing jobs their job's creation time, and keeps it for
+    /// jobs added or retagged after.
+    #[test]
+    fn version_3_dates_the_tag_rows_of_existing_jobs() {
+        let Some(server) = pg_server() else {
+            eprintln!("VIDKEEP_TEST_PG is not set: PostgreSQL migration test not run");
+            return;
+        };
+        let scratch = PgScratch::new(&server);
+        let mut client = pg_connect(&scratch.url());
+        client
+            .batch_execute("CREATE TABLE vidkeep_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .expect("schema table");
+        for (at, script) in MIGRATIONS[..2].iter().enumerate() {
+            client.batch_execute(script).expect("old migration");
+            client.execute("INSERT INTO vidkeep_schema VALUES ($1, 0)", &[&(at as i64 + 1)]).expect("version");
+        }
+        client
+            .batch_execute(
+                "INSERT INTO jobs (id, spec_name, spec_file, spec_place, spec_sha256, spec_format, fingerprint, model, \
+                 prompt, tags, request_display, price_fen, state, created_at, updated_at) VALUES \
+                 ('j1', 'a.json', 'a.json', 'done', '00', 'json', 'f', 'viduq1-text', 'x', '[\"sea\", \"night\"]', \
+                  '{}', 250, 'queued', 7, 7)",
+            )
+            .expect("a job at version 2");
+        let c = Catalog::from_postgres(client, "test".into()).expect("migrate");
+        let dated = |c: &Catalog| -> Vec<(String, i64)> {
+            c.conn
+                .rows("test", "SELECT tag, created_at FROM job_tags ORDER BY tag", args![], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .expect("tag rows")
+        };
+        assert_eq!(dated(&c), [("night".to_owned(), 7), ("sea".to_owned(), 7)]);
+        c.conn
+            .execute("test", "UPDATE jobs SET tags = '[\"dawn\"]', created_at = 9 WHERE id = 'j1'", args![])
+            .expect("retag");
+        assert_eq!(dated(&c), [("dawn".to_owned(), 9)]);
+        c.conn.execute("test", "UPDATE jobs SET created_at = 11 WHERE id = 'j1'", args![]).expect("redate");
+        assert_eq!(dated(&c), [("dawn".to_owned(), 11)]);
     }
 }

@@ -160,7 +160,7 @@ pub(super) const TABLES: &[Table] = &[
     },
     Table {
         name: "job_tags",
-        columns: &["job_id", "tag"],
+        columns: &["job_id", "tag", "created_at"],
         order: Order::ByJob(Some("tag")),
         real: &[],
         identity: None,
