@@ -315,6 +315,15 @@ impl Store {
         ))
     }
 
+    /// Whether `key` holds an object of `size` bytes with `sha256` as its metadata (S3 with
+    /// `sha256_metadata`); any error reading it is a no.
+    pub(crate) async fn holds(&self, key: &Key, size: u64, sha256: &[u8; 32]) -> bool {
+        let head = object_store::GetOptions { head: true, ..object_store::GetOptions::default() };
+        let Ok(found) = self.inner.get_opts(key, head).await else { return false };
+        let recorded = found.attributes.get(&Attribute::Metadata("sha256".into()));
+        found.meta.size == size && recorded.is_some_and(|v| v.as_ref() == crate::domain::hex(sha256))
+    }
+
     /// The same store staging its uploads in `owner`'s own area, `.staging/<owner>/`.
     pub fn with_staging_owner(mut self, owner: crate::domain::DaemonId) -> Store {
         self.staging_owner = Some(owner);

@@ -247,3 +247,36 @@ async fn without_sha256_metadata_uploads_go_straight_to_their_keys() {
     assert!(head.attributes.get(&object_store::Attribute::Metadata("sha256".into())).is_none(), "no copy, no metadata");
     assert!(env.cli(&["verify"]).status.success(), "the catalogue's hash still verifies the object");
 }
+
+/// The server completes an upload, but its answer is lost on the way (a timeout while a slow
+/// server assembles a large object, a connection reset): object_store retries the completion,
+/// which a server whose completion is not idempotent answers `NoSuchUpload`. The object is whole
+/// at its key with its SHA-256, so the upload succeeded: reporting it failed would fetch the
+/// result again, or, once its URL has expired, lose a paid result that is safely stored. (moto,
+/// still assembling a 4 GiB upload when object_store's old 30 s timeout retried it, answered so,
+/// and every 4 GiB result failed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_completed_by_the_server_is_archived_even_when_its_answer_is_lost() {
+    use sha2::Digest as _;
+    let Some(moto) = Moto::start().await else { return };
+    moto.create_bucket("vidkeep-lost").await;
+    let proxy = crate::support::s3::LoseFirstCompletion::start(&moto.endpoint).await;
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = StorageConfig {
+        url: "s3://vidkeep-lost/a".to_owned(),
+        endpoint: Some(proxy.endpoint.clone()),
+        allow_http: true,
+        part_size: 5 * 1024 * 1024,
+        spool_dir: Some(spool.path().to_path_buf()),
+        ..StorageConfig::default()
+    };
+    let store = Store::open(&config).expect("open the bucket");
+    let bytes: Vec<u8> = (0..12 * 1024 * 1024_u32).map(|i| (i % 251) as u8).collect();
+    let sha256: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    let key = Key::from("clip/video.mp4");
+    let mut upload = store.start_upload(&key, "video/mp4").await.expect("start");
+    upload.write(&bytes).await.expect("write");
+    upload.finish(&sha256).await.expect("the server made the object whole: the upload succeeded");
+    assert_eq!((proxy.lost(), proxy.refused()), (1, 1), "the answer was lost, and the repeat refused");
+    assert_eq!(read(&store, "clip/video.mp4").await, bytes);
+}

@@ -18,6 +18,13 @@ use crate::config::S3Settings;
 /// How long a presigned request stays valid; it is sent at once.
 const SIGNED_FOR: Duration = Duration::from_secs(300);
 
+/// How long one S3 request may take, from connecting to the last byte of its answer.
+/// object_store's default, 30 s, failed uploads that are slow but sound: a part of 16 MiB needs
+/// 4.5 Mbit/s to go in 30 s, and moto took longer than that to complete a 4 GiB upload, so the
+/// retried completion found the upload gone (issue 14). A stalled request is still cut here, and
+/// retried by object_store's own policy.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The raw S3 client and what vidkeep needs to sign its own requests.
 pub(super) struct S3 {
     /// The bucket-level client (keys here include the prefix).
@@ -44,7 +51,7 @@ pub(super) fn open(settings: &S3Settings) -> Result<(Arc<dyn ObjectStore>, S3), 
         .with_region(&settings.region)
         .with_allow_http(settings.allow_http)
         .with_virtual_hosted_style_request(settings.virtual_hosted_style)
-        .with_client_options(ClientOptions::new().with_allow_http(settings.allow_http));
+        .with_client_options(ClientOptions::new().with_allow_http(settings.allow_http).with_timeout(REQUEST_TIMEOUT));
     if let Some(endpoint) = &settings.endpoint {
         builder = builder.with_endpoint(endpoint);
     }

@@ -291,7 +291,15 @@ async fn send_spool(file: std::fs::File, key: &Key, then: Spooled, sha256: &[u8;
         let _ = writer.abort().await;
         return Err(StoreError::SpoolChanged { key: key.to_string() });
     }
-    writer.finish().await.map_err(Store::err("complete upload", key))
+    let Err(e) = writer.finish().await else { return Ok(()) };
+    // The answer to a completion can be lost after the server made the object (a timeout while
+    // a slow server assembles a large one, a dropped connection): the retried completion then
+    // finds no such upload. The key holding this size and this SHA-256 is the object whole.
+    if then.store.holds(key, offset, sha256).await {
+        tracing::info!(key = %key, "the answer to the upload's completion was lost; the object is whole at its key");
+        return Ok(());
+    }
+    Err(Store::err("complete upload", key)(e))
 }
 
 /// A multipart upload whose part buffers are granted by a shared [`ByteBudget`].
