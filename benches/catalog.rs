@@ -90,7 +90,11 @@ fn main() {
             ..vidkeep::config::StorageConfig::default()
         };
         let store = Store::open(&storage).expect("store");
-        let ui = UiState::new(Catalog::open_read_only(&path).expect("reader"), store);
+        // As `serve` and the daemon read: `UI_READERS` connections.
+        let ui = (1..vidkeep::web::ui::UI_READERS)
+            .fold(UiState::new(Catalog::open_read_only(&path).expect("reader"), store), |ui, _| {
+                ui.with_reader(Catalog::open_read_only(&path).expect("reader"))
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let origin = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, routes(ui)).await });

@@ -16,19 +16,21 @@
 //! | `GET /?state=rejected`, `GET /api/rejections` | specs refused at intake, with the reason |
 //! | `GET /spend?by=model\|project` | spend per day for 30 days (SVG), month total, budget use |
 //!
-//! Nothing here writes: the catalogue is read through one read-only SQLite connection, and the
-//! store only with `get`. The token check, when configured, wraps these routes in the server.
+//! Nothing here writes: the catalogue is read through read-only connections (two, so a page's
+//! listing and its menus are read at once; see `readers`), and the store only with `get`. The token check, when configured, wraps these routes in the server.
 
 mod files;
 mod pages;
 mod params;
+mod readers;
 mod rejected;
 mod spend;
 mod zip;
 
 pub(crate) use pages::content_security_policy;
+pub use readers::UI_READERS;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -49,11 +51,12 @@ use crate::jobs::LiveSettings;
 use crate::money::Budget;
 use crate::store::Store;
 use params::{PAGE_SIZE, Params};
+use readers::{ReadFailure, Readers};
 
 /// What the UI reads from.
 #[derive(Clone)]
 pub struct UiState {
-    catalog: Arc<Mutex<Catalog>>,
+    readers: Arc<Readers>,
     store: Store,
     budget: BudgetSource,
     /// The expiry warning window and the clock it is read by: pages show a banner while a paid
@@ -79,11 +82,18 @@ impl UiState {
     /// Reads `catalog` (opened read-only) and `store`.
     pub fn new(catalog: Catalog, store: Store) -> UiState {
         UiState {
-            catalog: Arc::new(Mutex::new(catalog)),
+            readers: Arc::new(Readers::new(catalog)),
             store,
             budget: BudgetSource::Fixed(Arc::new(Budget::default())),
             alerts: None,
         }
+    }
+
+    /// Reads through `catalog` too (another read-only connection to the same catalogue), so
+    /// that many reads run at once ([`UI_READERS`]).
+    pub fn with_reader(self, catalog: Catalog) -> UiState {
+        self.readers.add(catalog);
+        self
     }
 
     /// Shows use of `budget` on the spend page (and counts its days in its zone).
@@ -118,14 +128,11 @@ impl UiState {
         &self,
         f: impl FnOnce(&Catalog) -> Result<R, CatalogError> + Send + 'static,
     ) -> Result<R, UiError> {
-        let catalog = Arc::clone(&self.catalog);
-        tokio::task::spawn_blocking(move || f(&catalog.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(|e| UiError::Internal(e.to_string()))?
-            .map_err(|e| match e {
-                CatalogError::NoJob(id) => UiError::NotFound(format!("no job {id}")),
-                other => UiError::Internal(other.to_string()),
-            })
+        self.readers.read(f).await.map_err(|e| match e {
+            ReadFailure::Catalog(CatalogError::NoJob(id)) => UiError::NotFound(format!("no job {id}")),
+            ReadFailure::Catalog(other) => UiError::Internal(other.to_string()),
+            ReadFailure::Internal(e) => UiError::Internal(e),
+        })
     }
 }
 
@@ -269,10 +276,10 @@ async fn grid(State(state): State<UiState>, Query(params): Query<Params>) -> Res
     if params.state.trim() == rejected::STATE {
         return rejected::page(&state, &params).await;
     }
-    let found = search(&state, &params).await?;
     let filter = params.filter(false)?;
-    let (facets, (_, rejected)) =
-        state.read(move |c| Ok((c.facet_counts(&filter)?, c.rejections_page(None, 0, 0)?))).await?;
+    // The listing and the menus on two connections at once (see `readers`).
+    let menus = state.read(move |c| Ok((c.facet_counts(&filter)?, c.rejections_page(None, 0, 0)?)));
+    let (found, (facets, (_, rejected))) = tokio::try_join!(search(&state, &params), menus)?;
     let stamp = stamp(&state).await?;
     let view = pages::GridView {
         params: &params,
@@ -448,7 +455,7 @@ async fn export_json(State(state): State<UiState>, Query(params): Query<Params>)
 }
 
 /// Every match of the search (every take), sent a page at a time as it is read: each page is read
-/// after the previous one by keyset, with the catalogue locked for that page only, and at most
+/// after the previous one by keyset, on a connection lent for that page only, and at most
 /// two pages wait to be sent, so memory stays flat however many jobs match and other pages are
 /// served in between. The bytes are those of the whole list written at once.
 async fn export(state: &UiState, params: &Params, format: ExportFormat) -> Result<Response, UiError> {
@@ -458,8 +465,8 @@ async fn export(state: &UiState, params: &Params, format: ExportFormat) -> Resul
     // The first page before the answer starts, so that a failure still gets its status.
     let first = state.read(move |c| c.export_page(&filter, &listing, EXPORT_PAGE)).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let catalog = Arc::clone(&state.catalog);
-    tokio::task::spawn_blocking(move || {
+    let state = state.clone();
+    tokio::spawn(async move {
         let mut writer = ExportWriter::new(format);
         let mut chunk = writer.start().to_owned();
         let mut page = Some(first);
@@ -467,26 +474,25 @@ async fn export(state: &UiState, params: &Params, format: ExportFormat) -> Resul
             match writer.page(&rows) {
                 Ok(text) => chunk.push_str(&text),
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+                    let _ = tx.send(Err(std::io::Error::other(e))).await;
                     return;
                 }
             }
-            if tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk)))).is_err() {
+            if tx.send(Ok(Bytes::from(std::mem::take(&mut chunk)))).await.is_err() {
                 return; // the client went away
             }
             let Some(filter) = next else { break };
-            let read = catalog.lock().unwrap_or_else(|e| e.into_inner()).export_page(&filter, &listing, EXPORT_PAGE);
-            match read {
+            match state.read(move |c| c.export_page(&filter, &listing, EXPORT_PAGE)).await {
                 Ok(p) => page = Some(p),
                 Err(e) => {
                     tracing::warn!(error = %e, "an export stopped before its end");
                     // The answer is cut off: the client sees a failed download, not a short file.
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             }
         }
-        let _ = tx.blocking_send(Ok(Bytes::from_static(writer.end().as_bytes())));
+        let _ = tx.send(Ok(Bytes::from_static(writer.end().as_bytes()))).await;
     });
     let body =
         Body::from_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
