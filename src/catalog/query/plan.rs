@@ -94,6 +94,49 @@ fn tagged_jobs(tag: &str, d: Dialect) -> (String, Terms) {
 /// The columns of a [`MenuRow`].
 const MENU_SELECT: &str = "SELECT jobs.rowid, jobs.state, jobs.model, jobs.project, jobs.tags";
 
+/// The count of a search by words alone (SQLite): the index's matches, less those a word names
+/// (counted by the second part, once), read without their jobs but for the jobs in take groups,
+/// which a listing that shows one entry per group checks for an earlier matching take. Joining
+/// every match to its job for that check cost 11 of the 15 ms of counting 10,001 matches of two
+/// common words at 1,000,000 jobs. `terms` are the listing's (the take-group term, if any).
+fn words_only_count(
+    filter: &JobFilter,
+    listing: &Listing,
+    terms: &Terms,
+    query: String,
+    named: Terms,
+    upto: Param,
+) -> (String, Vec<Param>) {
+    let mut params = vec![Param::Text(query)];
+    params.extend(named.params.iter().cloned());
+    let takes = if listing.collapse_takes {
+        params.extend(terms.params.iter().cloned());
+        format!(
+            " AND (jobs_fts.rowid NOT IN (SELECT rowid FROM jobs WHERE take_group IS NOT NULL) \
+             OR EXISTS (SELECT 1 FROM jobs WHERE jobs.rowid = jobs_fts.rowid AND {}))",
+            terms.conjunction()
+        )
+    } else {
+        String::new()
+    };
+    let named_again = filter.named_rows("jobs").unwrap_or_default();
+    params.extend(named_again.params.iter().cloned());
+    let probes = filter.word_probes("jobs", Dialect::Sqlite);
+    params.extend(probes.params.iter().cloned());
+    params.extend(terms.params.iter().cloned());
+    params.push(upto);
+    let q = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts WHERE jobs_fts MATCH ? \
+         AND jobs_fts.rowid NOT IN (SELECT n.rowid FROM jobs AS n WHERE {}){takes} \
+         UNION ALL SELECT 1 FROM jobs WHERE {} AND {} AND {} LIMIT ?) AS counted",
+        named.conjunction(),
+        named_again.conjunction(),
+        probes.conjunction(),
+        terms.conjunction()
+    );
+    (q, params)
+}
+
 /// References to each of `params`, to bind.
 fn bind(params: &[Param]) -> Vec<&dyn Arg> {
     params.iter().map(|p| p as &dyn Arg).collect()
@@ -258,6 +301,11 @@ impl Catalog {
             ));
         }
         let terms = listing.terms_as(&whole, d, tag_term);
+        if let (Some(query), Some(named), true) =
+            (whole.fts_query(d), whole.any_reference("n", false), whole.row_terms("jobs", d).sql.is_empty())
+        {
+            return Ok(words_only_count(&whole, listing, &terms, query, named, upto));
+        }
         Ok(match (whole.fts_query(d), whole.any_reference("jobs", true), whole.named_rows("jobs")) {
             (Some(query), Some(not_named), Some(named)) => {
                 // The index's matches as it reads them, and the rows a word names otherwise (found
@@ -370,6 +418,18 @@ impl Catalog {
             self.conn.rows("plan", &format!("EXPLAIN QUERY PLAN {q}"), &bind(params), |r| r.get(3))
         };
         Ok([explain(&menu, &menu_params)?, explain(&count, &count_params)?])
+    }
+
+    /// SQLite's plan for [`Catalog::count_upto`]: each step's id, its parent's and what it does.
+    #[cfg(test)]
+    pub(super) fn count_plan(
+        &self,
+        filter: &JobFilter,
+        listing: &Listing,
+    ) -> Result<Vec<(i64, i64, String)>, CatalogError> {
+        let (q, params) = self.count_query(filter, listing, COUNT_CAP)?;
+        self.conn
+            .rows("plan", &format!("EXPLAIN QUERY PLAN {q}"), &bind(&params), |r| Ok((r.get(0)?, r.get(1)?, r.get(3)?)))
     }
 
     fn menu_rows(&self, q: &str, params: Vec<Param>) -> Result<Vec<MenuRow>, CatalogError> {

@@ -336,6 +336,34 @@ fn counts_stop_at_the_cap_and_say_so() {
     });
 }
 
+/// A search by words alone is counted from the full-text index, reading the jobs of the matches
+/// only for jobs in take groups (is an earlier take listed instead?); the count is what the
+/// listing lists, with takes collapsed or not, for words, phrases and words that name a job.
+#[test]
+fn a_search_by_words_alone_is_counted_from_the_index() {
+    crate::catalog::testing::each_backend(|c, backend| {
+        let ids = library(c, 60);
+        let take = c.jobs(&JobFilter::default()).expect("jobs").into_iter().find(|j| j.take_no == 2).expect("a take");
+        for words in ["fox", "owl", "fox number", "number", ids[3].as_str(), &format!("{} fox", ids[5]), &take.id] {
+            for collapse_takes in [true, false] {
+                let listing = Listing { sort: Sort::Newest, collapse_takes };
+                let filter = text(words);
+                let listed = c.list(&filter, &listing).expect("list").len() as u64;
+                let counted = c.count_listed(&filter, &listing, COUNT_CAP).expect("count");
+                assert_eq!(counted, Count::Exactly(listed), "{backend}: {words:?} collapse={collapse_takes}");
+            }
+        }
+        if c.conn.dialect() != Dialect::Sqlite {
+            return;
+        }
+        let plan =
+            c.count_plan(&text("fox number"), &Listing { sort: Sort::Newest, collapse_takes: true }).expect("plan");
+        let scan = plan.iter().find(|(_, _, s)| s.starts_with("SCAN jobs_fts")).expect("the index is read");
+        let beside: Vec<&String> = plan.iter().filter(|(_, parent, _)| *parent == scan.1).map(|(_, _, s)| s).collect();
+        assert!(!beside.iter().any(|s| s.contains("SEARCH jobs")), "no job read per match: {plan:#?}");
+    });
+}
+
 /// More than [`COUNT_CAP`] matches: the total says "more than", the menus count the newest
 /// `COUNT_CAP`, and a search is paged through the index a window at a time, every match once.
 #[test]
