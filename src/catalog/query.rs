@@ -7,6 +7,7 @@
 //! counts come from at most that many matches, and a search reads the full-text index for the
 //! stretch of the listing a page needs ([`plan`]) instead of collecting every match first.
 
+mod count;
 mod plan;
 
 use super::conn::{Arg, Dialect, Param, Sql as _, args};

@@ -19,6 +19,7 @@
 //! Nothing here writes: the catalogue is read through read-only connections (two, so a page's
 //! listing and its menus are read at once; see `readers`), and the store only with `get`. The token check, when configured, wraps these routes in the server.
 
+mod export;
 mod files;
 mod pages;
 mod params;
@@ -34,19 +35,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::catalog::{
-    Asset, COUNT_CAP, Catalog, CatalogError, Count, Cursor, EXPORT_PAGE, ExportFormat, ExportWriter, JobRecord,
-    job_json,
-};
+use crate::catalog::{Asset, COUNT_CAP, Catalog, CatalogError, Count, Cursor, JobRecord, job_json};
 use crate::jobs::LiveSettings;
 use crate::money::Budget;
 use crate::store::Store;
@@ -148,8 +144,8 @@ pub fn routes(state: UiState) -> Router {
         .route("/api/stamp", get(api_stamp))
         .route("/api/{*rest}", get(api_not_found))
         .route("/spend", get(spend_page))
-        .route("/export.csv", get(export_csv))
-        .route("/export.json", get(export_json))
+        .route("/export.csv", get(export::csv))
+        .route("/export.json", get(export::json))
         .route("/export.zip", get(zip::search))
         .route("/download.zip", get(zip::selection_get).post(zip::selection_post))
         .route("/api/rejections", get(rejected::api))
@@ -444,62 +440,4 @@ async fn api_stamp(State(state): State<UiState>) -> Result<Json<Value>, ApiError
 
 async fn api_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError(UiError::NotFound(format!("no API route {}", uri.path())))
-}
-
-async fn export_csv(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    export(&state, &params, ExportFormat::Csv).await
-}
-
-async fn export_json(State(state): State<UiState>, Query(params): Query<Params>) -> Result<Response, UiError> {
-    export(&state, &params, ExportFormat::Json).await
-}
-
-/// Every match of the search (every take), sent a page at a time as it is read: each page is read
-/// after the previous one by keyset, on a connection lent for that page only, and at most
-/// two pages wait to be sent, so memory stays flat however many jobs match and other pages are
-/// served in between. The bytes are those of the whole list written at once.
-async fn export(state: &UiState, params: &Params, format: ExportFormat) -> Result<Response, UiError> {
-    let params = params.everything();
-    let filter = params.filter(false)?;
-    let listing = params.listing()?;
-    // The first page before the answer starts, so that a failure still gets its status.
-    let first = state.read(move |c| c.export_page(&filter, &listing, EXPORT_PAGE)).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let state = state.clone();
-    tokio::spawn(async move {
-        let mut writer = ExportWriter::new(format);
-        let mut chunk = writer.start().to_owned();
-        let mut page = Some(first);
-        while let Some((rows, next)) = page.take() {
-            match writer.page(&rows) {
-                Ok(text) => chunk.push_str(&text),
-                Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other(e))).await;
-                    return;
-                }
-            }
-            if tx.send(Ok(Bytes::from(std::mem::take(&mut chunk)))).await.is_err() {
-                return; // the client went away
-            }
-            let Some(filter) = next else { break };
-            match state.read(move |c| c.export_page(&filter, &listing, EXPORT_PAGE)).await {
-                Ok(p) => page = Some(p),
-                Err(e) => {
-                    tracing::warn!(error = %e, "an export stopped before its end");
-                    // The answer is cut off: the client sees a failed download, not a short file.
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
-                }
-            }
-        }
-        let _ = tx.send(Ok(Bytes::from_static(writer.end().as_bytes()))).await;
-    });
-    let body =
-        Body::from_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
-    let (content_type, name) = match format {
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "vidkeep-jobs.csv"),
-        ExportFormat::Json => ("application/json", "vidkeep-jobs.json"),
-    };
-    let disposition = format!("attachment; filename=\"{name}\"");
-    Ok(([(CONTENT_TYPE, content_type.to_owned()), (CONTENT_DISPOSITION, disposition)], body).into_response())
 }

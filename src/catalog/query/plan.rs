@@ -10,7 +10,7 @@
 //!   page is full or the listing ends. Rows are added in time order, so a window's rows are
 //!   close together; were they not, each window still reads at most every match once.
 //!
-//! Counts stop at a cap, reading the index's matches in its own order.
+//! Counts are in [`super::count`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,7 +45,7 @@ impl MenuRow {
 
 /// An SQL `LIMIT` for at most `n` rows (none: `-1` on SQLite; more than can be on PostgreSQL,
 /// which refuses a negative one).
-fn limit(n: Option<usize>, d: Dialect) -> Param {
+pub(super) fn limit(n: Option<usize>, d: Dialect) -> Param {
     let none = if d == Dialect::Postgres { i64::MAX } else { -1 };
     Param::Int(n.and_then(|n| i64::try_from(n).ok()).unwrap_or(none))
 }
@@ -76,14 +76,14 @@ fn listing_index(filter: &JobFilter, listing: &Listing) -> &'static str {
 /// walk) and no words. Walking the creation order and checking each job's tags instead read
 /// ~100,000 rows for the newest 10,000 jobs of a tag a tenth of them carry (150 ms at 1,000,000
 /// jobs).
-fn tag_drives(filter: &JobFilter, tag_term: TagTerm) -> Option<&str> {
+pub(super) fn tag_drives(filter: &JobFilter, tag_term: TagTerm) -> Option<&str> {
     let plain = filter.project.is_none() && filter.indexed_words().is_empty();
     filter.tag.as_deref().filter(|_| plain && tag_term == TagTerm::Check)
 }
 
 /// `FROM` the jobs of `tag`, read from its index in creation order (newest first when the query
 /// asks for `tagged.created_at DESC, tagged.job_id DESC`), and the term naming the tag.
-fn tagged_jobs(tag: &str, d: Dialect) -> (String, Terms) {
+pub(super) fn tagged_jobs(tag: &str, d: Dialect) -> (String, Terms) {
     // SQLite's CROSS JOIN keeps the tag's index outermost; PostgreSQL has no CROSS JOIN ... ON.
     let join = if d == Dialect::Postgres { "JOIN" } else { "CROSS JOIN" };
     let mut terms = Terms::default();
@@ -94,51 +94,8 @@ fn tagged_jobs(tag: &str, d: Dialect) -> (String, Terms) {
 /// The columns of a [`MenuRow`].
 const MENU_SELECT: &str = "SELECT jobs.rowid, jobs.state, jobs.model, jobs.project, jobs.tags";
 
-/// The count of a search by words alone (SQLite): the index's matches, less those a word names
-/// (counted by the second part, once), read without their jobs but for the jobs in take groups,
-/// which a listing that shows one entry per group checks for an earlier matching take. Joining
-/// every match to its job for that check cost 11 of the 15 ms of counting 10,001 matches of two
-/// common words at 1,000,000 jobs. `terms` are the listing's (the take-group term, if any).
-fn words_only_count(
-    filter: &JobFilter,
-    listing: &Listing,
-    terms: &Terms,
-    query: String,
-    named: Terms,
-    upto: Param,
-) -> (String, Vec<Param>) {
-    let mut params = vec![Param::Text(query)];
-    params.extend(named.params.iter().cloned());
-    let takes = if listing.collapse_takes {
-        params.extend(terms.params.iter().cloned());
-        format!(
-            " AND (jobs_fts.rowid NOT IN (SELECT rowid FROM jobs WHERE take_group IS NOT NULL) \
-             OR EXISTS (SELECT 1 FROM jobs WHERE jobs.rowid = jobs_fts.rowid AND {}))",
-            terms.conjunction()
-        )
-    } else {
-        String::new()
-    };
-    let named_again = filter.named_rows("jobs").unwrap_or_default();
-    params.extend(named_again.params.iter().cloned());
-    let probes = filter.word_probes("jobs", Dialect::Sqlite);
-    params.extend(probes.params.iter().cloned());
-    params.extend(terms.params.iter().cloned());
-    params.push(upto);
-    let q = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts WHERE jobs_fts MATCH ? \
-         AND jobs_fts.rowid NOT IN (SELECT n.rowid FROM jobs AS n WHERE {}){takes} \
-         UNION ALL SELECT 1 FROM jobs WHERE {} AND {} AND {} LIMIT ?) AS counted",
-        named.conjunction(),
-        named_again.conjunction(),
-        probes.conjunction(),
-        terms.conjunction()
-    );
-    (q, params)
-}
-
 /// References to each of `params`, to bind.
-fn bind(params: &[Param]) -> Vec<&dyn Arg> {
+pub(super) fn bind(params: &[Param]) -> Vec<&dyn Arg> {
     params.iter().map(|p| p as &dyn Arg).collect()
 }
 
@@ -268,76 +225,6 @@ impl Catalog {
         }
     }
 
-    /// How many entries the listing of `filter` has, counting no further than `upto`. A common
-    /// tag is checked per row here too: building the list of a tag's 100,000 jobs first cost 0.12 s
-    /// of a 0.2 s page at 1,000,000 jobs (0.08 s as a check; with a project beside it, 0.09 s
-    /// against 0.04 s).
-    pub(super) fn count_upto(&self, filter: &JobFilter, listing: &Listing, upto: u64) -> Result<u64, CatalogError> {
-        let (q, params) = self.count_query(filter, listing, upto)?;
-        let n: i64 = self.conn.one("count jobs", &q, &bind(&params), |r| r.get(0))?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    /// The statement of [`Catalog::count_upto`], and its parameters.
-    fn count_query(
-        &self,
-        filter: &JobFilter,
-        listing: &Listing,
-        upto: u64,
-    ) -> Result<(String, Vec<Param>), CatalogError> {
-        let whole = JobFilter { cursor: None, ..filter.clone() };
-        let d = self.conn.dialect();
-        let tag_term = self.tag_term(&whole)?;
-        let upto = Param::Int(i64::try_from(upto).unwrap_or(i64::MAX));
-        if let Some(tag) = tag_drives(&whole, tag_term) {
-            // The tag's index read until the cap, each entry joined to its job for the rest.
-            let (from, mut terms) = tagged_jobs(tag, d);
-            terms.extend(listing.terms(&JobFilter { tag: None, ..whole.clone() }, d));
-            let mut params = terms.params.clone();
-            params.push(upto);
-            return Ok((
-                format!("SELECT COUNT(*) FROM (SELECT 1 FROM {from}{} LIMIT ?) AS counted", terms.clause()),
-                params,
-            ));
-        }
-        let terms = listing.terms_as(&whole, d, tag_term);
-        if let (Some(query), Some(named), true) =
-            (whole.fts_query(d), whole.any_reference("n", false), whole.row_terms("jobs", d).sql.is_empty())
-        {
-            return Ok(words_only_count(&whole, listing, &terms, query, named, upto));
-        }
-        Ok(match (whole.fts_query(d), whole.any_reference("jobs", true), whole.named_rows("jobs")) {
-            (Some(query), Some(not_named), Some(named)) => {
-                // The index's matches as it reads them, and the rows a word names otherwise (found
-                // through the indexes of the columns that name a job).
-                let mut params = vec![Param::Text(query)];
-                params.extend(not_named.params.iter().cloned());
-                params.extend(terms.params.iter().cloned());
-                params.extend(named.params.iter().cloned());
-                let probes = whole.word_probes("jobs", d);
-                params.extend(probes.params.iter().cloned());
-                params.extend(terms.params.iter().cloned());
-                params.push(upto);
-                let q = format!(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM jobs_fts CROSS JOIN jobs ON jobs.rowid = jobs_fts.rowid \
-                     WHERE jobs_fts MATCH ? AND NOT {} AND {} \
-                     UNION ALL SELECT 1 FROM jobs WHERE {} AND {} AND {} LIMIT ?) AS counted",
-                    not_named.conjunction(),
-                    terms.conjunction(),
-                    named.conjunction(),
-                    probes.conjunction(),
-                    terms.conjunction()
-                );
-                (q, params)
-            }
-            _ => {
-                let mut params = terms.params.clone();
-                params.push(upto);
-                (format!("SELECT COUNT(*) FROM (SELECT 1 FROM jobs{} LIMIT ?) AS counted", terms.clause()), params)
-            }
-        })
-    }
-
     /// The sample the filter menus count: the newest matches of `filter`, at most [`COUNT_CAP`],
     /// and whether there were more. Without words, read in the order of creation (newest first;
     /// a common tag's jobs from its own index in that order, see [`tag_drives`]);
@@ -418,18 +305,6 @@ impl Catalog {
             self.conn.rows("plan", &format!("EXPLAIN QUERY PLAN {q}"), &bind(params), |r| r.get(3))
         };
         Ok([explain(&menu, &menu_params)?, explain(&count, &count_params)?])
-    }
-
-    /// SQLite's plan for [`Catalog::count_upto`]: each step's id, its parent's and what it does.
-    #[cfg(test)]
-    pub(super) fn count_plan(
-        &self,
-        filter: &JobFilter,
-        listing: &Listing,
-    ) -> Result<Vec<(i64, i64, String)>, CatalogError> {
-        let (q, params) = self.count_query(filter, listing, COUNT_CAP)?;
-        self.conn
-            .rows("plan", &format!("EXPLAIN QUERY PLAN {q}"), &bind(&params), |r| Ok((r.get(0)?, r.get(1)?, r.get(3)?)))
     }
 
     fn menu_rows(&self, q: &str, params: Vec<Param>) -> Result<Vec<MenuRow>, CatalogError> {
