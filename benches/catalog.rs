@@ -90,11 +90,10 @@ fn main() {
             ..vidkeep::config::StorageConfig::default()
         };
         let store = Store::open(&storage).expect("store");
-        // As `serve` and the daemon read: `UI_READERS` connections.
-        let ui = (1..vidkeep::web::ui::UI_READERS)
-            .fold(UiState::new(Catalog::open_read_only(&path).expect("reader"), store), |ui, _| {
-                ui.with_reader(Catalog::open_read_only(&path).expect("reader"))
-            });
+        // As `serve` and the daemon read: up to `UI_READERS` connections.
+        let more = path.clone();
+        let ui = UiState::new(Catalog::open_read_only(&path).expect("reader"), store)
+            .with_readers(vidkeep::web::ui::UI_READERS, move || Catalog::open_read_only(&more));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let origin = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, routes(ui)).await });

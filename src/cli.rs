@@ -525,17 +525,17 @@ pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let addr = config.http.listen_addr().context("`[http] listen` is empty or not an address: nothing to serve on")?;
     let place = config.catalog.clone();
-    let readers = tokio::task::spawn_blocking(move || {
-        (0..crate::web::ui::UI_READERS)
-            .map(|_| crate::catalog::Catalog::open_config_read_only(&place))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await?
-    .with_context(|| format!("cannot read the catalogue {}", crate::catalog::Catalog::config_place(&config.catalog)))?;
+    let first = {
+        let place = place.clone();
+        tokio::task::spawn_blocking(move || crate::catalog::Catalog::open_config_read_only(&place))
+            .await?
+            .with_context(|| {
+                format!("cannot read the catalogue {}", crate::catalog::Catalog::config_place(&config.catalog))
+            })?
+    };
     let store = crate::store::Store::open(&config.storage)?;
-    let mut readers = readers.into_iter();
-    let first = readers.next().context("no catalogue connection")?;
-    let ui = readers.fold(crate::web::ui::UiState::new(first, store), crate::web::ui::UiState::with_reader);
+    let more = move || crate::catalog::Catalog::open_config_read_only(&place);
+    let ui = crate::web::ui::UiState::new(first, store).with_readers(crate::web::ui::UI_READERS, more);
     let routes = crate::web::ui::routes(ui.with_budget(config.budget_limits()));
     let listener = crate::web::bind(addr).await?;
     let local = listener.local_addr()?;

@@ -152,11 +152,11 @@ pub async fn run_with(
     let ui = {
         let (place, store, budget) = (config.catalog.clone(), store.clone(), config.budget_limits());
         tokio::task::spawn_blocking(move || {
-            let mut ui = UiState::new(Catalog::open_config_read_only(&place)?, store).with_budget(budget);
-            for _ in 1..crate::web::ui::UI_READERS {
-                ui = ui.with_reader(Catalog::open_config_read_only(&place)?);
-            }
-            Ok::<_, crate::catalog::CatalogError>(ui)
+            let first = Catalog::open_config_read_only(&place)?;
+            let more = move || Catalog::open_config_read_only(&place);
+            Ok::<_, crate::catalog::CatalogError>(
+                UiState::new(first, store).with_budget(budget).with_readers(crate::web::ui::UI_READERS, more),
+            )
         })
         .await
         .map_err(|e| DaemonError::Panic("catalogue open", e.to_string()))??

@@ -85,10 +85,14 @@ impl UiState {
         }
     }
 
-    /// Reads through `catalog` too (another read-only connection to the same catalogue), so
-    /// that many reads run at once ([`UI_READERS`]).
-    pub fn with_reader(self, catalog: Catalog) -> UiState {
-        self.readers.add(catalog);
+    /// Reads through up to `max` read-only connections at once, those past the first opened by
+    /// `open` when a read finds none free ([`UI_READERS`]: a page's listing and its menus at once).
+    pub fn with_readers(
+        self,
+        max: usize,
+        open: impl Fn() -> Result<Catalog, CatalogError> + Send + Sync + 'static,
+    ) -> UiState {
+        self.readers.grow(max, Box::new(open));
         self
     }
 

@@ -1,9 +1,10 @@
 //! The UI's read-only catalogue connections: a few, each lent to one read at a time, so the two
 //! reads of a grid page (its listing and its filter menus) run at once, and one person's slow
 //! search does not hold up another's page. Measured at 1,000,000 jobs, a page with menus took
-//! the sum of the two reads on one connection (issue 14).
+//! the sum of the two reads on one connection (issue 14). Connections past the first are opened
+//! when a read finds none free, so an idle daemon holds one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -12,11 +13,15 @@ use crate::catalog::{Catalog, CatalogError};
 /// How many connections `serve` and the daemon open for the UI: the grid's two reads at once.
 pub const UI_READERS: usize = 2;
 
-/// Connections waiting to be lent, and one permit per connection.
-#[derive(Debug)]
+/// Opens one more read-only connection to the same catalogue.
+pub(super) type Opener = Box<dyn Fn() -> Result<Catalog, CatalogError> + Send + Sync>;
+
+/// Connections waiting to be lent, and one permit per connection there may be (open or not).
 pub(super) struct Readers {
     free: Mutex<Vec<Catalog>>,
     ready: Arc<Semaphore>,
+    /// Opens the connections past those given, when a read finds none free.
+    open: OnceLock<Opener>,
 }
 
 /// A connection lent to one read; given back when dropped, even by a read that panicked (the
@@ -45,13 +50,15 @@ pub(super) enum ReadFailure {
 
 impl Readers {
     pub(super) fn new(first: Catalog) -> Readers {
-        Readers { free: Mutex::new(vec![first]), ready: Arc::new(Semaphore::new(1)) }
+        Readers { free: Mutex::new(vec![first]), ready: Arc::new(Semaphore::new(1)), open: OnceLock::new() }
     }
 
-    /// Adds a connection.
-    pub(super) fn add(&self, catalog: Catalog) {
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(catalog);
-        self.ready.add_permits(1);
+    /// Allows up to `max` connections in all, those past the ones there are opened by `open` when
+    /// a read needs one (once: a second call changes nothing).
+    pub(super) fn grow(&self, max: usize, open: Opener) {
+        if self.open.set(open).is_ok() {
+            self.ready.add_permits(max.saturating_sub(self.ready.available_permits()));
+        }
     }
 
     /// Runs `f` on a free connection on the blocking pool, waiting for one if all are lent. The
@@ -66,11 +73,17 @@ impl Readers {
         let readers = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let catalog = readers.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let lent = Lent { readers: &readers, catalog };
+            let free = readers.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            // None free under a permit: this read is the first to need one more connection.
+            let catalog = match (free, readers.open.get()) {
+                (Some(catalog), _) => catalog,
+                (None, Some(open)) => open().map_err(ReadFailure::Catalog)?,
+                (None, None) => return Err(ReadFailure::Internal("no free catalogue connection".into())),
+            };
+            let lent = Lent { readers: &readers, catalog: Some(catalog) };
             match &lent.catalog {
                 Some(catalog) => f(catalog).map_err(ReadFailure::Catalog),
-                None => Err(ReadFailure::Internal("no free catalogue connection".into())),
+                None => Err(ReadFailure::Internal("no catalogue connection".into())),
             }
         })
         .await
@@ -88,12 +101,16 @@ mod tests {
 
     /// With two connections, a read that waits does not hold up another: the second read ends
     /// while the first still holds its connection (with one connection this would never end).
+    /// The second connection is opened only then.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_read_does_not_hold_up_another_and_a_panic_gives_its_connection_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(Catalog::open(&dir.path().join("c.sqlite")).expect("create"));
         let readers = Arc::new(Readers::new(reader(dir.path())));
-        readers.add(reader(dir.path()));
+        let path = dir.path().to_path_buf();
+        readers.grow(2, Box::new(move || Catalog::open_read_only(&path.join("c.sqlite"))));
+        assert!(readers.read(|c| c.change_stamp()).await.is_ok());
+        assert_eq!(readers.free.lock().expect("lock").len(), 1, "one read at a time needs one connection");
         let (release, released) = std::sync::mpsc::channel::<()>();
         let (holding, held) = tokio::sync::oneshot::channel::<()>();
         let slow = tokio::spawn({
