@@ -53,11 +53,11 @@ impl Readers {
         Readers { free: Mutex::new(vec![first]), ready: Arc::new(Semaphore::new(1)), open: OnceLock::new() }
     }
 
-    /// Allows up to `max` connections in all, those past the ones there are opened by `open` when
-    /// a read needs one (once: a second call changes nothing).
+    /// Allows up to `max` connections in all, those past the first opened by `open` when a read
+    /// needs one (once: a second call changes nothing).
     pub(super) fn grow(&self, max: usize, open: Opener) {
         if self.open.set(open).is_ok() {
-            self.ready.add_permits(max.saturating_sub(self.ready.available_permits()));
+            self.ready.add_permits(max.saturating_sub(1));
         }
     }
 
