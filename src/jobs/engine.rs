@@ -198,11 +198,15 @@ impl Engine {
         }
         while !cancel.is_cancelled() {
             self.follow_reload();
+            // What waits on the platform's clock first: a ready result (its link expires) and a
+            // due poll are started before this turn's own commits and file moves (a submission's
+            // `submitting`, a settled spec's report and rename, each fsynced), which came first
+            // and held every download behind them (issue 14: ready to download, p50).
+            self.start_downloads().await?;
+            self.start_polls().await?;
+            self.start_submissions().await?;
             self.settle_specs().await?;
             self.apply_uncertain_policy().await?;
-            self.start_submissions().await?;
-            self.start_polls().await?;
-            self.start_downloads().await?;
             let wake_at = self.next_wake(Instant::now());
             tokio::select! {
                 () = cancel.cancelled() => break,
