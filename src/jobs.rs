@@ -1,5 +1,6 @@
 //! Jobs: the state machine ([`state`], re-exported from [`crate::domain`]), the engine that drives it against the platform
-//! ([`engine`]), the in-flight limiter, and crash repair at start ([`reconcile`]).
+//! ([`engine`]; its steps: a task's submission and polls in `task`, the download in `download`), the in-flight
+//! limiter, and crash repair at start ([`reconcile`]).
 
 mod download;
 pub mod engine;
@@ -7,6 +8,7 @@ mod limiter;
 pub mod rebuild;
 pub mod reconcile;
 mod schedule;
+mod task;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
